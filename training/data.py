@@ -1,0 +1,177 @@
+"""Training data: real photos, clipped with the DeclipNet protocol.
+
+Every sample is a random crop of a photo, clipped at two random thresholds (over-exposure in
+``over_range`` and under-exposure in ``under_range``, 8-bit scale) and normalised with
+``(v - under) / (over - under)``, so the clipped input spans [0, 1] and the truth, mapped the same
+way, goes below 0 and above 1 exactly where the input was clipped.
+
+Batches are a pure function of ``(seed, step, rank)``: resuming at step ``s`` draws the very batch
+an uninterrupted run would have drawn, which is what makes resume bit-exact.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+
+# Photo folders that must never be trained on (the evaluation sets).
+_EVAL_PARTS = {"eval", "kodak24", "cbsd68"}
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """All photos below ``root``, sorted; refuses evaluation folders."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"training data folder not found: {root}")
+    paths = sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    for p in paths:
+        if _EVAL_PARTS & {part.lower() for part in p.relative_to(root.parent).parts}:
+            raise ValueError(f"{p}: evaluation photos must never be used for training")
+    if not paths:
+        raise FileNotFoundError(f"no photos found below {root}")
+    return paths
+
+
+def load_rgb8(path: Path, min_side: int) -> np.ndarray | None:
+    """Decode a photo to H x W x 3 uint8 (ICC ignored: training sees the stored sRGB-ish values).
+
+    Returns None for photos smaller than ``min_side`` on their shorter side.
+    """
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if min(im.size) < min_side:
+            return None
+        return np.asarray(im, dtype=np.uint8).copy()
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """How samples are clipped. Thresholds are on the 8-bit scale, both ends inclusive."""
+
+    over_range: tuple[int, int] = (175, 255)
+    under_range: tuple[int, int] = (1, 80)
+    per_channel: bool = False  # realistic extra: each channel its own thresholds
+    jpeg_quality: tuple[int, int] | None = None  # realistic extra: re-encode after clipping
+    jpeg_probability: float = 0.0
+    flips: bool = False  # realistic extra: random horizontal / vertical flips
+
+
+def clip_and_normalise(
+    rgb: np.ndarray, over: np.ndarray | float, under: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clip an 8-bit-scale photo to [under, over] and normalise input and truth alike.
+
+    ``rgb`` is H x W x 3 on the 0..255 scale (any real dtype). ``over`` and ``under`` are scalars or
+    per-channel arrays of shape (3,). Returns ``(clipped, truth)`` as float32 H x W x 3 with
+    ``clipped`` in [0, 1] and ``truth = (rgb - under) / (over - under)`` unbounded.
+    """
+    over = np.asarray(over, dtype=np.float32)
+    under = np.asarray(under, dtype=np.float32)
+    if np.any(over <= under):
+        raise ValueError(f"over-exposure threshold {over} must exceed under-exposure {under}")
+    v = rgb.astype(np.float32)
+    scale = 1.0 / (over - under)
+    truth = (v - under) * scale
+    clipped = (np.clip(v, under, over) - under) * scale
+    return clipped.astype(np.float32), truth.astype(np.float32)
+
+
+def _jpeg_roundtrip(clipped_8bit: np.ndarray, quality: int) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(clipped_8bit).save(buf, format="JPEG", quality=int(quality))
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def make_sample(
+    rgb: np.ndarray, crop: int, spec: ClipSpec, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One (clipped, truth) pair, both 3 x crop x crop float32, from one photo."""
+    h, w = rgb.shape[:2]
+    if h < crop or w < crop:
+        raise ValueError(f"photo of {w}x{h} is smaller than the crop {crop}")
+    y = int(rng.integers(0, h - crop + 1))
+    x = int(rng.integers(0, w - crop + 1))
+    patch = rgb[y : y + crop, x : x + crop]
+    if spec.flips:
+        if rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        if rng.random() < 0.5:
+            patch = patch[::-1]
+    n = 3 if spec.per_channel else 1
+    over = rng.integers(spec.over_range[0], spec.over_range[1] + 1, size=n).astype(np.float32)
+    under = rng.integers(spec.under_range[0], spec.under_range[1] + 1, size=n).astype(np.float32)
+    if not spec.per_channel:
+        over, under = over[0], under[0]
+    clipped, truth = clip_and_normalise(patch, over, under)
+    if spec.jpeg_quality is not None and rng.random() < spec.jpeg_probability:
+        # A real clipped photo is an 8-bit file: quantise, JPEG-encode, then normalise again.
+        lo_q, hi_q = spec.jpeg_quality
+        stored = np.clip(np.rint(np.clip(patch.astype(np.float32), under, over)), 0, 255)
+        stored = _jpeg_roundtrip(stored.astype(np.uint8), int(rng.integers(lo_q, hi_q + 1)))
+        clipped = np.clip((stored.astype(np.float32) - under) / (over - under), 0.0, 1.0)
+        clipped = clipped.astype(np.float32)
+    return (
+        np.ascontiguousarray(clipped.transpose(2, 0, 1)),
+        np.ascontiguousarray(truth.transpose(2, 0, 1)),
+    )
+
+
+class ClipSampler:
+    """Deterministic batches of clipped crops from a folder of photos.
+
+    Photos are decoded lazily and cached in memory (as uint8) on first use.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        crop: int,
+        batch: int,
+        spec: ClipSpec = ClipSpec(),
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        max_images: int | None = None,
+    ) -> None:
+        self.crop, self.batch, self.spec, self.seed = crop, batch, spec, seed
+        self.rank, self.world_size = rank, world_size
+        paths = list_images(root)
+        if max_images is not None:
+            paths = paths[:max_images]
+        self.paths = paths
+        self._cache: dict[int, np.ndarray | None] = {}
+
+    def _photo(self, index: int) -> np.ndarray | None:
+        if index not in self._cache:
+            self._cache[index] = load_rgb8(self.paths[index], self.crop)
+        return self._cache[index]
+
+    def batch_at(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch for global step ``step`` on this rank: (clipped, truth), N x 3 x H x W."""
+        rng = np.random.default_rng([self.seed, step, self.rank, self.world_size])
+        xs, ys = [], []
+        while len(xs) < self.batch:
+            rgb = self._photo(int(rng.integers(0, len(self.paths))))
+            if rgb is None:  # too small for this crop size: draw another photo
+                continue
+            x, y = make_sample(rgb, self.crop, self.spec, rng)
+            xs.append(x)
+            ys.append(y)
+        return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+def epochs_for(steps: int, batch: int, n_images: int) -> float:
+    """How many passes over the photos ``steps`` batches amount to (for the model card)."""
+    return steps * batch / max(1, n_images) if n_images else math.nan

@@ -1,0 +1,361 @@
+"""Train the DeclipNet generator.
+
+    python -m training.train --config training/configs/NAME.toml [--steps N] [--out-dir DIR]
+    torchrun --nproc_per_node 2 -m training.train --config ...   # DistributedDataParallel
+
+The run folder holds ``checkpoint.pt`` (everything needed to resume exactly; written atomically),
+``loss.csv`` and ``loss.png``. Running the same command again resumes from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from training.config import Config, load_config
+from training.data import ClipSampler, ClipSpec
+from training.losses import (
+    discriminator_loss,
+    generator_adversarial_loss,
+    mse_loss,
+    perceptual_loss,
+)
+from training.models import Discriminator, Generator, build_generator
+from training.vgg import build_perceptual_net
+
+CSV_FIELDS = ["step", "total", "mse", "perceptual", "adversarial", "disc", "sec_per_step"]
+
+
+def _unwrap(m: nn.Module) -> nn.Module:
+    return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
+
+
+def state_sha256(modules: list[nn.Module]) -> str:
+    """Digest of parameters and buffers, to compare replicas and checkpoints."""
+    h = hashlib.sha256()
+    for m in modules:
+        for k, v in sorted(_unwrap(m).state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable training checkpoint ({exc})") from None
+
+
+def generator_from_checkpoint(ckpt: dict[str, Any]) -> Generator:
+    g = build_generator(ckpt["config"]["layout"], ckpt["config"]["width"])
+    g.load_state_dict(ckpt["generator"])
+    return g
+
+
+def plot_losses(csv_path: Path, png_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for key in ("total", "mse", "perceptual", "adversarial"):
+        vals = [float(r[key]) for r in rows]
+        if any(v != 0 for v in vals):
+            axes[0].plot(steps, vals, label=key)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("step")
+    axes[0].set_title("generator losses")
+    axes[0].legend()
+    disc = [float(r["disc"]) for r in rows]
+    axes[1].plot(steps, disc, color="tab:red")
+    axes[1].set_xlabel("step")
+    axes[1].set_title("discriminator loss")
+    fig.tight_layout()
+    tmp = png_path.with_name(png_path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, png_path)
+
+
+class Trainer:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.distributed:
+            backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
+            dist.init_process_group(backend)
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+            if cfg.device.startswith("cuda"):
+                local = int(os.environ.get("LOCAL_RANK", "0"))
+                cfg.device = f"cuda:{local}"
+                torch.cuda.set_device(local)
+        else:
+            self.rank, self.world = 0, 1
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = torch.device(cfg.device)
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+
+        self.sampler = ClipSampler(
+            cfg.data_root,
+            crop=cfg.crop,
+            batch=cfg.batch,
+            spec=ClipSpec(
+                over_range=cfg.over_range,
+                under_range=cfg.under_range,
+                per_channel=cfg.per_channel,
+                jpeg_quality=cfg.jpeg_quality,
+                jpeg_probability=cfg.jpeg_probability,
+                flips=cfg.flips,
+            ),
+            seed=cfg.seed,
+            rank=self.rank,
+            world_size=self.world,
+            max_images=cfg.max_images,
+        )
+        g: nn.Module = build_generator(cfg.layout, cfg.width).to(self.device)
+        d: nn.Module | None = Discriminator(cfg.disc_width).to(self.device) if cfg.adversarial else None
+        self.vgg = (
+            build_perceptual_net(cfg.perceptual_network, cfg.perceptual_layers, cfg.perceptual_weights).to(
+                self.device
+            )
+            if cfg.perceptual
+            else None
+        )
+        self.opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        self.opt_d = (
+            torch.optim.SGD(d.parameters(), lr=cfg.lr * cfg.disc_lr_ratio) if d is not None else None
+        )
+        self.step = 0
+        self.wall = 0.0
+        self.history: list[dict[str, Any]] = []
+        ckpt_path = self.out / "checkpoint.pt"
+        if ckpt_path.exists():
+            ck = load_checkpoint(ckpt_path)
+            g.load_state_dict(ck["generator"])
+            self.opt_g.load_state_dict(ck["opt_g"])
+            if d is not None:
+                if ck.get("discriminator") is None:
+                    raise ValueError(f"{ckpt_path}: has no discriminator but the config is adversarial")
+                d.load_state_dict(ck["discriminator"])
+                assert self.opt_d is not None
+                self.opt_d.load_state_dict(ck["opt_d"])
+            self.step, self.wall = int(ck["step"]), float(ck["wall_seconds"])
+            self.history = list(ck["history"])
+            self._log(f"resumed from {ckpt_path} at step {self.step}")
+        elif cfg.init_from:
+            ck = load_checkpoint(cfg.init_from)
+            g.load_state_dict(ck["generator"])
+            self.history = list(ck["history"])
+            self._log(f"generator initialised from {cfg.init_from} (step {ck['step']})")
+        if self.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            g = nn.parallel.DistributedDataParallel(g, device_ids=ids)
+            if d is not None:
+                d = nn.parallel.DistributedDataParallel(d, device_ids=ids)
+        self.g, self.d = g, d
+
+    def _log(self, msg: str) -> None:
+        if self.rank == 0:
+            tqdm.write(f"[{self.cfg.name}] {msg}", file=sys.stderr)
+
+    def train_step(self, step: int) -> dict[str, float]:
+        cfg = self.cfg
+        x, y = self.sampler.batch_at(step)
+        x, y = x.to(self.device), y.to(self.device)
+        self.g.train()
+        out = x + self.g(x)
+        stats = {"disc": 0.0, "perceptual": 0.0, "adversarial": 0.0}
+        if self.d is not None:
+            assert self.opt_d is not None
+            self.d.train()
+            logits = self.d(torch.cat([y, out.detach()]))
+            loss_d = discriminator_loss(logits[: len(y)], logits[len(y) :])
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            stats["disc"] = loss_d.item()
+        l_mse = mse_loss(out, y)
+        total = cfg.w_mse * l_mse
+        if self.vgg is not None:
+            with torch.no_grad():
+                truth_feats = self.vgg(y)
+            l_perc = perceptual_loss(self.vgg(out), truth_feats)
+            total = total + cfg.w_perceptual * l_perc
+            stats["perceptual"] = l_perc.item()
+        if self.d is not None:
+            l_adv = generator_adversarial_loss(self.d(out))
+            total = total + cfg.w_adversarial * l_adv
+            stats["adversarial"] = l_adv.item()
+        self.opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.g.parameters(), cfg.grad_clip)
+        self.opt_g.step()
+        stats["mse"] = l_mse.item()
+        stats["total"] = total.item()
+        return stats
+
+    def checkpoint(self) -> Path:
+        path = self.out / "checkpoint.pt"
+        if self.rank != 0:
+            return path
+        d = _unwrap(self.d) if self.d is not None else None
+        record = {
+            "name": self.cfg.name,
+            "steps": self.step,
+            "crop": self.cfg.crop,
+            "batch": self.cfg.batch,
+            "losses": {
+                "mse": self.cfg.w_mse,
+                "perceptual": self.cfg.w_perceptual,
+                "adversarial": self.cfg.w_adversarial,
+            },
+            "perceptual_network": self.cfg.perceptual_network if self.cfg.perceptual else None,
+            "perceptual_layers": list(self.cfg.perceptual_layers) if self.cfg.perceptual else None,
+            "wall_seconds": round(self.wall, 1),
+            "world_size": self.world,
+            "device": str(self.device),
+            "data_root": self.cfg.data_root,
+            "images": len(self.sampler.paths),
+        }
+        atomic_save(
+            {
+                "format": "declipnet-checkpoint-1",
+                "step": self.step,
+                "wall_seconds": self.wall,
+                "config": self.cfg.to_dict(),
+                "generator": _unwrap(self.g).state_dict(),
+                "discriminator": d.state_dict() if d is not None else None,
+                "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
+                "history": self.history + [record],
+            },
+            path,
+        )
+        return path
+
+    def _csv(self) -> tuple[Any, Any]:
+        path = self.out / "loss.csv"
+        rows: list[dict[str, str]] = []
+        if path.exists():  # keep only what precedes the resume point
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
+        f = open(path, "w", newline="")
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+        f.flush()
+        return f, writer
+
+    def run(self) -> None:
+        cfg = self.cfg
+        if self.step >= cfg.steps:
+            self._log(f"already at step {self.step} >= {cfg.steps}; nothing to do")
+        f, writer = self._csv() if self.rank == 0 else (None, None)
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.step,
+            disable=self.rank != 0,
+            desc=cfg.name,
+            unit="step",
+            file=sys.stderr,
+            mininterval=10,
+        )
+        acc: dict[str, float] = {}
+        n_acc = 0
+        try:
+            while self.step < cfg.steps:
+                t0 = time.perf_counter()
+                stats = self.train_step(self.step)
+                dt = time.perf_counter() - t0
+                self.wall += dt
+                self.step += 1
+                for k, v in stats.items():
+                    acc[k] = acc.get(k, 0.0) + v
+                acc["sec_per_step"] = acc.get("sec_per_step", 0.0) + dt
+                n_acc += 1
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    row = {k: f"{v / n_acc:.6g}" for k, v in acc.items()}
+                    row["step"] = str(self.step)
+                    if writer is not None:
+                        writer.writerow(row)
+                        f.flush()
+                    bar.set_postfix(loss=row["total"], mse=row["mse"])
+                    acc, n_acc = {}, 0
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                    self.checkpoint()
+                    if self.rank == 0:
+                        plot_losses(self.out / "loss.csv", self.out / "loss.png")
+        finally:
+            bar.close()
+            if f is not None:
+                f.close()
+        if self.distributed:
+            digest = state_sha256([m for m in (self.g, self.d) if m is not None])
+            digests: list[Any] = [None] * self.world
+            dist.all_gather_object(digests, digest)
+            if self.rank == 0:
+                (self.out / "replicas.json").write_text(json.dumps({"sha256": digests}, indent=1))
+                if len(set(digests)) != 1:
+                    self._log(f"WARNING: replicas disagree: {digests}")
+            dist.destroy_process_group()
+        self._log(f"done at step {self.step}; {self.wall:.0f} s of training in total")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    p.add_argument("--config", required=True, help="TOML file, e.g. training/configs/paper.toml")
+    p.add_argument("--steps", type=int, help="override the number of steps")
+    p.add_argument("--out-dir", help="override the run folder")
+    p.add_argument("--threads", type=int, help="torch threads per process")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ...")
+    args = p.parse_args(argv)
+    try:
+        cfg = load_config(
+            args.config,
+            steps=args.steps,
+            out_dir=args.out_dir,
+            threads=args.threads,
+            device=args.device,
+        )
+        Trainer(cfg).run()
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
