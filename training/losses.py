@@ -14,15 +14,18 @@ def mse_loss(output: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(output, truth)
 
 
-def perceptual_loss(out_feats: list[torch.Tensor], truth_feats: list[torch.Tensor]) -> torch.Tensor:
+def perceptual_loss(
+    out_feats: list[torch.Tensor], truth_feats: list[torch.Tensor], feature_scale: float = 1.0
+) -> torch.Tensor:
     """Sum over layers of the squared feature distance, each normalised by its size W*H*F.
 
-    Averaged over the batch.
+    Averaged over the batch; features are multiplied by ``feature_scale`` first.
     """
     total = out_feats[0].new_zeros(())
     for a, b in zip(out_feats, truth_feats, strict=True):
         size = a.shape[1] * a.shape[2] * a.shape[3]
-        total = total + ((a - b) ** 2).sum(dim=(1, 2, 3)).mean() / size
+        diff = (a - b) * feature_scale
+        total = total + (diff**2).sum(dim=(1, 2, 3)).mean() / size
     return total
 
 

@@ -210,7 +210,7 @@ class Trainer:
         if self.vgg is not None:
             with torch.no_grad():
                 truth_feats = self.vgg(y)
-            l_perc = perceptual_loss(self.vgg(out), truth_feats)
+            l_perc = perceptual_loss(self.vgg(out), truth_feats, cfg.perceptual_feature_scale)
             total = total + cfg.w_perceptual * l_perc
             stats["perceptual"] = l_perc.item()
         if self.d is not None:
@@ -243,6 +243,7 @@ class Trainer:
             },
             "perceptual_network": self.cfg.perceptual_network if self.cfg.perceptual else None,
             "perceptual_layers": list(self.cfg.perceptual_layers) if self.cfg.perceptual else None,
+            "perceptual_feature_scale": self.cfg.perceptual_feature_scale,
             "wall_seconds": round(self.wall, 1),
             "world_size": self.world,
             "device": str(self.device),

@@ -1,0 +1,167 @@
+"""Export a trained generator to the ONNX model contract of ARCHITECTURE.md.
+
+    python -m training.export CHECKPOINT OUT.onnx [--version 1] [--parity-image PHOTO]
+
+Batch normalisation is folded into the convolutions, the graph is checked with ``onnx.checker``,
+and ONNX Runtime's output is compared with torch's on a real photo (max abs difference <= 1e-4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from training.data import load_rgb8
+from training.models import GENERATOR_MULTIPLE, Generator, receptive_field_radius
+from training.train import generator_from_checkpoint, load_checkpoint
+
+CONTRACT = "libdeclip-model-1"
+PARITY_TOLERANCE = 1e-4
+DEFAULT_PARITY_IMAGE = Path(__file__).resolve().parent.parent / "examples" / "night_lamps.png"
+NORMALISATION = (
+    "sRGB-encoded float32; per image (v - low) / (high - low) with the clip levels low and high, "
+    "so the clipped input spans [0, 1]; reconstruction = clipped + residual, unbounded"
+)
+
+
+def fold_batch_norm(model: Generator) -> Generator:
+    """A copy of ``model`` (in eval mode) with every BatchNorm folded into the layer before it."""
+    import copy
+
+    folded = copy.deepcopy(model).eval()
+    for name, child in list(folded.named_children()):
+        if isinstance(child, nn.Sequential) and len(child) == 3 and isinstance(child[1], nn.BatchNorm2d):
+            layer, bn, act = child
+            fused = fuse_conv_bn_eval(layer, bn, transpose=isinstance(layer, nn.ConvTranspose2d))
+            setattr(folded, name, nn.Sequential(fused, act))
+    return folded
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def describe_training(ckpt: dict[str, Any]) -> tuple[str, int]:
+    """Human-readable training data and the total number of steps over all stages."""
+    history = ckpt["history"]
+    steps = sum(int(h["steps"]) for h in history)
+    roots = sorted({str(h["data_root"]) for h in history})
+    images = max(int(h["images"]) for h in history)
+    data = (
+        f"{images} photos from {', '.join(roots)} (ImageNet sample, BSDS500 train+test, Sun-Hays 80, "
+        "Debian wallpapers; research-only licences), clipped with the DeclipNet protocol"
+    )
+    return data, steps
+
+
+def metadata(ckpt: dict[str, Any], ckpt_sha: str, version: str, radius: int) -> dict[str, str]:
+    data, steps = describe_training(ckpt)
+    cfg = ckpt["config"]
+    return {
+        "contract": CONTRACT,
+        "name": "declipnet",
+        "version": version,
+        "input_name": "clipped",
+        "output_name": "residual",
+        "input_channels": "R,G,B",
+        "output_channels": "R,G,B",
+        "layout": "NCHW",
+        "normalisation": NORMALISATION,
+        "spatial_multiple": str(GENERATOR_MULTIPLE),
+        "receptive_field_radius": str(radius),
+        "generator_layout": str(cfg["layout"]),
+        "generator_width": str(cfg["width"] or 32),
+        "training_data": data,
+        "training_steps": str(steps),
+        "training_schedule": json.dumps(ckpt["history"]),
+        "checkpoint_sha256": ckpt_sha,
+    }
+
+
+def export(
+    checkpoint: Path, out: Path, version: str = "1", parity_image: Path = DEFAULT_PARITY_IMAGE
+) -> dict[str, Any]:
+    import onnx
+    import onnxruntime as ort
+
+    ckpt = load_checkpoint(checkpoint)
+    model = generator_from_checkpoint(ckpt).eval()
+    folded = fold_batch_norm(model)
+    radius = receptive_field_radius(model)
+    example = torch.zeros(1, 3, 64, 64)
+    tmp = out.with_name(out.name + ".tmp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        folded,
+        (example,),
+        str(tmp),
+        input_names=["clipped"],
+        output_names=["residual"],
+        dynamic_axes={"clipped": {0: "N", 2: "H", 3: "W"}, "residual": {0: "N", 2: "H", 3: "W"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    proto = onnx.load(str(tmp))
+    props = metadata(ckpt, sha256_file(checkpoint), version, radius)
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    proto.producer_name = "libdeclip training.export"
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(tmp))
+
+    # Parity on a real photo, cropped to the model's multiple.
+    rgb = load_rgb8(parity_image, 8)
+    if rgb is None:
+        raise ValueError(f"{parity_image}: too small for a parity check")
+    h = rgb.shape[0] // GENERATOR_MULTIPLE * GENERATOR_MULTIPLE
+    w = rgb.shape[1] // GENERATOR_MULTIPLE * GENERATOR_MULTIPLE
+    x = np.ascontiguousarray((rgb[:h, :w].astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+    got = sess.run(["residual"], {"clipped": x})[0]
+    diff = float(np.abs(got - ref).max())
+    if diff > PARITY_TOLERANCE:
+        tmp.unlink()
+        raise RuntimeError(f"ONNX/torch parity failed on {parity_image}: max abs diff {diff:.3g}")
+    os.replace(tmp, out)
+    return {"path": str(out), "parity_max_abs_diff": diff, "parity_image": str(parity_image), **props}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--version", default="1")
+    p.add_argument("--parity-image", type=Path, default=DEFAULT_PARITY_IMAGE)
+    args = p.parse_args(argv)
+    try:
+        info = export(args.checkpoint, args.out, args.version, args.parity_image)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {info['path']}")
+    print(f"  receptive field radius: {info['receptive_field_radius']} px")
+    print(f"  training steps: {info['training_steps']}")
+    print(f"  ONNX Runtime vs torch on {info['parity_image']}: max abs diff {info['parity_max_abs_diff']:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
