@@ -82,8 +82,10 @@ def clip_and_normalise(
     v = rgb.astype(np.float32)
     scale = 1.0 / (over - under)
     truth = (v - under) * scale
-    clipped = (np.clip(v, under, over) - under) * scale
-    return clipped.astype(np.float32), truth.astype(np.float32)
+    truth = truth.astype(np.float32)
+    # clip(v, under, over) mapped the same way, computed so that clipped values are exactly 0 and 1
+    clipped = np.clip(truth, 0.0, 1.0)
+    return clipped, truth
 
 
 def _jpeg_roundtrip(clipped_8bit: np.ndarray, quality: int) -> np.ndarray:

