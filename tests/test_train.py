@@ -90,3 +90,9 @@ def test_state_digest_changes_with_weights() -> None:
     with torch.no_grad():
         g.e1[0].weight.add_(1e-3)
     assert state_sha256([g]) != before
+
+
+def test_shipped_configs_load() -> None:
+    for path in sorted((REPO / "training" / "configs").glob("*.toml")):
+        cfg = load_config(path)
+        assert cfg.steps > 0, path
