@@ -19,7 +19,7 @@ import numpy as np
 
 from libdeclip.engine import DEFAULT_MODEL, ModelInfo, OnnxEngine
 from libdeclip.errors import DeclipError, EngineError, ModelError, UnsupportedInputError
-from libdeclip.mask import DEFAULT_TOLERANCE, FEATHER_RADIUS, clip_masks, feather_weights
+from libdeclip.mask import DEFAULT_TOLERANCE, clip_masks
 
 __version__ = "0.1.0"
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "UnsupportedInputError",
     "ModelError",
     "EngineError",
-    "FEATHER_RADIUS",
     "__version__",
 ]
 
@@ -65,10 +64,11 @@ def declip(
         tolerance: values within this fraction of the range from 0 or 1 count as clipped.
 
     Returns:
-        H x W x 3 float32. Clipped values are replaced by the reconstruction, unclamped (above 1
-        for recovered highlights, below 0 for recovered shadows, never inside the clip level);
-        pixels farther than :data:`FEATHER_RADIUS` pixels from every clipped pixel are returned
-        bit-identical; in between, the reconstruction is blended in linearly.
+        H x W x 3 float32. Each clipped channel value is replaced by the reconstruction,
+        unclamped: above 1 for recovered highlights, below 0 for recovered shadows, and never
+        inside the clip level (a value clipped high never comes back lower). Every unclipped
+        channel value, including the unclipped channels of a partly clipped pixel, is returned
+        bit-identical: it is what the camera measured.
     """
     if not isinstance(image, np.ndarray):
         raise UnsupportedInputError(f"expected a numpy array, got {type(image).__name__}")
@@ -94,12 +94,9 @@ def declip(
     batch = np.ascontiguousarray(padded.transpose(2, 0, 1)[None])
     residual = engine.residual(batch)[0].transpose(1, 2, 0)[:h, :w]
 
-    weights = feather_weights(pixel_mask)[..., None]
-    out = image + weights * residual
+    reconstruction = image + residual
     # The camera recorded "at least this bright" (or "at most this dark"): never go inside.
-    out = np.where(high, np.maximum(out, image), out)
-    out = np.where(low, np.minimum(out, image), out)
-    # Far from clipping the input is returned exactly (x + 0 * r is x, but keep it explicit).
-    far = weights[..., 0] == 0
-    out[far] = image[far]
-    return out.astype(np.float32, copy=False)
+    out = image.copy()
+    out[high] = np.maximum(reconstruction[high], image[high])
+    out[low] = np.minimum(reconstruction[low], image[low])
+    return out
