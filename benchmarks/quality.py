@@ -107,7 +107,7 @@ def save_grid(rows: list[tuple[Case, np.ndarray]], path: Path) -> None:
         scale = 256 / w
         size = (256, max(1, round(h * scale)))
 
-        def tile(a: np.ndarray) -> np.ndarray:
+        def tile(a: np.ndarray, size: tuple[int, int] = size) -> np.ndarray:
             im = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
             return np.asarray(im.resize(size, Image.Resampling.BILINEAR))
 

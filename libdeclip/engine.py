@@ -50,7 +50,8 @@ def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
         raise ModelError(f"{path}: not a libdeclip model (metadata lacks {', '.join(missing)})")
     if metadata["contract"] != CONTRACT:
         raise ModelError(
-            f"{path}: model contract {metadata['contract']!r} is not supported (this libdeclip reads {CONTRACT!r})"
+            f"{path}: model contract {metadata['contract']!r} is not supported "
+            f"(this libdeclip reads {CONTRACT!r})"
         )
     channels = tuple(metadata["input_channels"].split(","))
     if channels != ("R", "G", "B"):

@@ -18,7 +18,8 @@ def test_clip_and_normalise_by_hand() -> None:
 
 def test_clip_and_normalise_per_channel_and_bad_thresholds() -> None:
     rgb = np.full((2, 2, 3), 150.0, dtype=np.float32)
-    clipped, truth = clip_and_normalise(rgb, over=np.array([140, 200, 250.0]), under=np.array([10, 10, 160.0]))
+    over, under = np.array([140, 200, 250.0]), np.array([10, 10, 160.0])
+    clipped, truth = clip_and_normalise(rgb, over=over, under=under)
     np.testing.assert_allclose(clipped[0, 0], [1.0, 140 / 190, 0.0], rtol=1e-6)
     assert truth[0, 0, 0] > 1 and truth[0, 0, 2] < 0
     with pytest.raises(ValueError, match="must exceed"):

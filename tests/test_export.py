@@ -11,9 +11,9 @@ import torch
 import libdeclip
 from libdeclip.engine import DEFAULT_MODEL, OnnxEngine
 from tests.conftest import DEMO_PHOTO, tiny_config_text
+from training.config import load_config
 from training.export import export, fold_batch_norm, main
 from training.train import Trainer, generator_from_checkpoint, load_checkpoint
-from training.config import load_config
 
 REQUIRED_METADATA = {
     "contract", "name", "version", "input_name", "output_name", "input_channels", "layout",

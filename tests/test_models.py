@@ -16,7 +16,8 @@ def test_generator_layout() -> None:
     g = build_generator("paper")
     assert g.width == 32
     assert count_layers(g) == 14
-    kernels = {m.kernel_size for m in g.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))}
+    layers = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+    kernels = {m.kernel_size for m in g.modules() if isinstance(m, layers)}
     assert kernels == {(3, 3)}
     assert sum(isinstance(m, torch.nn.ConvTranspose2d) for m in g.modules()) == 3
     assert sum(isinstance(m, torch.nn.ELU) for m in g.modules()) == 13  # all but the last layer

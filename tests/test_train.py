@@ -36,7 +36,7 @@ def test_full_loss_run_writes_log_plot_and_checkpoint(tmp_path: Path, photo_fold
     rows = (out / "loss.csv").read_text().splitlines()
     assert rows[0].startswith("step,total,mse,perceptual,adversarial,disc")
     assert len(rows) == 4
-    last = dict(zip(rows[0].split(","), rows[-1].split(",")))
+    last = dict(zip(rows[0].split(","), rows[-1].split(","), strict=True))
     assert float(last["perceptual"]) > 0 and float(last["adversarial"]) > 0 and float(last["disc"]) > 0
     assert (out / "loss.png").stat().st_size > 1000
     ck = load_checkpoint(out / "checkpoint.pt")

@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {info['path']}")
     print(f"  receptive field radius: {info['receptive_field_radius']} px")
     print(f"  training steps: {info['training_steps']}")
-    print(f"  ONNX Runtime vs torch on {info['parity_image']}: max abs diff {info['parity_max_abs_diff']:.2e}")
+    diff = info["parity_max_abs_diff"]
+    print(f"  ONNX Runtime vs torch on {info['parity_image']}: max abs diff {diff:.2e}")
     return 0
 
 

@@ -75,7 +75,7 @@ class VGGFeatures(nn.Module):
             self.register_buffer("mean", torch.tensor(_TORCHVISION_MEAN).view(1, 3, 1, 1))
             self.register_buffer("std", torch.tensor(_TORCHVISION_STD).view(1, 3, 1, 1))
 
-    def train(self, mode: bool = True) -> "VGGFeatures":  # frozen: always in eval mode
+    def train(self, mode: bool = True) -> VGGFeatures:  # frozen: always in eval mode
         return super().train(False)
 
     def forward(self, rgb: torch.Tensor) -> list[torch.Tensor]:
@@ -84,7 +84,7 @@ class VGGFeatures(nn.Module):
         else:
             x = (rgb - self.mean) / self.std
         feats: dict[str, torch.Tensor] = {}
-        for name, conv, pool in zip(self.names, self.convs, self.pool_after):
+        for name, conv, pool in zip(self.names, self.convs, self.pool_after, strict=True):
             x = torch.relu(conv(x))
             if name in self.layers:
                 feats[name] = x
@@ -127,7 +127,7 @@ def load_vgg16_torchvision(path: str | Path) -> dict[str, tuple[torch.Tensor, to
         raise ValueError(f"{path}: expected {len(names)} VGG16 convolutions, found {len(convs)}")
     return {
         n: (sd[f"features.{i}.weight"].float(), sd[f"features.{i}.bias"].float())
-        for n, i in zip(names, convs)
+        for n, i in zip(names, convs, strict=True)
     }
 
 
