@@ -22,7 +22,7 @@ def test_protocol_is_seeded_and_quantised() -> None:
     np.testing.assert_array_equal(np.rint(a.clipped * 255) / 255, a.clipped)  # 8-bit levels
     identity = metrics(a, a.clipped)
     perfect = metrics(a, (a.truth - a.under) / (a.over - a.under))
-    assert perfect["psnr"] == float("inf") and perfect["region_ciede2000"] < 1e-6
+    assert perfect["psnr"] > 100 and perfect["region_ciede2000"] < 1e-3
     assert identity["region_psnr"] < 60 and identity["region_ciede2000"] > 0
 
 
