@@ -98,3 +98,22 @@ def test_shipped_configs_load() -> None:
     for path in sorted((REPO / "training" / "configs").glob("*.toml")):
         cfg = load_config(path)
         assert cfg.steps > 0, path
+
+
+def test_second_stage_starts_from_the_first(tmp_path: Path, photo_folder: Path) -> None:
+    first = load_config(_config(tmp_path, photo_folder, "stage1", 2, w_perceptual=0.0, w_adversarial=0.0))
+    Trainer(first).run()
+    stage1 = tmp_path / "stage1" / "checkpoint.pt"
+    second = load_config(_config(tmp_path, photo_folder, "stage2", 2, init_from=str(stage1)))
+    trainer = Trainer(second)
+    assert state_sha256([trainer.g]) == state_sha256([_generator(stage1)])
+    trainer.run()
+    history = load_checkpoint(tmp_path / "stage2" / "checkpoint.pt")["history"]
+    assert [h["steps"] for h in history] == [2, 2]
+    assert history[0]["losses"]["perceptual"] == 0.0 and history[1]["losses"]["perceptual"] == 0.095
+
+
+def _generator(path: Path) -> torch.nn.Module:
+    from training.train import generator_from_checkpoint
+
+    return generator_from_checkpoint(load_checkpoint(path))
