@@ -1,0 +1,358 @@
+"""Reading and writing photo files: PNG, JPEG and TIFF, with their colour profile and metadata.
+
+Pixels keep the file's own encoding and dtype: uint8 or uint16 for integer files, float16 or
+float32 for float TIFF. Metadata needed to hand back "a file of the same kind" travels in
+:class:`Image`: the ICC profile, EXIF, resolution, PNG text, and the JPEG quantisation tables.
+Writes go to a temporary file in the target folder, renamed into place only once complete.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from libdeclip.errors import UnsupportedInputError
+
+__all__ = ["Image", "read_image", "write_image", "FORMATS"]
+
+FORMATS = ("png", "jpeg", "tiff")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_EXIF_PREFIX = b"Exif\x00\x00"
+_TIFF_ICC, _TIFF_ORIENTATION = 34675, 274
+_SUFFIXES = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
+
+
+@dataclass
+class Image:
+    """A photo's pixels and what a faithful copy of its file needs.
+
+    ``pixels`` is H x W (greyscale) or H x W x C (C = 2 grey + alpha, 3 RGB, 4 RGBA), dtype
+    uint8, uint16, float16 or float32 as stored in the file.
+    """
+
+    pixels: np.ndarray
+    format: str = "png"
+    icc_profile: bytes | None = None
+    exif: bytes | None = None  # raw TIFF-structured EXIF, without the JPEG "Exif\0\0" prefix
+    dpi: tuple[float, float] | None = None
+    text: dict[str, str] = field(default_factory=dict)  # PNG text chunks
+    jpeg_qtables: list[list[int]] | None = None
+    jpeg_subsampling: int | None = None
+    tiff_compression: str | None = None
+    orientation: int | None = None  # EXIF/TIFF orientation tag, kept as found
+    path: Path | None = None
+
+    @property
+    def bit_depth(self) -> int:
+        return self.pixels.dtype.itemsize * 8
+
+    @property
+    def is_float(self) -> bool:
+        return self.pixels.dtype.kind == "f"
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.pixels.ndim == 2 else int(self.pixels.shape[2])
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.channels in (2, 4)
+
+    @property
+    def clip_levels(self) -> tuple[float, float]:
+        """The file's own range: (0, 255), (0, 65535), or (0.0, 1.0) for float."""
+        if self.is_float:
+            return 0.0, 1.0
+        return 0.0, float(np.iinfo(self.pixels.dtype).max)
+
+    @property
+    def jpeg_quality(self) -> int | None:
+        """IJG quality (1..100) estimated from the luminance quantisation table."""
+        if not self.jpeg_qtables:
+            return None
+        return _estimate_jpeg_quality(self.jpeg_qtables[0])
+
+    def with_pixels(self, pixels: np.ndarray) -> Image:
+        return replace(self, pixels=pixels)
+
+
+# ---------------------------------------------------------------------------------------- read
+
+
+def _sniff(head: bytes) -> str | None:
+    if head.startswith(_PNG_SIGNATURE):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    return None
+
+
+def read_image(path: str | os.PathLike[str]) -> Image:
+    """Read a PNG, JPEG or TIFF photo. Errors name the file and the problem."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UnsupportedInputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UnsupportedInputError(f"{path}: is a folder, not an image file") from None
+    except OSError as exc:
+        raise UnsupportedInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    kind = _sniff(data[:8])
+    if kind is None:
+        raise UnsupportedInputError(f"{path}: not a PNG, JPEG or TIFF file")
+    try:
+        image = {"png": _read_png, "jpeg": _read_jpeg, "tiff": _read_tiff}[kind](data)
+    except UnsupportedInputError as exc:
+        raise UnsupportedInputError(f"{path}: {exc}") from None
+    except Exception as exc:  # decoders raise many types; the user needs file and reason
+        raise UnsupportedInputError(f"{path}: damaged or unreadable {kind.upper()} ({exc})") from None
+    image.path = path
+    if image.pixels.size == 0:
+        raise UnsupportedInputError(f"{path}: the image is empty")
+    return image
+
+
+def _pil_metadata(im: Any) -> dict[str, Any]:
+    exif = im.info.get("exif")
+    if exif and exif.startswith(_EXIF_PREFIX):
+        exif = exif[len(_EXIF_PREFIX) :]
+    dpi = im.info.get("dpi")
+    orientation = None
+    if exif:
+        orientation = im.getexif().get(_TIFF_ORIENTATION)
+    return {
+        "icc_profile": im.info.get("icc_profile") or None,
+        "exif": exif or None,
+        "dpi": (float(dpi[0]), float(dpi[1])) if dpi else None,
+        "orientation": orientation,
+    }
+
+
+def _read_png(data: bytes) -> Image:
+    import imagecodecs
+    from PIL import Image as PILImage
+
+    with PILImage.open(io.BytesIO(data)) as im:
+        meta = _pil_metadata(im)
+        text = {k: v for k, v in getattr(im, "text", {}).items() if isinstance(v, str)}
+    # Pillow reduces 16-bit RGB PNG to 8 bits; libpng via imagecodecs keeps every bit and expands
+    # palettes (with their transparency) to RGB(A).
+    pixels = np.asarray(imagecodecs.png_decode(data))
+    return Image(pixels=pixels, format="png", text=text, **meta)
+
+
+def _read_jpeg(data: bytes) -> Image:
+    from PIL import Image as PILImage
+    from PIL import JpegImagePlugin
+
+    with PILImage.open(io.BytesIO(data)) as im:
+        meta = _pil_metadata(im)
+        if im.mode not in ("L", "RGB"):
+            raise UnsupportedInputError(f"JPEG colour mode {im.mode} is not supported (only L and RGB)")
+        qtables = [list(t) for t in im.quantization.values()] if getattr(im, "quantization", None) else None
+        subsampling = JpegImagePlugin.get_sampling(im)
+        pixels = np.asarray(im)
+    return Image(
+        pixels=pixels,
+        format="jpeg",
+        jpeg_qtables=qtables,
+        jpeg_subsampling=subsampling if subsampling >= 0 else None,
+        **meta,
+    )
+
+
+def _read_tiff(data: bytes) -> Image:
+    import tifffile
+
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        if len(tif.pages) > 1:
+            raise UnsupportedInputError(
+                f"multi-page TIFF ({len(tif.pages)} pages) is not supported: save one image per file"
+            )
+        page = tif.pages[0]
+        photometric = page.photometric.name  # type: ignore[union-attr]
+        if photometric not in ("RGB", "MINISBLACK"):
+            raise UnsupportedInputError(f"TIFF photometric {photometric} is not supported (RGB or greyscale)")
+        pixels = page.asarray()
+        if pixels.dtype.kind == "f" and pixels.dtype.itemsize > 4:
+            pixels = pixels.astype(np.float32)
+        if pixels.dtype not in (np.uint8, np.uint16, np.float16, np.float32):
+            raise UnsupportedInputError(f"TIFF sample type {pixels.dtype} is not supported")
+        if pixels.ndim == 3 and pixels.shape[2] not in (2, 3, 4):
+            raise UnsupportedInputError(f"TIFF with {pixels.shape[2]} samples per pixel is not supported")
+        tags = page.tags  # type: ignore[union-attr]
+        icc = tags.get(_TIFF_ICC)
+        orientation = tags.get(_TIFF_ORIENTATION)
+        dpi = None
+        if "XResolution" in tags and "YResolution" in tags:
+            unit = tags.get("ResolutionUnit")
+            per_cm = unit is not None and int(unit.value) == 3
+            xr, yr = (tags[k].value for k in ("XResolution", "YResolution"))
+            x, y = xr[0] / xr[1], yr[0] / yr[1]
+            dpi = (x * 2.54, y * 2.54) if per_cm else (x, y)
+        compression = page.compression.name  # type: ignore[union-attr]
+    return Image(
+        pixels=pixels,
+        format="tiff",
+        icc_profile=bytes(icc.value) if icc is not None else None,
+        dpi=dpi,
+        orientation=int(orientation.value) if orientation is not None else None,
+        tiff_compression=compression,
+    )
+
+
+def _estimate_jpeg_quality(luma_table: list[int]) -> int:
+    """Closest IJG quality: the one whose scaled standard table is nearest to the file's."""
+    base = np.array(
+        [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69,
+         56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81,
+         104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99],
+        dtype=np.float64,
+    )  # ITU-T T.81 Annex K, table K.1; Pillow gives tables in natural (row-major) order
+    table = np.asarray(luma_table, dtype=np.float64)
+    best, best_err = 95, np.inf
+    for q in range(1, 101):
+        scale = 5000 / q if q < 50 else 200 - 2 * q
+        ref = np.clip(np.floor((base * scale + 50) / 100), 1, 255)
+        err = float(np.abs(ref - table).sum())
+        if err < best_err:
+            best, best_err = q, err
+    return best
+
+
+# --------------------------------------------------------------------------------------- write
+
+
+def write_image(
+    path: str | os.PathLike[str],
+    image: Image,
+    *,
+    format: str | None = None,
+    overwrite: bool = False,
+    jpeg_quality: int | None = None,
+) -> Path:
+    """Write ``image`` atomically; the format follows ``format``, else the suffix, else the image.
+
+    An existing file is replaced only with ``overwrite=True``. JPEG keeps the source's quantisation
+    tables when the image came from a JPEG (same quality), else uses ``jpeg_quality`` or 95.
+    """
+    path = Path(path)
+    fmt = format or _SUFFIXES.get(path.suffix.lower()) or image.format
+    if fmt not in FORMATS:
+        raise UnsupportedInputError(f"{path}: unknown output format {fmt!r}; use one of {FORMATS}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists (pass overwrite=True to replace it)")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist")
+    encoder = {"png": _encode_png, "jpeg": _encode_jpeg, "tiff": _encode_tiff}[fmt]
+    data = encoder(image, jpeg_quality) if fmt == "jpeg" else encoder(image)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists() and not overwrite:  # appeared while we were encoding
+            raise FileExistsError(f"{path}: already exists (pass overwrite=True to replace it)")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _encode_png(image: Image) -> bytes:
+    import imagecodecs
+
+    pixels = image.pixels
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise UnsupportedInputError(f"PNG holds 8- or 16-bit integers, not {pixels.dtype}")
+    encoded = imagecodecs.png_encode(np.ascontiguousarray(pixels), level=6)
+    extra = b""
+    if image.icc_profile:
+        extra += _png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(image.icc_profile))
+    if image.dpi:
+        ppm = [round(d / 0.0254) for d in image.dpi]
+        extra += _png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1))
+    if image.exif:
+        extra += _png_chunk(b"eXIf", image.exif)
+    for key, value in image.text.items():
+        extra += _png_chunk(b"iTXt", key.encode("latin-1", "replace")[:79] + b"\x00\x00\x00\x00\x00"
+                            + value.encode("utf-8"))
+    # Ancillary chunks go right after IHDR (signature 8 bytes + IHDR 25 bytes), before any IDAT.
+    return encoded[:33] + extra + encoded[33:]
+
+
+def _encode_jpeg(image: Image, quality: int | None) -> bytes:
+    from PIL import Image as PILImage
+
+    pixels = image.pixels
+    if pixels.dtype != np.uint8:
+        raise UnsupportedInputError(f"JPEG holds 8-bit pixels, not {pixels.dtype}")
+    if pixels.ndim == 3 and pixels.shape[2] in (2, 4):
+        raise UnsupportedInputError("JPEG has no alpha channel: write PNG or TIFF instead")
+    im = PILImage.fromarray(pixels)
+    kwargs: dict[str, Any] = {}
+    if image.jpeg_qtables and quality is None:
+        kwargs["qtables"] = image.jpeg_qtables
+        if image.jpeg_subsampling is not None:
+            kwargs["subsampling"] = image.jpeg_subsampling
+    else:
+        kwargs["quality"] = quality or 95
+    if image.icc_profile:
+        kwargs["icc_profile"] = image.icc_profile
+    if image.exif:
+        kwargs["exif"] = _EXIF_PREFIX + image.exif
+    if image.dpi:
+        kwargs["dpi"] = tuple(round(d) for d in image.dpi)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", **kwargs)
+    return buf.getvalue()
+
+
+def _encode_tiff(image: Image) -> bytes:
+    import tifffile
+
+    pixels = image.pixels
+    if pixels.dtype not in (np.uint8, np.uint16, np.float16, np.float32):
+        raise UnsupportedInputError(
+            f"TIFF output supports uint8, uint16, float16 and float32, not {pixels.dtype}"
+        )
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    photometric = "rgb" if channels >= 3 else "minisblack"
+    extratags: list[tuple[int, str, int, Any, bool]] = []
+    if image.icc_profile:
+        extratags.append((_TIFF_ICC, "B", len(image.icc_profile), image.icc_profile, True))
+    if image.orientation is not None:
+        extratags.append((_TIFF_ORIENTATION, "H", 1, int(image.orientation), True))
+    compression = (image.tiff_compression or "NONE").lower()
+    compression = None if compression == "none" else compression
+    buf = io.BytesIO()
+    tifffile.imwrite(
+        buf,
+        pixels,
+        photometric=photometric,
+        planarconfig="contig",
+        extrasamples=("unassalpha",) if channels in (2, 4) else None,
+        compression=compression,
+        resolution=image.dpi,
+        resolutionunit="inch" if image.dpi else None,
+        extratags=extratags,
+        metadata=None,
+    )
+    return buf.getvalue()
