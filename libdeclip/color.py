@@ -1,0 +1,276 @@
+"""Colour spaces <-> model space (sRGB-encoded, unclamped), for named spaces and ICC profiles.
+
+Every conversion is unclamped and sign-symmetric (``f(-x) = -f(x)``), so out-of-gamut and
+above-white values survive a round trip. Work is done in float64; the result is float64 for float64
+input and float32 otherwise. Keep float64 between the two conversions when the round trip must be
+exact: pure-gamma curves (Adobe RGB) are so steep near black that a float32 intermediate can move a
+dark, saturated value by a few 1e-4; with float64 the round trip is exact to float32 rounding.
+
+Named spaces: ``srgb``, ``linear-srgb``, ``display-p3``, ``adobe-rgb``, ``prophoto-rgb``,
+``rec2020``. An embedded ICC profile is read when it is a matrix/TRC RGB profile (colorants plus
+tone curves: ``curv`` gamma or table, ``para`` types 0-4), which covers the profiles cameras and
+editors embed; anything else gets a warning naming the profile, and sRGB is assumed.
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ColorSpace", "NAMED_SPACES", "get_colorspace", "colorspace_from_icc", "to_model", "from_model"]
+
+Curve = Callable[[np.ndarray], np.ndarray]
+
+_WHITE_D65 = (0.3127, 0.3290)
+_WHITE_D50 = (0.3457, 0.3585)
+_BRADFORD = np.array(
+    [[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]]
+)
+
+
+def _xy_to_xyz(xy: tuple[float, float]) -> np.ndarray:
+    x, y = xy
+    return np.array([x / y, 1.0, (1 - x - y) / y])
+
+
+def _rgb_to_xyz(primaries: tuple[tuple[float, float], ...], white: tuple[float, float]) -> np.ndarray:
+    p = np.stack([_xy_to_xyz(xy) for xy in primaries], axis=1)
+    scale = np.linalg.solve(p, _xy_to_xyz(white))
+    return p * scale
+
+
+def _adapt(src_white_xyz: np.ndarray, dst_white_xyz: np.ndarray) -> np.ndarray:
+    """Bradford chromatic adaptation matrix from one white to another."""
+    src = _BRADFORD @ src_white_xyz
+    dst = _BRADFORD @ dst_white_xyz
+    return np.linalg.inv(_BRADFORD) @ np.diag(dst / src) @ _BRADFORD
+
+
+def _symmetric(f: Callable[[np.ndarray], np.ndarray]) -> Curve:
+    def curve(v: np.ndarray) -> np.ndarray:
+        return np.sign(v) * f(np.abs(v))
+
+    return curve
+
+
+def _parametric(g: float, a: float = 1.0, b: float = 0.0, c: float = 0.0, d: float = 0.0,
+                e: float = 0.0, f: float = 0.0) -> tuple[Curve, Curve]:
+    """ICC type-4 parametric curve Y = (aX + b)^g + e for X >= d, else cX + f, and its inverse.
+
+    The linear segment's slope is re-derived so that both pieces meet at ``d``: published constants
+    and a profile's 16.16 fixed-point numbers leave a small gap there, which no input reaches and
+    which would make the inverse inexact.
+    """
+    if d > 0:
+        c = ((a * d + b) ** g + e - f) / d
+    y_at_d = c * d + f
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            hi = np.power(np.maximum(a * x + b, 0.0), g) + e
+        return np.where(x >= d, hi, c * x + f)
+
+    def inverse(y: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hi = (np.power(np.maximum(y - e, 0.0), 1.0 / g) - b) / a
+            lo = (y - f) / c if c != 0 else np.zeros_like(y)
+        return np.where(y >= y_at_d if d > 0 else np.ones_like(y, dtype=bool), hi, lo)
+
+    return _symmetric(forward), _symmetric(inverse)
+
+
+def _table(values: np.ndarray) -> tuple[Curve, Curve]:
+    """A sampled tone curve on [0, 1]; extended linearly beyond 1 with its last slope."""
+    xs = np.linspace(0.0, 1.0, len(values))
+    # A tone curve must not decrease; flat runs (a table's first entries often round to 0) get a
+    # negligible tilt so that the curve is invertible.
+    ys = np.maximum.accumulate(values.astype(np.float64)) + np.linspace(0.0, 1e-9, len(values))
+    slope_hi = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) or 1.0
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        return np.where(x <= 1.0, np.interp(x, xs, ys), ys[-1] + (x - 1.0) * slope_hi)
+
+    def inverse(y: np.ndarray) -> np.ndarray:
+        return np.where(y <= ys[-1], np.interp(y, ys, xs), 1.0 + (y - ys[-1]) / slope_hi)
+
+    return _symmetric(forward), _symmetric(inverse)
+
+
+_SRGB_CURVE = _parametric(2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)
+_GAMMA_ADOBE = _parametric(563 / 256)
+_PROPHOTO_CURVE = _parametric(1.8, 1.0, 0.0, 1 / 16, 1 / 32)
+_REC2020_CURVE = _parametric(1 / 0.45, 1 / 1.09929682680944, 0.09929682680944 / 1.09929682680944, 1 / 4.5,
+                             0.081242858298635)
+_LINEAR: tuple[Curve, Curve] = (lambda v: v, lambda v: v)
+
+
+@dataclass(frozen=True)
+class ColorSpace:
+    """An RGB space: tone curves (encoded -> linear, per channel) and a matrix to linear sRGB."""
+
+    name: str
+    to_linear: tuple[Curve, Curve, Curve]
+    from_linear: tuple[Curve, Curve, Curve]
+    to_linear_srgb: np.ndarray  # 3 x 3, linear RGB of this space -> linear sRGB (D65)
+
+    @property
+    def is_srgb(self) -> bool:
+        return self.name == "srgb"
+
+
+_SRGB_TO_XYZ = _rgb_to_xyz(((0.64, 0.33), (0.30, 0.60), (0.15, 0.06)), _WHITE_D65)
+_XYZ_TO_SRGB = np.linalg.inv(_SRGB_TO_XYZ)
+
+
+def _named(name: str, primaries: tuple[tuple[float, float], ...], white: tuple[float, float],
+           curve: tuple[Curve, Curve]) -> ColorSpace:
+    m = _rgb_to_xyz(primaries, white)
+    if white != _WHITE_D65:
+        m = _adapt(_xy_to_xyz(white), _xy_to_xyz(_WHITE_D65)) @ m
+    return ColorSpace(name, (curve[0],) * 3, (curve[1],) * 3, _XYZ_TO_SRGB @ m)
+
+
+_SRGB_PRIMARIES = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06))
+NAMED_SPACES: dict[str, ColorSpace] = {
+    s.name: s
+    for s in [
+        _named("srgb", _SRGB_PRIMARIES, _WHITE_D65, _SRGB_CURVE),
+        _named("linear-srgb", _SRGB_PRIMARIES, _WHITE_D65, _LINEAR),
+        _named("display-p3", ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060)), _WHITE_D65, _SRGB_CURVE),
+        _named("adobe-rgb", ((0.64, 0.33), (0.21, 0.71), (0.15, 0.06)), _WHITE_D65, _GAMMA_ADOBE),
+        _named("prophoto-rgb", ((0.7347, 0.2653), (0.1596, 0.8404), (0.0366, 0.0001)), _WHITE_D50,
+               _PROPHOTO_CURVE),
+        _named("rec2020", ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046)), _WHITE_D65, _REC2020_CURVE),
+    ]
+}
+
+
+def get_colorspace(name: str) -> ColorSpace:
+    try:
+        return NAMED_SPACES[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown colour space {name!r}; known: {', '.join(NAMED_SPACES)}") from None
+
+
+# ------------------------------------------------------------------------------------------ ICC
+
+
+def _s15(data: bytes, offset: int, n: int) -> np.ndarray:
+    return np.array(struct.unpack(f">{n}i", data[offset : offset + 4 * n]), dtype=np.float64) / 65536.0
+
+
+def _icc_curve(data: bytes, offset: int) -> tuple[Curve, Curve]:
+    kind = data[offset : offset + 4]
+    if kind == b"curv":
+        (count,) = struct.unpack(">I", data[offset + 8 : offset + 12])
+        if count == 0:
+            return _LINEAR
+        if count == 1:
+            (gamma,) = struct.unpack(">H", data[offset + 12 : offset + 14])
+            return _parametric(gamma / 256.0)
+        table = np.array(struct.unpack(f">{count}H", data[offset + 12 : offset + 12 + 2 * count]))
+        return _table(table / 65535.0)
+    if kind == b"para":
+        (ftype,) = struct.unpack(">H", data[offset + 8 : offset + 10])
+        n = {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}.get(ftype)
+        if n is None:
+            raise ValueError(f"parametric curve type {ftype}")
+        p = _s15(data, offset + 12, n)
+        if ftype == 0:
+            return _parametric(p[0])
+        if ftype == 1:  # Y = (aX + b)^g for X >= -b/a, else 0
+            return _parametric(p[0], p[1], p[2], 0.0, -p[2] / p[1])
+        if ftype == 2:  # Y = (aX + b)^g + c for X >= -b/a, else c
+            return _parametric(p[0], p[1], p[2], 0.0, -p[2] / p[1], p[3], p[3])
+        if ftype == 3:
+            return _parametric(*p)
+        return _parametric(*p)
+    raise ValueError(f"tone curve of type {kind!r}")
+
+
+def _icc_description(data: bytes, tags: dict[bytes, tuple[int, int]]) -> str:
+    if b"desc" not in tags:
+        return "unnamed profile"
+    off, size = tags[b"desc"]
+    body = data[off : off + size]
+    if body[:4] == b"desc":
+        (n,) = struct.unpack(">I", body[8:12])
+        return body[12 : 12 + n].rstrip(b"\x00").decode("latin-1", "replace")
+    if body[:4] == b"mluc":
+        rec_len, first = struct.unpack(">I", body[12:16])[0], body[16:28]
+        length, start = struct.unpack(">II", first[4:12])
+        del rec_len
+        return body[start : start + length].decode("utf-16-be", "replace")
+    return "unnamed profile"
+
+
+def colorspace_from_icc(icc: bytes) -> ColorSpace:
+    """A :class:`ColorSpace` from a matrix/TRC RGB ICC profile; warns and returns sRGB otherwise."""
+    name = "unreadable profile"
+    try:
+        if len(icc) < 132 or icc[36:40] != b"acsp":
+            raise ValueError("not an ICC profile")
+        (count,) = struct.unpack(">I", icc[128:132])
+        tags = {}
+        for i in range(count):
+            sig, off, size = struct.unpack(">4sII", icc[132 + 12 * i : 144 + 12 * i])
+            tags[sig] = (off, size)
+        name = _icc_description(icc, tags)
+        if icc[16:20] != b"RGB " or icc[20:24] != b"XYZ ":
+            raise ValueError(f"colour space {icc[16:20]!r} with PCS {icc[20:24]!r}")
+        needed = [b"rXYZ", b"gXYZ", b"bXYZ", b"rTRC", b"gTRC", b"bTRC"]
+        missing = [t.decode() for t in needed if t not in tags]
+        if missing:
+            raise ValueError(f"no matrix/TRC tags ({', '.join(missing)}): a LUT-based profile")
+        cols = [_s15(icc, tags[t][0] + 8, 3) for t in (b"rXYZ", b"gXYZ", b"bXYZ")]
+        to_xyz_d50 = np.stack(cols, axis=1)
+        # ICC colorants are adapted to the D50 PCS white (0.9642, 1, 0.8249).
+        d50 = np.array([0.9642, 1.0, 0.8249])
+        to_srgb = _XYZ_TO_SRGB @ _adapt(d50, _xy_to_xyz(_WHITE_D65)) @ to_xyz_d50
+        curves = [_icc_curve(icc, tags[t][0]) for t in (b"rTRC", b"gTRC", b"bTRC")]
+        return ColorSpace(
+            f"icc:{name}",
+            (curves[0][0], curves[1][0], curves[2][0]),
+            (curves[0][1], curves[1][1], curves[2][1]),
+            to_srgb,
+        )
+    except (ValueError, struct.error, IndexError, KeyError, np.linalg.LinAlgError) as exc:
+        warnings.warn(
+            f"ICC profile {name!r} is not supported ({exc}); assuming sRGB", UserWarning, stacklevel=2
+        )
+        return NAMED_SPACES["srgb"]
+
+
+# ------------------------------------------------------------------------------- conversions
+
+
+def _apply(curves: tuple[Curve, Curve, Curve], rgb: np.ndarray) -> np.ndarray:
+    if curves[0] is curves[1] is curves[2]:
+        return curves[0](rgb)
+    return np.stack([curves[i](rgb[..., i]) for i in range(3)], axis=-1)
+
+
+def _out_dtype(a: np.ndarray) -> type:
+    return np.float64 if a.dtype == np.float64 else np.float32
+
+
+def to_model(rgb: np.ndarray, space: ColorSpace) -> np.ndarray:
+    """H x W x 3 values encoded in ``space`` (1.0 = white) -> sRGB-encoded values, unclamped."""
+    dtype = _out_dtype(rgb)
+    if space.is_srgb:
+        return rgb.astype(dtype, copy=False)
+    lin = _apply(space.to_linear, rgb.astype(np.float64)) @ space.to_linear_srgb.T
+    return _SRGB_CURVE[1](lin).astype(dtype, copy=False)
+
+
+def from_model(model: np.ndarray, space: ColorSpace) -> np.ndarray:
+    """Inverse of :func:`to_model`: sRGB-encoded values -> values encoded in ``space``."""
+    dtype = _out_dtype(model)
+    if space.is_srgb:
+        return model.astype(dtype, copy=False)
+    lin = _SRGB_CURVE[0](model.astype(np.float64)) @ np.linalg.inv(space.to_linear_srgb).T
+    return _apply(space.from_linear, lin).astype(dtype, copy=False)
