@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.quality import make_case, metrics, main
+from benchmarks.quality import main, make_case, metrics
 from tests.conftest import SHARED_DATA
 
 EVAL = SHARED_DATA / "eval"
