@@ -3,10 +3,12 @@
 >>> import numpy as np, libdeclip
 >>> photo = np.full((32, 32, 3), 0.5, dtype=np.float32)
 >>> photo[8:16, 8:16] = 1.0                      # a blown highlight
->>> repaired = libdeclip.declip(photo)
+>>> repaired = libdeclip.declip(photo, device="cpu")
 >>> repaired.shape, repaired.dtype
 ((32, 32, 3), dtype('float32'))
 >>> bool((repaired[8:16, 8:16] >= 1.0).all())    # clipped values only ever move outwards
+True
+>>> bool((repaired[20:, 20:] == photo[20:, 20:]).all())   # unclipped values are untouched
 True
 """
 
@@ -17,86 +19,95 @@ from pathlib import Path
 
 import numpy as np
 
-from libdeclip.engine import DEFAULT_MODEL, ModelInfo, OnnxEngine
+from libdeclip.color import NAMED_SPACES, ColorSpace
+from libdeclip.engine import DEFAULT_MODEL, DeviceFallbackWarning, ModelInfo
 from libdeclip.errors import DeclipError, EngineError, ModelError, UnsupportedInputError
-from libdeclip.mask import DEFAULT_TOLERANCE, clip_masks
+from libdeclip.fit import Fit
+from libdeclip.io import Image, read_image, write_image
+from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, ClipSummary, clip_mask
+from libdeclip.session import ColorSpec, Declipper
 
 __version__ = "0.1.0"
 __all__ = [
     "declip",
+    "Declipper",
+    "clip_mask",
+    "ClipSummary",
+    "read_image",
+    "write_image",
+    "Image",
+    "Fit",
+    "ColorSpace",
+    "NAMED_SPACES",
     "model_info",
     "ModelInfo",
     "DeclipError",
     "UnsupportedInputError",
     "ModelError",
     "EngineError",
+    "DeviceFallbackWarning",
     "__version__",
 ]
 
-_engines: dict[Path, OnnxEngine] = {}
-_engines_lock = threading.Lock()
+_sessions: dict[tuple[Path, str], Declipper] = {}
+_sessions_lock = threading.Lock()
 
 
-def _engine(model: str | Path | None) -> OnnxEngine:
-    path = Path(model).resolve() if model is not None else DEFAULT_MODEL
-    with _engines_lock:
-        if path not in _engines:
-            _engines[path] = OnnxEngine(path)
-        return _engines[path]
+def _session(model: str | Path | None, device: str) -> Declipper:
+    key = (Path(model).resolve() if model is not None else DEFAULT_MODEL, device)
+    with _sessions_lock:
+        if key not in _sessions:
+            _sessions[key] = Declipper(key[0], device=device)
+        return _sessions[key]
 
 
 def model_info(model: str | Path | None = None) -> ModelInfo:
     """The contract of ``model`` (default: the shipped DeclipNet v1)."""
-    return _engine(model).info
+    return _session(model, "cpu").model_info
 
 
 def declip(
     image: np.ndarray,
     *,
+    clip_levels: ClipLevels | None = None,
+    colorspace: ColorSpec = None,
+    fit: Fit | str | None = None,
+    device: str = "auto",
+    progress: bool = False,
     model: str | Path | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> np.ndarray:
-    """Reconstruct clipped pixels of a float photo.
+    """Reconstruct the clipped pixels of a photo.
 
     Args:
-        image: H x W x 3 float32 RGB (sRGB-encoded), clip levels 0.0 and 1.0.
+        image: H x W x 3 RGB, H x W x 4 RGBA (alpha passed through untouched) or H x W grey;
+            dtype uint8, uint16, float16, float32 or float64.
+        clip_levels: ``(low, high)``, numbers or one per colour channel. Default: the dtype's
+            range, (0, 255), (0, 65535) or (0.0, 1.0).
+        colorspace: the pixels' encoding: a name from :data:`NAMED_SPACES` (``"srgb"``,
+            ``"display-p3"``, ``"adobe-rgb"``, ...), ICC profile bytes, or a :class:`ColorSpace`.
+            Default sRGB.
+        fit: what happens to values recovered beyond the clip levels (:class:`Fit`):
+            ``"compress"`` (default for integers: smooth shoulder and toe), ``"clamp"`` (every
+            unclipped value exactly preserved) or ``"float"`` (default for floats: kept, HDR).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a missing GPU falls back to the
+            CPU with a :class:`DeviceFallbackWarning`.
+        progress: show a progress bar over the tiles.
         model: an ONNX model following the libdeclip contract (default: shipped DeclipNet v1).
-        tolerance: values within this fraction of the range from 0 or 1 count as clipped.
+        tolerance: values within this fraction of the range from a clip level count as clipped.
 
     Returns:
-        H x W x 3 float32. Each clipped channel value is replaced by the reconstruction,
-        unclamped: above 1 for recovered highlights, below 0 for recovered shadows, and never
-        inside the clip level (a value clipped high never comes back lower). Every unclipped
-        channel value, including the unclipped channels of a partly clipped pixel, is returned
-        bit-identical: it is what the camera measured.
+        An array of the same shape and dtype. Clipped values are replaced by the reconstruction
+        (never moved inside their clip level); every other value is returned bit-identical, except
+        that ``fit="compress"`` also eases values above its knee (0.8) and below its toe (0.05) so
+        that the recovered range fits.
+
+    Raises:
+        UnsupportedInputError: bad shape, dtype, values or arguments.
+        ModelError: the model file is missing or breaks the contract.
+        EngineError: ONNX Runtime failed.
     """
-    if not isinstance(image, np.ndarray):
-        raise UnsupportedInputError(f"expected a numpy array, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise UnsupportedInputError(f"expected an H x W x 3 image, got shape {image.shape}")
-    if image.dtype != np.float32:
-        raise UnsupportedInputError(f"expected float32 pixels in [0, 1], got dtype {image.dtype}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise UnsupportedInputError(f"empty image of shape {image.shape}")
-    if not np.isfinite(image).all():
-        raise UnsupportedInputError("image holds NaN or infinite values")
-
-    high, low = clip_masks(image, 0.0, 1.0, tolerance)
-    pixel_mask = (high | low).any(axis=2)
-    if not pixel_mask.any():
-        return image.copy()
-
-    engine = _engine(model)
-    m = engine.info.spatial_multiple
-    h, w = image.shape[:2]
-    pad = ((0, -h % m), (0, -w % m), (0, 0))
-    padded = np.pad(image, pad, mode="symmetric") if any(p[1] for p in pad) else image
-    batch = np.ascontiguousarray(padded.transpose(2, 0, 1)[None])
-    residual = engine.residual(batch)[0].transpose(1, 2, 0)[:h, :w]
-
-    reconstruction = image + residual
-    # The camera recorded "at least this bright" (or "at most this dark"): never go inside.
-    out = image.copy()
-    out[high] = np.maximum(reconstruction[high], image[high])
-    out[low] = np.minimum(reconstruction[low], image[low])
-    return out
+    return _session(model, device).run(
+        image, clip_levels=clip_levels, colorspace=colorspace, fit=fit, tolerance=tolerance,
+        progress=progress,
+    )

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from libdeclip.errors import EngineError, ModelError
 
-__all__ = ["CONTRACT", "DEFAULT_MODEL", "ModelInfo", "OnnxEngine"]
+__all__ = ["CONTRACT", "DEFAULT_MODEL", "DeviceFallbackWarning", "ModelInfo", "OnnxEngine", "parse_device"]
 
 CONTRACT = "libdeclip-model-1"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -72,32 +74,116 @@ def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
         raise ModelError(f"{path}: malformed model metadata ({exc})") from None
 
 
-class OnnxEngine:
-    """One ONNX Runtime session on the CPU; ``run`` is safe to call from several threads."""
+class DeviceFallbackWarning(UserWarning):
+    """A GPU was asked for but could not be used; the CPU runs the model instead."""
 
-    def __init__(self, model: str | Path | None = None, threads: int | None = None) -> None:
+
+_GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def parse_device(device: str) -> tuple[str, int]:
+    """``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` -> (kind, device index)."""
+    text = str(device).strip().lower()
+    if text in ("auto", "cpu", "cuda", "gpu"):
+        return ("cuda" if text == "gpu" else text), 0
+    if text.startswith("cuda:") and text[5:].isdigit():
+        return "cuda", int(text[5:])
+    raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+def _provider_list(kind: str, index: int, available: list[str]) -> list[Any]:
+    """Providers in preference order: TensorRT, then CUDA, then the CPU."""
+    chosen: list[Any] = []
+    if kind in ("auto", "cuda"):
+        for name in _GPU_PROVIDERS:
+            if name in available:
+                chosen.append((name, {"device_id": index}))
+    chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+class OnnxEngine:
+    """An ONNX Runtime session on the requested device; ``residual`` is safe to call from threads.
+
+    ``device="auto"`` prefers TensorRT, then CUDA, then the CPU. A GPU that is asked for but
+    missing or failing gives one :class:`DeviceFallbackWarning` and the CPU, never a crash.
+    """
+
+    def __init__(
+        self, model: str | Path | None = None, device: str = "auto", threads: int | None = None
+    ) -> None:
         import onnxruntime as ort
 
         path = Path(model) if model is not None else DEFAULT_MODEL
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
+        kind, index = parse_device(device)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = int(threads)
         opts.log_severity_level = 3
+        available = ort.get_available_providers()
+        providers = _provider_list(kind, index, available)
+        wants_gpu = kind == "cuda"
+        if wants_gpu and len(providers) == 1:
+            warnings.warn(
+                f"device {device!r}: this onnxruntime has no GPU provider (install onnxruntime-gpu); "
+                "running on the CPU",
+                DeviceFallbackWarning,
+                stacklevel=3,
+            )
         try:
-            self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"{path}: ONNX Runtime cannot load the model ({exc})") from None
-        self.info = read_model_info(path, self._session.get_modelmeta().custom_metadata_map)
+            if len(providers) == 1:
+                raise ModelError(f"{path}: ONNX Runtime cannot load the model ({exc})") from None
+            warnings.warn(
+                f"device {device!r}: the GPU provider failed to start ({exc}); running on the CPU",
+                DeviceFallbackWarning,
+                stacklevel=3,
+            )
+            try:
+                session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            except Exception as exc2:
+                raise ModelError(f"{path}: ONNX Runtime cannot load the model ({exc2})") from None
+        active = session.get_providers()[0]
+        if len(providers) > 1 and active == "CPUExecutionProvider":
+            # ONNX Runtime quietly drops a GPU provider whose libraries fail to load.
+            warnings.warn(
+                f"device {device!r}: the GPU provider did not start (CUDA/cuDNN libraries missing?); "
+                "running on the CPU",
+                DeviceFallbackWarning,
+                stacklevel=3,
+            )
+        self._session = session
+        self.provider = active
+        self.device = "cpu" if active == "CPUExecutionProvider" else f"cuda:{index}"
+        self._device_index = index
+        #: Tiles of equal shape run together on a GPU; one at a time on the CPU.
+        self.max_batch = 1 if self.device == "cpu" else 8
+        self.info = read_model_info(path, session.get_modelmeta().custom_metadata_map)
         self._lock = threading.Lock()
 
     def residual(self, clipped: np.ndarray) -> np.ndarray:
         """Run the model on N x 3 x H x W float32 (H, W multiples of ``spatial_multiple``)."""
+        clipped = np.ascontiguousarray(clipped, dtype=np.float32)
         try:
-            # InferenceSession.run is thread-safe; the lock only keeps two big runs from
-            # oversubscribing the cores at once.
+            # InferenceSession.run is thread-safe; the lock keeps two big runs from oversubscribing
+            # the cores (or the GPU's memory) at once.
             with self._lock:
-                return self._session.run(["residual"], {"clipped": clipped})[0]
+                if self.device == "cpu":
+                    return self._session.run(["residual"], {"clipped": clipped})[0]
+                return self._run_bound(clipped)
         except Exception as exc:
             raise EngineError(f"ONNX Runtime failed on an input of shape {clipped.shape}: {exc}") from None
+
+    def _run_bound(self, clipped: np.ndarray) -> np.ndarray:
+        """GPU run with I/O binding: one copy in, one copy out, no per-run allocations by ORT."""
+        import onnxruntime as ort
+
+        binding = self._session.io_binding()
+        value = ort.OrtValue.ortvalue_from_numpy(clipped, "cuda", self._device_index)
+        binding.bind_ortvalue_input("clipped", value)
+        binding.bind_output("residual", "cuda", self._device_index)
+        self._session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]

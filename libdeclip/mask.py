@@ -1,26 +1,109 @@
-"""Clip detection.
+"""Clip detection, in the image's own encoding.
 
-Clipping is detected in the image's own encoding: a channel value at or beyond its clip level,
-within ``tolerance`` (JPEG ringing and rounding leave blown areas a code value or two short).
+A channel value is clipped when it is at or beyond its channel's clip level, within ``tolerance``
+(a fraction of the range: JPEG ringing and rounding leave blown areas a code value or two short).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 import numpy as np
 
-__all__ = ["DEFAULT_TOLERANCE", "clip_masks"]
+from libdeclip.errors import UnsupportedInputError
+
+__all__ = ["DEFAULT_TOLERANCE", "ClipSummary", "clip_mask", "clip_masks", "resolve_clip_levels"]
 
 #: Default tolerance, as a fraction of the clip range (about one 8-bit code value).
 DEFAULT_TOLERANCE = 1.0 / 255.0
 
+ClipLevels = tuple[float, float] | tuple[Sequence[float], Sequence[float]]
+
+
+class ClipSummary(NamedTuple):
+    """Fractions of pixels clipped, per colour channel (high, low) and over all channels."""
+
+    high: tuple[float, ...]
+    low: tuple[float, ...]
+    any: float
+
+    def __str__(self) -> str:
+        hi = ", ".join(f"{v:.2%}" for v in self.high)
+        lo = ", ".join(f"{v:.2%}" for v in self.low)
+        return f"clipped pixels {self.any:.2%} (high per channel: {hi}; low: {lo})"
+
+
+def dtype_range(dtype: np.dtype) -> tuple[float, float]:
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return 0.0, 1.0
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return 0.0, float(info.max)
+    raise UnsupportedInputError(f"unsupported pixel dtype {dtype}")
+
+
+def resolve_clip_levels(
+    dtype: np.dtype, channels: int, clip_levels: ClipLevels | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) as float64 arrays of shape (channels,); defaults to the dtype's range."""
+    if clip_levels is None:
+        lo, hi = dtype_range(dtype)
+        return np.full(channels, lo), np.full(channels, hi)
+    try:
+        low_in, high_in = clip_levels
+        low = np.broadcast_to(np.asarray(low_in, dtype=np.float64), (channels,)).copy()
+        high = np.broadcast_to(np.asarray(high_in, dtype=np.float64), (channels,)).copy()
+    except (TypeError, ValueError):
+        raise UnsupportedInputError(
+            f"clip_levels must be (low, high), each a number or {channels} numbers; got {clip_levels!r}"
+        ) from None
+    if np.any(high <= low):
+        raise UnsupportedInputError(f"clip_levels: high {high} must exceed low {low}")
+    return low, high
+
 
 def clip_masks(
-    image: np.ndarray, low: float = 0.0, high: float = 1.0, tolerance: float = DEFAULT_TOLERANCE
+    image: np.ndarray, low: float | np.ndarray = 0.0, high: float | np.ndarray = 1.0,
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel masks of values clipped high (``>= high - tol``) and low (``<= low + tol``).
 
-    ``image`` is H x W x C; ``tolerance`` is a fraction of ``high - low``. Returns two boolean
-    arrays of the image's shape.
+    ``image`` is H x W x C; ``low``/``high`` are scalars or per-channel arrays; ``tolerance`` is
+    a fraction of ``high - low``. Returns two boolean arrays of the image's shape.
     """
+    low = np.asarray(low, dtype=np.float64)
+    high = np.asarray(high, dtype=np.float64)
     tol = tolerance * (high - low)
     return image >= high - tol, image <= low + tol
+
+
+def clip_mask(
+    image: np.ndarray,
+    clip_levels: ClipLevels | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> tuple[np.ndarray, ClipSummary]:
+    """Which colour values of ``image`` are clipped, and a summary.
+
+    Args:
+        image: H x W (grey) or H x W x C (C = 3, or 4 with alpha, which is ignored), any dtype
+            :func:`libdeclip.declip` accepts.
+        clip_levels: (low, high), scalars or per channel; default: the dtype's range.
+        tolerance: fraction of the range counted as clipped next to each level.
+
+    Returns:
+        A boolean H x W x C' mask (C' = 1 for grey, else 3) and a :class:`ClipSummary`.
+    """
+    colour = image[..., None] if image.ndim == 2 else image[..., :3]
+    if colour.ndim != 3:
+        raise UnsupportedInputError(f"expected an H x W or H x W x C image, got shape {image.shape}")
+    low, high = resolve_clip_levels(image.dtype, colour.shape[2], clip_levels)
+    hi, lo = clip_masks(colour, low, high, tolerance)
+    mask = hi | lo
+    summary = ClipSummary(
+        high=tuple(float(v) for v in hi.mean(axis=(0, 1))),
+        low=tuple(float(v) for v in lo.mean(axis=(0, 1))),
+        any=float(mask.any(axis=2).mean()),
+    )
+    return mask, summary

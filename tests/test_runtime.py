@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -9,50 +10,183 @@ import onnx
 import pytest
 
 import libdeclip
+from libdeclip import Declipper, DeviceFallbackWarning
+from libdeclip.fit import DEFAULT_KNEE, DEFAULT_TOE
 from libdeclip.mask import clip_masks
 from tests.conftest import REPO
 
 
-def test_unclipped_values_are_identical(demo_rgb: np.ndarray) -> None:
+@pytest.fixture(scope="module")
+def session() -> Declipper:
+    return Declipper(device="cpu")
+
+
+def test_float_photo_unclipped_values_are_identical(demo_rgb: np.ndarray, session: Declipper) -> None:
     image = demo_rgb.astype(np.float32) / 255.0
-    out = libdeclip.declip(image)
+    out = session.run(image)
     assert out.shape == image.shape and out.dtype == np.float32
     high, low = clip_masks(image)
     clipped = (high | low).any(axis=2)
     assert 0.01 < clipped.mean() < 0.5
     # every pixel far from clipping, and every unclipped channel of a partly clipped pixel
-    np.testing.assert_array_equal(out[~clipped], image[~clipped])
     np.testing.assert_array_equal(out[~(high | low)], image[~(high | low)])
-    # clipped values only move outwards, and the model does recover some highlight above 1
+    # clipped values only move outwards, and the model does recover highlights above 1 (HDR)
     assert (out[high] >= image[high]).all() and (out[low] <= image[low]).all()
-    assert out.max() > 1.0
-    assert np.isfinite(out).all()
+    assert out.max() > 1.0 and np.isfinite(out).all()
 
 
-def test_unclipped_image_is_returned_unchanged(demo_rgb: np.ndarray) -> None:
-    image = np.clip(demo_rgb.astype(np.float32) / 255.0, 0.1, 0.9)
-    out = libdeclip.declip(image)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float16, np.float32, np.float64])
+def test_dtype_in_is_dtype_out(demo_rgb: np.ndarray, session: Declipper, dtype: type) -> None:
+    crop = demo_rgb[:160, 200:360]
+    if dtype == np.uint16:
+        image = crop.astype(np.uint16) * 257
+    elif np.dtype(dtype).kind == "f":
+        image = (crop / 255.0).astype(dtype)
+    else:
+        image = crop.copy()
+    out = session.run(image)
+    assert out.dtype == image.dtype and out.shape == image.shape
+    high, low = clip_masks(image, *libdeclip.mask.dtype_range(image.dtype))
+    if np.dtype(dtype).kind in "ui":  # compress: untouched between toe and knee
+        top = np.iinfo(dtype).max
+        mid = (image > DEFAULT_TOE * top) & (image < DEFAULT_KNEE * top) & ~(high | low)
+        np.testing.assert_array_equal(out[mid], image[mid])
+        assert not np.array_equal(out, image)
+    else:
+        np.testing.assert_array_equal(out[~(high | low)], image[~(high | low)])
+
+
+def test_clamp_preserves_every_unclipped_value(demo_rgb: np.ndarray, session: Declipper) -> None:
+    out = session.run(demo_rgb, fit="clamp")
+    high, low = clip_masks(demo_rgb, 0, 255)
+    np.testing.assert_array_equal(out[~(high | low)], demo_rgb[~(high | low)])
+
+
+def test_grey_and_alpha(demo_rgb: np.ndarray, session: Declipper) -> None:
+    grey = demo_rgb.max(axis=2)
+    out = session.run(grey)
+    assert out.shape == grey.shape and out.dtype == np.uint8
+    rgba = np.dstack([demo_rgb, np.arange(demo_rgb.size // 3, dtype=np.uint32).reshape(demo_rgb.shape[:2]) % 256])
+    rgba = rgba.astype(np.uint8)
+    out = session.run(rgba)
+    np.testing.assert_array_equal(out[..., 3], rgba[..., 3])
+    np.testing.assert_array_equal(out[..., :3], session.run(np.ascontiguousarray(rgba[..., :3])))
+
+
+def test_per_channel_clip_levels(demo_rgb: np.ndarray, session: Declipper) -> None:
+    image = demo_rgb.astype(np.float32) / 255.0 * 0.8  # a photo whose white sits at 0.8
+    out = session.run(image, clip_levels=(0.0, [0.8, 0.8, 0.8]))
+    assert out.max() > 0.8
+    np.testing.assert_array_equal(session.run(image, clip_levels=(0.0, 0.8)), out)
+
+
+def test_tiled_equals_whole(demo_rgb: np.ndarray) -> None:
+    image = demo_rgb.astype(np.float32) / 255.0
+    with Declipper(device="cpu", tile_size=4096) as whole, Declipper(device="cpu", tile_size=100) as tiled:
+        assert len(tiled.plan(*image.shape[:2])) > 1  # 104-pixel cores do not divide 480 x 640
+        a, b = whole.run(image), tiled.run(image)
+    np.testing.assert_allclose(a, b, atol=2e-5, rtol=0)
+
+
+def test_unclipped_tiles_are_not_run(demo_rgb: np.ndarray) -> None:
+    image = demo_rgb.copy()
+    image[image >= 254] = 250  # now nothing is clipped but one block
+    image[:20, :20] = 255
+    calls: list[tuple[int, ...]] = []
+    with Declipper(device="cpu", tile_size=64) as session:
+        run = session.engine.residual
+
+        def counting(batch: np.ndarray) -> np.ndarray:
+            calls.append(batch.shape)
+            return run(batch)
+
+        session.engine.residual = counting  # type: ignore[method-assign]
+        out = session.run(image, fit="clamp")
+    assert len(calls) == 1
+    np.testing.assert_array_equal(out[20:], image[20:])
+
+
+def test_unavailable_gpu_falls_back_to_cpu(demo_rgb: np.ndarray) -> None:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has a CUDA provider: nothing to fall back from")
+    with pytest.warns(DeviceFallbackWarning, match="no GPU provider"):
+        session = Declipper(device="cuda")
+    assert session.device == "cpu"
+    assert session.run(demo_rgb[:64, :64]).shape == (64, 64, 3)
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        Declipper(device="tpu")
+
+
+def test_run_is_thread_safe(demo_rgb: np.ndarray, session: Declipper) -> None:
+    crops = [demo_rgb[i * 60 : i * 60 + 120, 100:300] for i in range(4)]
+    expected = [session.run(c) for c in crops]
+    results: dict[int, np.ndarray] = {}
+
+    def work(i: int) -> None:
+        results[i] = session.run(crops[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(4):
+        np.testing.assert_array_equal(results[i], expected[i])
+
+
+def test_colour_space_changes_only_clipped_values(demo_rgb: np.ndarray, session: Declipper) -> None:
+    image = demo_rgb.astype(np.float32) / 255.0
+    out = session.run(image, colorspace="adobe-rgb")
+    high, low = clip_masks(image)
+    np.testing.assert_array_equal(out[~(high | low)], image[~(high | low)])
+    assert not np.array_equal(out, session.run(image))
+    with pytest.raises(libdeclip.UnsupportedInputError, match="unknown colour space"):
+        session.run(image, colorspace="cmyk")
+
+
+def test_unclipped_image_is_returned_unchanged(demo_rgb: np.ndarray, session: Declipper) -> None:
+    image = np.clip(demo_rgb, 30, 200)
+    out = session.run(image)
     np.testing.assert_array_equal(out, image)
     assert out is not image
 
 
-def test_odd_sizes(demo_rgb: np.ndarray) -> None:
-    image = demo_rgb[100:157, 200:271].astype(np.float32) / 255.0  # 57 x 71: not multiples of 8
-    assert libdeclip.declip(image).shape == (57, 71, 3)
+def test_odd_sizes(demo_rgb: np.ndarray, session: Declipper) -> None:
+    image = demo_rgb[100:157, 200:271]  # 57 x 71: not multiples of 8
+    assert session.run(image).shape == (57, 71, 3)
+    assert session.run(demo_rgb[:1, :1]).shape == (1, 1, 3)
 
 
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (np.zeros((8, 8), np.float32), "H x W x 3"),
-        (np.zeros((8, 8, 3), np.uint8), "float32"),
+        (np.zeros((8, 8, 2), np.float32), "C = 3"),
+        (np.zeros((8, 8, 3), np.int32), "unsupported dtype int32"),
         (np.full((8, 8, 3), np.nan, np.float32), "NaN"),
         ([[0.0]], "numpy array"),
+        (np.zeros((0, 8, 3), np.uint8), "empty image"),
     ],
 )
-def test_bad_input_is_a_clear_error(bad: object, message: str) -> None:
+def test_bad_input_is_a_clear_error(bad: object, message: str, session: Declipper) -> None:
     with pytest.raises(libdeclip.UnsupportedInputError, match=message):
-        libdeclip.declip(bad)  # type: ignore[arg-type]
+        session.run(bad)  # type: ignore[arg-type]
+
+
+def test_bad_arguments_are_clear_errors(demo_rgb: np.ndarray, session: Declipper) -> None:
+    with pytest.raises(libdeclip.UnsupportedInputError, match="high .* must exceed low"):
+        session.run(demo_rgb, clip_levels=(10, 5))
+    with pytest.raises(ValueError, match="'squash' is not a valid Fit"):
+        session.run(demo_rgb, fit="squash")
+
+
+def test_clip_mask_summary(demo_rgb: np.ndarray) -> None:
+    mask, summary = libdeclip.clip_mask(demo_rgb)
+    assert mask.shape == demo_rgb.shape and mask.dtype == bool
+    assert summary.any == pytest.approx(mask.any(axis=2).mean())
+    assert len(summary.high) == 3 and max(summary.high) > 0.01
+    assert "clipped pixels" in str(summary)
 
 
 def test_model_that_breaks_the_contract_is_refused(tmp_path: Path) -> None:
@@ -61,9 +195,9 @@ def test_model_that_breaks_the_contract_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.onnx"
     onnx.save(proto, str(bad))
     with pytest.raises(libdeclip.ModelError, match="not a libdeclip model"):
-        libdeclip.model_info(bad)
+        Declipper(bad, device="cpu")
     with pytest.raises(libdeclip.ModelError, match="not found"):
-        libdeclip.model_info(tmp_path / "missing.onnx")
+        Declipper(tmp_path / "missing.onnx", device="cpu")
 
 
 def test_runtime_never_imports_torch() -> None:

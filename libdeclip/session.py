@@ -1,0 +1,249 @@
+"""The declipping pipeline and :class:`Declipper`, the session that runs it repeatedly.
+
+Data flow (ARCHITECTURE.md): clip mask in the input's own encoding -> clip-normalised, sRGB-encoded
+model space -> tiles that hold clipped pixels, with a halo -> ONNX Runtime -> back to the input's
+encoding -> composite (only clipped values change) -> fit policy -> the input's dtype.
+Everything is done tile by tile, so memory follows the tile size, not the image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from libdeclip.color import ColorSpace, colorspace_from_icc, from_model, get_colorspace, to_model
+from libdeclip.engine import ModelInfo, OnnxEngine
+from libdeclip.errors import UnsupportedInputError
+from libdeclip.fit import Fit, apply_fit, default_fit
+from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, clip_masks, resolve_clip_levels
+from libdeclip.tiling import Tile, TilePlan, plan_tiles
+
+__all__ = ["Declipper", "SUPPORTED_DTYPES"]
+
+SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float16, np.float32, np.float64)
+DEFAULT_TILE_CPU = 512
+DEFAULT_TILE_GPU = 1024
+
+ColorSpec = str | bytes | ColorSpace | None
+
+
+def _resolve_colorspace(colorspace: ColorSpec) -> ColorSpace:
+    if colorspace is None:
+        return get_colorspace("srgb")
+    if isinstance(colorspace, ColorSpace):
+        return colorspace
+    if isinstance(colorspace, (bytes, bytearray)):
+        return colorspace_from_icc(bytes(colorspace))
+    try:
+        return get_colorspace(str(colorspace))
+    except ValueError as exc:
+        raise UnsupportedInputError(str(exc)) from None
+
+
+def _validate(image: Any) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise UnsupportedInputError(f"expected a numpy array, got {type(image).__name__}")
+    if image.dtype.type not in SUPPORTED_DTYPES:
+        names = ", ".join(np.dtype(t).name for t in SUPPORTED_DTYPES)
+        raise UnsupportedInputError(f"unsupported dtype {image.dtype}: use one of {names}")
+    ok_shape = image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))
+    if not ok_shape:
+        raise UnsupportedInputError(
+            f"expected H x W (grey) or H x W x C with C = 3 (RGB) or 4 (RGBA), got shape {image.shape}"
+        )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise UnsupportedInputError(f"empty image of shape {image.shape}")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise UnsupportedInputError("image holds NaN or infinite values")
+    return image
+
+
+@dataclass
+class _Recovered:
+    tile: Tile
+    high: np.ndarray  # core-shaped boolean masks and the reconstructed (normalised) values there
+    low: np.ndarray
+    high_values: np.ndarray
+    low_values: np.ndarray
+
+
+class Declipper:
+    """A declipping session: loads the model once, then :meth:`run` repairs images.
+
+    Args:
+        model: ONNX model following the libdeclip contract (default: shipped DeclipNet v1).
+        device: ``"auto"`` (TensorRT, then CUDA, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        tile_size: core size of a tile in pixels (default 512 on CPU, 1024 on GPU).
+        threads: CPU threads for ONNX Runtime (default: its own choice, all cores).
+
+    ``run`` may be called from several threads at once. Use as a context manager or call
+    :meth:`close` to free the session.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        device: str = "auto",
+        tile_size: int | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self._engine: OnnxEngine | None = OnnxEngine(model, device=device, threads=threads)
+        default = DEFAULT_TILE_CPU if self._engine.device == "cpu" else DEFAULT_TILE_GPU
+        self.tile_size = int(tile_size or default)
+        if self.tile_size < 16:
+            raise ValueError(f"tile_size must be at least 16 pixels, got {tile_size}")
+
+    # -- session ---------------------------------------------------------------------------------
+    @property
+    def engine(self) -> OnnxEngine:
+        if self._engine is None:
+            raise RuntimeError("this Declipper is closed")
+        return self._engine
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """The model's contract (name, version, receptive field, training data and steps...)."""
+        return self.engine.info
+
+    @property
+    def device(self) -> str:
+        """Where the model runs: ``"cpu"`` or ``"cuda:N"``."""
+        return self.engine.device
+
+    def close(self) -> None:
+        self._engine = None
+
+    def __enter__(self) -> Declipper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- pipeline --------------------------------------------------------------------------------
+    def plan(self, height: int, width: int) -> TilePlan:
+        info = self.model_info
+        return plan_tiles(height, width, self.tile_size, info.receptive_field_radius, info.spatial_multiple)
+
+    def run(
+        self,
+        image: np.ndarray,
+        *,
+        clip_levels: ClipLevels | None = None,
+        colorspace: ColorSpec = None,
+        fit: Fit | str | None = None,
+        tolerance: float = DEFAULT_TOLERANCE,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Repair the clipped pixels of ``image``; see :func:`libdeclip.declip` for the arguments."""
+        image = _validate(image)
+        fit = Fit(fit) if fit is not None else default_fit(image.dtype)
+        space = _resolve_colorspace(colorspace)
+        grey = image.ndim == 2 or image.shape[2] == 1
+        colour = image.reshape(image.shape[0], image.shape[1], -1)[..., : 1 if grey else 3]
+        low, high = resolve_clip_levels(image.dtype, colour.shape[2], clip_levels)
+        plan = self.plan(image.shape[0], image.shape[1])
+
+        recovered = list(self._recover(colour, low, high, tolerance, space, plan, progress))
+        out = image.copy()
+        out_colour = out.reshape(out.shape[0], out.shape[1], -1)[..., : colour.shape[2]]
+        vmax = max([1.0] + [float(r.high_values.max()) for r in recovered if r.high_values.size])
+        vmin = min([0.0] + [float(r.low_values.min()) for r in recovered if r.low_values.size])
+        reshapes = fit is Fit.COMPRESS and (vmax > 1.0 or vmin < 0.0)
+        by_tile = {r.tile: r for r in recovered}
+        for tile in plan if reshapes else by_tile:
+            rec = by_tile.get(tile)
+            self._write_core(out_colour, colour, tile, rec, low, high, fit, vmin, vmax, reshapes)
+        return out
+
+    def _recover(
+        self,
+        colour: np.ndarray,
+        low: np.ndarray,
+        high: np.ndarray,
+        tolerance: float,
+        space: ColorSpace,
+        plan: TilePlan,
+        progress: bool,
+    ) -> Iterator[_Recovered]:
+        """Run the model on every tile whose core holds a clipped value; yield what it recovered."""
+        scale = 1.0 / (high - low)
+        todo: list[tuple[Tile, np.ndarray, np.ndarray]] = []
+        for tile in plan:
+            core = colour[tile.core]
+            hi, lo = clip_masks(core, low, high, tolerance)
+            if hi.any() or lo.any():  # no clipped value in the core: nothing there can change
+                todo.append((tile, hi, lo))
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(todo), desc="tiles", unit="tile", leave=False)
+        engine = self.engine
+        try:
+            # Tiles of equal window shape run together (a batch on the GPU; one by one on the CPU).
+            groups: dict[tuple[int, int], list[tuple[Tile, np.ndarray, np.ndarray]]] = {}
+            for item in todo:
+                groups.setdefault(item[0].window_shape, []).append(item)
+            for items in groups.values():
+                for start in range(0, len(items), engine.max_batch):
+                    batch = items[start : start + engine.max_batch]
+                    windows = []
+                    for tile, _, _ in batch:
+                        win = (plan.window_of(colour, tile).astype(np.float64) - low) * scale
+                        if win.shape[2] == 1:
+                            win = np.repeat(win, 3, axis=2)
+                        windows.append(to_model(win, space))
+                    model_in = np.stack([w.transpose(2, 0, 1) for w in windows]).astype(np.float32)
+                    residual = engine.residual(model_in)
+                    for (tile, hi, lo), win, res in zip(batch, windows, residual, strict=True):
+                        ys, xs = tile.core_in_window
+                        recon = from_model(win[ys, xs] + res.transpose(1, 2, 0)[ys, xs], space)
+                        if hi.shape[2] == 1:
+                            recon = recon.mean(axis=2, keepdims=True)
+                        x = (colour[tile.core].astype(np.float64) - low) * scale
+                        # The camera recorded "at least this bright" (or "at most this dark").
+                        yield _Recovered(
+                            tile, hi, lo, np.maximum(recon[hi], x[hi]), np.minimum(recon[lo], x[lo])
+                        )
+                    if bar is not None:
+                        bar.update(len(batch))
+        finally:
+            if bar is not None:
+                bar.close()
+
+    @staticmethod
+    def _write_core(
+        out: np.ndarray,
+        colour: np.ndarray,
+        tile: Tile,
+        rec: _Recovered | None,
+        low: np.ndarray,
+        high: np.ndarray,
+        fit: Fit,
+        vmin: float,
+        vmax: float,
+        reshapes: bool,
+    ) -> None:
+        src = colour[tile.core]
+        x = (src.astype(np.float64) - low) / (high - low)
+        changed = np.zeros(src.shape, dtype=bool)
+        if rec is not None:
+            x[rec.high] = rec.high_values
+            x[rec.low] = rec.low_values
+            changed = rec.high | rec.low
+        fitted = apply_fit(x, fit, vmin, vmax)
+        if reshapes:
+            changed = changed | (fitted != x)
+        if not changed.any():
+            return
+        channel = np.nonzero(changed)[2]
+        values = fitted[changed] * (high - low)[channel] + low[channel]
+        if out.dtype.kind in "ui":
+            info = np.iinfo(out.dtype)
+            values = np.clip(np.rint(values), info.min, info.max)
+        core = out[tile.core]
+        core[changed] = values.astype(out.dtype)

@@ -1,0 +1,120 @@
+"""Tile plans: cores that cover the image, each run with a halo of at least the receptive field.
+
+Tiles start on multiples of the model's spatial multiple (its total stride), so every tile sees
+the same stride phases as a whole-image run, and each halo is at least the receptive-field radius,
+so a core pixel sees exactly the inputs it would see in a whole-image run: tiled output equals
+whole-image output to float rounding. The image is first padded (symmetrically, bottom and right)
+to a multiple of the spatial multiple; tiles at the border stop at that padded edge, just as the
+whole-image run does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Tile", "TilePlan", "plan_tiles"]
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Core rows/cols ``[y0, y1) x [x0, x1)`` (image coordinates, clipped to the image) and the
+    padded-canvas window ``[wy0, wy1) x [wx0, wx1)`` that is fed to the model."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    wy0: int
+    wy1: int
+    wx0: int
+    wx1: int
+
+    @property
+    def core(self) -> tuple[slice, slice]:
+        return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+    @property
+    def window(self) -> tuple[slice, slice]:
+        return slice(self.wy0, self.wy1), slice(self.wx0, self.wx1)
+
+    @property
+    def core_in_window(self) -> tuple[slice, slice]:
+        return (
+            slice(self.y0 - self.wy0, self.y1 - self.wy0),
+            slice(self.x0 - self.wx0, self.x1 - self.wx0),
+        )
+
+    @property
+    def window_shape(self) -> tuple[int, int]:
+        return self.wy1 - self.wy0, self.wx1 - self.wx0
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    height: int
+    width: int
+    padded_height: int
+    padded_width: int
+    halo: int
+    tile_size: int
+    tiles: tuple[Tile, ...]
+
+    def __iter__(self) -> Iterator[Tile]:
+        return iter(self.tiles)
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def pad(self, array: np.ndarray) -> np.ndarray:
+        """Pad an H x W (x C) array to the plan's canvas, symmetrically at the bottom and right."""
+        pad = [(0, self.padded_height - self.height), (0, self.padded_width - self.width)]
+        pad += [(0, 0)] * (array.ndim - 2)
+        if pad[0][1] == 0 and pad[1][1] == 0:
+            return array
+        return np.pad(array, pad, mode="symmetric")
+
+    def window_of(self, array: np.ndarray, tile: Tile) -> np.ndarray:
+        """The tile's model window cut from ``array`` (H x W x C), padding it where it crosses the
+        bottom/right border exactly as :meth:`pad` would, without padding the whole image."""
+        wy1, wx1 = min(tile.wy1, self.height), min(tile.wx1, self.width)
+        part = array[tile.wy0 : wy1, tile.wx0 : wx1]
+        extra_y, extra_x = tile.wy1 - wy1, tile.wx1 - wx1
+        if extra_y == 0 and extra_x == 0:
+            return part
+        # Symmetric padding of the whole image only ever copies rows/cols near its edge, which
+        # the window holds (the halo reaches the edge whenever the window does).
+        if extra_y > part.shape[0] or extra_x > part.shape[1]:
+            raise AssertionError("window too small for its padding")  # plan guarantees otherwise
+        pad = [(0, extra_y), (0, extra_x)] + [(0, 0)] * (array.ndim - 2)
+        return np.pad(part, pad, mode="symmetric")
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def plan_tiles(height: int, width: int, tile_size: int, radius: int, multiple: int) -> TilePlan:
+    """Cover an image with cores of ``tile_size`` (rounded up to ``multiple``) and halos of
+    ``radius`` rounded up to ``multiple``."""
+    if height <= 0 or width <= 0:
+        raise ValueError(f"empty image of {height} x {width}")
+    if tile_size <= 0:
+        raise ValueError(f"tile size must be positive, got {tile_size}")
+    size = _round_up(tile_size, multiple)
+    halo = _round_up(radius, multiple)
+    ph, pw = _round_up(height, multiple), _round_up(width, multiple)
+    tiles = []
+    for y0 in range(0, height, size):
+        for x0 in range(0, width, size):
+            y1, x1 = min(y0 + size, height), min(x0 + size, width)
+            tiles.append(
+                Tile(
+                    y0, y1, x0, x1,
+                    max(0, y0 - halo), min(ph, _round_up(y1, multiple) + halo),
+                    max(0, x0 - halo), min(pw, _round_up(x1, multiple) + halo),
+                )
+            )
+    return TilePlan(height, width, ph, pw, halo, size, tuple(tiles))
