@@ -1,0 +1,5 @@
+import sys
+
+from libdeclip.cli import main
+
+sys.exit(main())

@@ -1,0 +1,267 @@
+"""The ``libdeclip`` command.
+
+    libdeclip declip IN... [-o OUT | --out-dir DIR] [--suffix _declip] [--fit F] [--device D]
+                           [--jobs N] [--mask PATH] [--compare PATH] [--overwrite]
+    libdeclip info FILE...
+    libdeclip models
+
+Inputs may be files, folders (their images) and glob patterns. A failing file gets one line on
+stderr and never stops the others or leaves a partial output; the exit code is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from libdeclip import __version__
+from libdeclip.engine import MODELS_DIR, OnnxEngine
+from libdeclip.errors import DeclipError
+from libdeclip.fit import Fit
+from libdeclip.io import _SUFFIXES, Image, read_image, write_image
+from libdeclip.mask import clip_mask
+from libdeclip.session import Declipper
+
+IMAGE_SUFFIXES = set(_SUFFIXES)
+
+
+def _expand(inputs: Sequence[str]) -> list[Path]:
+    """Files as given, images inside folders, and glob matches; duplicates removed, order kept."""
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            paths += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif any(ch in item for ch in "*?[") and not p.exists():
+            paths += sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file())
+        else:
+            paths.append(p)  # missing files are reported per file later
+    seen: set[Path] = set()
+    unique = []
+    for p in paths:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+def _output_for(src: Path, args: argparse.Namespace, single: bool) -> Path:
+    if args.output is not None:
+        if not single:
+            raise SystemExit("error: -o/--output takes one input; use --out-dir for several")
+        return Path(args.output)
+    folder = Path(args.out_dir) if args.out_dir else src.parent
+    return folder / f"{src.stem}{args.suffix}{src.suffix}"
+
+
+def _side_path(option: str | None, src: Path, single: bool, tag: str) -> Path | None:
+    if option is None:
+        return None
+    p = Path(option)
+    if single and not p.is_dir():
+        return p
+    p.mkdir(parents=True, exist_ok=True)
+    return p / f"{src.stem}_{tag}.png"
+
+
+def _to_8bit(image: Image, pixels: np.ndarray) -> np.ndarray:
+    lo, hi = image.clip_levels
+    x = (pixels.astype(np.float64) - lo) / (hi - lo)
+    if x.ndim == 3 and x.shape[2] in (2, 4):
+        x = x[..., :-1]
+    if x.ndim == 3 and x.shape[2] == 1:
+        x = x[..., 0]
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def _compare_picture(image: Image, result: np.ndarray) -> np.ndarray:
+    from PIL import Image as PILImage
+
+    pair = np.concatenate([_to_8bit(image, image.pixels), _to_8bit(image, result)], axis=1)
+    im = PILImage.fromarray(pair)
+    if im.width > 2048:
+        im = im.resize((2048, max(1, round(im.height * 2048 / im.width))), PILImage.Resampling.LANCZOS)
+    return np.asarray(im)
+
+
+def _declip_file(src: Path, dst: Path, args: argparse.Namespace, session: Declipper, show_tiles: bool) -> str:
+    if dst.resolve() == src.resolve():
+        raise DeclipError(f"{src}: the output would overwrite the input; choose another --suffix or folder")
+    if dst.exists() and not args.overwrite:
+        raise DeclipError(f"{dst}: already exists (use --overwrite to replace it)")
+    image = read_image(src)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = session.run(
+            image.pixels,
+            colorspace=image.icc_profile or args.colorspace,
+            fit=args.fit,
+            progress=show_tiles,
+        )
+    notes = [str(w.message) for w in caught]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    write_image(dst, image.with_pixels(result), overwrite=args.overwrite)
+    single = len(args.inputs_expanded) == 1
+    mask_path = _side_path(args.mask, src, single, "mask")
+    if mask_path is not None:
+        mask, _ = clip_mask(image.pixels)
+        m = mask.any(axis=2).astype(np.uint8) * 255
+        write_image(mask_path, Image(pixels=m, format="png"), overwrite=True)
+    compare_path = _side_path(args.compare, src, single, "compare")
+    if compare_path is not None:
+        write_image(compare_path, Image(pixels=_compare_picture(image, result), format="png"), overwrite=True)
+    return "; ".join([f"{src} -> {dst}"] + notes)
+
+
+def _cmd_declip(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    paths = _expand(args.inputs)
+    args.inputs_expanded = paths
+    if not paths:
+        print("error: no input images found", file=sys.stderr)
+        return 2
+    if args.out_dir:
+        Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+    single = len(paths) == 1
+    try:
+        jobs = max(1, int(args.jobs))
+        threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+        first = Declipper(device=args.device, threads=threads, tile_size=args.tile_size)
+    except (DeclipError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    local = threading.local()
+
+    def session() -> Declipper:
+        if jobs == 1 or first.device != "cpu":
+            return first
+        if not hasattr(local, "session"):
+            local.session = Declipper(device="cpu", threads=threads, tile_size=args.tile_size)
+        return local.session
+
+    failures: list[str] = []
+    bar = tqdm(total=len(paths), desc="files", unit="file", disable=args.quiet or single)
+
+    def one(src: Path) -> None:
+        try:
+            dst = _output_for(src, args, single)
+            message = _declip_file(src, dst, args, session(), show_tiles=single and not args.quiet)
+            if not args.quiet:
+                bar.write(message)
+        except (DeclipError, OSError, ValueError) as exc:
+            failures.append(str(src))
+            bar.write(f"error: {exc}", file=sys.stderr)
+        finally:
+            bar.update(1)
+
+    if jobs == 1 or first.device != "cpu":
+        for p in paths:
+            one(p)
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(one, paths))
+    bar.close()
+    done = len(paths) - len(failures)
+    if failures or not single:
+        print(f"{done} of {len(paths)} files declipped, {len(failures)} failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from libdeclip.color import colorspace_from_icc
+
+    status = 0
+    session: Declipper | None = None
+    for src in _expand(args.files):
+        try:
+            image = read_image(src)
+        except DeclipError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        if session is None:
+            session = Declipper(device="cpu")
+        h, w = image.pixels.shape[:2]
+        kind = "float" if image.is_float else "integer"
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            space = colorspace_from_icc(image.icc_profile).name if image.icc_profile else "sRGB (assumed)"
+        mask, summary = clip_mask(image.pixels)
+        plan = session.plan(h, w)
+        touched = sum(bool(mask[t.core].any()) for t in plan)
+        names = "RGB" if mask.shape[2] == 3 else "Y"
+        print(f"{src}")
+        print(f"  format     {image.format.upper()}, {w} x {h}, {image.channels} channel(s), "
+              f"{image.bit_depth}-bit {kind}{', alpha' if image.has_alpha else ''}")
+        print(f"  colour     {space}")
+        print(f"  clip       levels {image.clip_levels[0]:g} / {image.clip_levels[1]:g}; "
+              f"{summary.any:.2%} of pixels clipped")
+        for i, name in enumerate(names):
+            print(f"    {name}: high {summary.high[i]:.2%}, low {summary.low[i]:.2%}")
+        print(f"  model      would run {touched} of {len(plan)} tiles ({session.tile_size} px) "
+              f"and change {mask.sum():,} values")
+    return status
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    for path in sorted(MODELS_DIR.glob("*.onnx")):
+        try:
+            info = OnnxEngine(path, device="cpu").info
+        except DeclipError as exc:
+            print(f"{path.name}: unusable ({exc})")
+            continue
+        print(f"{path.name}: {info.name} v{info.version}")
+        print(f"  receptive field {info.receptive_field_radius} px, {info.training_steps} training steps")
+        print(f"  trained on: {info.metadata.get('training_data', '?')}")
+        print(f"  checkpoint sha256: {info.checkpoint_sha256}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="libdeclip", description="Repair clipped highlights and shadows in photos.")
+    p.add_argument("--version", action="version", version=f"libdeclip {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("declip", help="declip image files")
+    d.add_argument("inputs", nargs="+", metavar="IN", help="files, folders or glob patterns")
+    out = d.add_mutually_exclusive_group()
+    out.add_argument("-o", "--output", help="output file (one input only)")
+    out.add_argument("--out-dir", help="folder for the outputs (default: next to each input)")
+    d.add_argument("--suffix", default="_declip", help="added to the file name (default: _declip)")
+    d.add_argument("--fit", choices=[f.value for f in Fit], help="range policy (default: compress "
+                   "for integer files, float for float files)")
+    d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    d.add_argument("--colorspace", default=None, help="colour space of files without an ICC profile "
+                   "(default: srgb)")
+    d.add_argument("--jobs", type=int, default=1, help="files processed in parallel on the CPU")
+    d.add_argument("--tile-size", type=int, default=None, help="tile core size in pixels")
+    d.add_argument("--mask", help="write the clip mask as PNG here (a folder for several inputs)")
+    d.add_argument("--compare", help="write a before | after PNG here (a folder for several inputs)")
+    d.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bars or per-file lines")
+    d.set_defaults(func=_cmd_declip)
+    i = sub.add_parser("info", help="bit depth, colour space and clipping of image files")
+    i.add_argument("files", nargs="+")
+    i.set_defaults(func=_cmd_info)
+    m = sub.add_parser("models", help="list installed models")
+    m.set_defaults(func=_cmd_models)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image as PILImage
+
+from libdeclip.io import read_image
+from tests.conftest import DEMO_PHOTO, REPO
+
+
+def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "libdeclip", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture()
+def folder(tmp_path: Path, demo_rgb: np.ndarray) -> Path:
+    src = tmp_path / "in"
+    src.mkdir()
+    PILImage.fromarray(demo_rgb).save(src / "a.png")
+    PILImage.fromarray(demo_rgb[:200, :300]).save(src / "b.jpg", quality=88)
+    tifffile.imwrite(src / "c.tif", demo_rgb[:160, :200].astype(np.uint16) * 257, photometric="rgb",
+                     compression="zlib")
+    (src / "d.png").write_bytes(DEMO_PHOTO.read_bytes()[:3000])  # truncated: broken
+    (src / "notes.txt").write_text("not an image")
+    return src
+
+
+def test_folder_with_a_broken_file(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = _cli("declip", str(folder), "--out-dir", str(out), "--mask", str(tmp_path / "masks"), "-q")
+    assert proc.returncode == 1
+    assert "d.png: damaged or unreadable PNG" in proc.stderr
+    assert "3 of 4 files declipped, 1 failed" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a_declip.png", "b_declip.jpg", "c_declip.tif"]
+    # dtype in = dtype out, format and quality kept
+    assert read_image(out / "c_declip.tif").pixels.dtype == np.uint16
+    jpeg = read_image(out / "b_declip.jpg")
+    assert jpeg.jpeg_quality == read_image(folder / "b.jpg").jpeg_quality == 88
+    assert not np.array_equal(read_image(out / "a_declip.png").pixels, read_image(folder / "a.png").pixels)
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir())[0] == "a_mask.png"
+    # inputs untouched
+    assert (folder / "d.png").stat().st_size == 3000
+
+
+def test_single_file_output_compare_and_overwrite(tmp_path: Path) -> None:
+    dst = tmp_path / "x.png"
+    proc = _cli("declip", str(DEMO_PHOTO), "-o", str(dst), "--compare", str(tmp_path / "cmp.png"))
+    assert proc.returncode == 0, proc.stderr
+    with PILImage.open(tmp_path / "cmp.png") as im:
+        assert im.size == (1280, 480)
+    before = dst.read_bytes()
+    proc = _cli("declip", str(DEMO_PHOTO), "-o", str(dst), "--fit", "clamp")
+    assert proc.returncode == 1 and "already exists (use --overwrite" in proc.stderr
+    assert dst.read_bytes() == before
+    assert _cli("declip", str(DEMO_PHOTO), "-o", str(dst), "--fit", "clamp", "--overwrite").returncode == 0
+    assert dst.read_bytes() != before
+
+
+def test_never_writes_over_the_input(tmp_path: Path, demo_rgb: np.ndarray) -> None:
+    src = tmp_path / "p.png"
+    PILImage.fromarray(demo_rgb).save(src)
+    before = src.read_bytes()
+    proc = _cli("declip", str(src), "--suffix", "", "--overwrite")
+    assert proc.returncode == 1 and "would overwrite the input" in proc.stderr
+    assert src.read_bytes() == before
+
+
+def test_jobs_and_globs(folder: Path, tmp_path: Path) -> None:
+    proc = _cli("declip", str(folder / "*.png"), "--out-dir", str(tmp_path / "o"), "--jobs", "2", "-q")
+    assert proc.returncode == 1  # d.png is broken
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["a_declip.png"]
+
+
+def test_info_and_models() -> None:
+    proc = _cli("info", str(DEMO_PHOTO))
+    assert proc.returncode == 0, proc.stderr
+    assert "PNG, 640 x 480, 3 channel(s), 8-bit integer" in proc.stdout
+    assert "R: high" in proc.stdout and "would run" in proc.stdout
+    proc = _cli("models")
+    assert proc.returncode == 0 and "declipnet-v1.onnx: declipnet v1" in proc.stdout
+    assert _cli("info", "missing.png").returncode == 1
