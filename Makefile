@@ -18,7 +18,9 @@ $(VENV)/.dev: $(VENV)/.runtime pyproject.toml
 	touch $@
 
 demo: $(VENV)/.runtime
-	$(PY) examples/demo.py examples/night_lamps.png demo_out/night_lamps_before_after.png
+	$(VENV)/bin/libdeclip declip examples/night_lamps.png -o demo_out/night_lamps_declip.png \
+		--compare demo_out/night_lamps_before_after.png --overwrite
+	$(VENV)/bin/libdeclip info examples/night_lamps.png
 
 test: $(VENV)/.dev
 	$(PY) -m pytest -q --doctest-modules libdeclip tests

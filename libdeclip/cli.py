@@ -229,7 +229,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="libdeclip", description="Repair clipped highlights and shadows in photos.")
+    p = argparse.ArgumentParser(
+        prog="libdeclip", description="Repair clipped highlights and shadows in photos."
+    )
     p.add_argument("--version", action="version", version=f"libdeclip {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("declip", help="declip image files")

@@ -66,8 +66,8 @@ def test_grey_and_alpha(demo_rgb: np.ndarray, session: Declipper) -> None:
     grey = demo_rgb.max(axis=2)
     out = session.run(grey)
     assert out.shape == grey.shape and out.dtype == np.uint8
-    rgba = np.dstack([demo_rgb, np.arange(demo_rgb.size // 3, dtype=np.uint32).reshape(demo_rgb.shape[:2]) % 256])
-    rgba = rgba.astype(np.uint8)
+    alpha = (np.arange(demo_rgb.size // 3) % 256).reshape(demo_rgb.shape[:2])
+    rgba = np.dstack([demo_rgb, alpha]).astype(np.uint8)
     out = session.run(rgba)
     np.testing.assert_array_equal(out[..., 3], rgba[..., 3])
     np.testing.assert_array_equal(out[..., :3], session.run(np.ascontiguousarray(rgba[..., :3])))
