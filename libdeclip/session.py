@@ -79,6 +79,8 @@ class Declipper:
         device: ``"auto"`` (TensorRT, then CUDA, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         tile_size: core size of a tile in pixels (default 512 on CPU, 1024 on GPU).
         threads: CPU threads for ONNX Runtime (default: its own choice, all cores).
+        skip_unclipped: skip tiles whose core holds no clipped value (they cannot change); turn
+            off only to measure what skipping saves.
 
     ``run`` may be called from several threads at once. Use as a context manager or call
     :meth:`close` to free the session.
@@ -90,8 +92,10 @@ class Declipper:
         device: str = "auto",
         tile_size: int | None = None,
         threads: int | None = None,
+        skip_unclipped: bool = True,
     ) -> None:
         self._engine: OnnxEngine | None = OnnxEngine(model, device=device, threads=threads)
+        self.skip_unclipped = skip_unclipped
         default = DEFAULT_TILE_CPU if self._engine.device == "cpu" else DEFAULT_TILE_GPU
         self.tile_size = int(tile_size or default)
         if self.tile_size < 16:
@@ -175,7 +179,7 @@ class Declipper:
         for tile in plan:
             core = colour[tile.core]
             hi, lo = clip_masks(core, low, high, tolerance)
-            if hi.any() or lo.any():  # no clipped value in the core: nothing there can change
+            if hi.any() or lo.any() or not self.skip_unclipped:  # else nothing there can change
                 todo.append((tile, hi, lo))
         bar = None
         if progress:

@@ -1,0 +1,143 @@
+"""Speed and memory of the declipping pipeline on real photos (CPU unless --device says otherwise).
+
+    python -m benchmarks.speed [--device cpu] [--skip-50mp] [--out benchmarks/results/speed.md]
+
+Cases: 8-bit JPEGs with real blown highlights (../shared/data/clipped/singlehdr), 16-bit TIFFs made
+from real clipped photos (../shared/data/clipped/hdrcnn, x257), and a 50-megapixel 16-bit TIFF made
+by tiling those photos. For each: megapixels per second for the whole pipeline (read, declip,
+write) and for the engine alone (ONNX Runtime time), the pipeline overhead (everything but the
+model run, as a share of the model time), the speed-up from skipping unclipped tiles (same image,
+every tile run), and the peak RSS of a fresh process running the CLI on the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from libdeclip import Declipper
+from libdeclip.io import read_image, write_image
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data" / "clipped"
+
+
+class _TimedEngine:
+    """Wraps an engine's ``residual`` to add up the time spent in ONNX Runtime."""
+
+    def __init__(self, session: Declipper) -> None:
+        self.seconds = 0.0
+        self.runs = 0
+        self._inner = session.engine.residual
+        session.engine.residual = self  # type: ignore[method-assign]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        out = self._inner(batch)
+        self.seconds += time.perf_counter() - t0
+        self.runs += 1
+        return out
+
+
+def _pipeline(path: Path, out: Path, session: Declipper) -> tuple[float, float, int, int]:
+    """(total seconds, engine seconds, tiles run, tiles in plan) for read + declip + write."""
+    timer = _TimedEngine(session)
+    t0 = time.perf_counter()
+    image = read_image(path)
+    result = session.run(image.pixels, colorspace=image.icc_profile)
+    write_image(out, image.with_pixels(result), overwrite=True)
+    total = time.perf_counter() - t0
+    session.engine.residual = timer._inner  # type: ignore[method-assign]
+    return total, timer.seconds, timer.runs, len(session.plan(*image.pixels.shape[:2]))
+
+
+def _peak_rss_mb(path: Path, out: Path, device: str) -> float:
+    cli_args = ["declip", str(path), "-o", str(out), "--overwrite", "-q", "--device", device]
+    code = (
+        "import resource; from libdeclip.cli import main; "
+        f"main({cli_args!r}); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(proc.stdout.strip().splitlines()[-1]) / 1024.0
+
+
+def make_cases(tmp: Path, skip_50mp: bool) -> list[tuple[str, list[Path]]]:
+    jpegs = sorted((DATA / "singlehdr").glob("*.jpg"))[:6]
+    pngs = sorted((DATA / "hdrcnn").glob("*.png"))
+    tiffs = []
+    for p in pngs[:3]:
+        rgb = read_image(p).pixels.astype(np.uint16) * 257
+        t = tmp / f"{p.stem}_16bit.tif"
+        tifffile.imwrite(t, rgb, photometric="rgb", compression="zlib")
+        tiffs.append(t)
+    cases = [("8-bit JPEG (SingleHDR, real clipping)", jpegs), ("16-bit TIFF (HDR-CNN x257)", tiffs)]
+    if not skip_50mp:
+        tiles = [read_image(p).pixels for p in pngs]  # 1024 x 768 each
+        rows = []
+        for r in range(8):
+            rows.append(np.concatenate([tiles[(r * 8 + c) % len(tiles)] for c in range(8)], axis=1))
+        big = (np.concatenate(rows, axis=0).astype(np.uint16) * 257)[:, :, :3]
+        t = tmp / "mosaic_50mp_16bit.tif"
+        tifffile.imwrite(t, big, photometric="rgb", compression="zlib")
+        del big, rows
+        cases.append(("50 MP 16-bit TIFF (8 x 8 mosaic of HDR-CNN photos)", [t]))
+    return cases
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--skip-50mp", action="store_true")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "speed.md")
+    args = p.parse_args(argv)
+    if not DATA.is_dir():
+        print(f"error: {DATA} not found", file=sys.stderr)
+        return 2
+    lines = [
+        "| case | files | MP | pipeline MP/s | engine MP/s (run tiles) | overhead / model time | "
+        "tiles run | skip speed-up | peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory() as tmpdir, Declipper(device=args.device) as session, Declipper(
+        device=args.device, skip_unclipped=False
+    ) as every:
+        tmp = Path(tmpdir)
+        for name, files in make_cases(tmp, args.skip_50mp):
+            mp = total = engine = 0.0
+            run = planned = 0
+            all_total = 0.0
+            rss = 0.0
+            run_mp = 0.0
+            for f in files:
+                h, w = read_image(f).pixels.shape[:2]
+                mp += h * w / 1e6
+                t, e, r, n = _pipeline(f, tmp / f"out{f.suffix}", session)
+                total, engine, run, planned = total + t, engine + e, run + r, planned + n
+                run_mp += r / n * h * w / 1e6
+                all_total += _pipeline(f, tmp / f"all{f.suffix}", every)[0]
+                rss = max(rss, _peak_rss_mb(f, tmp / f"rss{f.suffix}", args.device))
+            overhead = (total - engine) / engine if engine else float("nan")
+            lines.append(
+                f"| {name} | {len(files)} | {mp:.1f} | {mp / total:.3f} | {run_mp / engine:.3f} | "
+                f"{overhead:.1%} | {run}/{planned} | {all_total / total:.2f}x | {rss:.0f} |"
+            )
+            print(lines[-1], flush=True)
+    header = (
+        f"Device: {args.device}; tile {session.tile_size} px; command: "
+        f"`python -m benchmarks.speed{' --skip-50mp' if args.skip_50mp else ''}`\n\n"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(header + "\n".join(lines) + "\n")
+    print(header + "\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
