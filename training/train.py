@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -35,7 +36,8 @@ from training.losses import (
 from training.models import Discriminator, Generator, build_generator
 from training.vgg import build_perceptual_net
 
-CSV_FIELDS = ["step", "total", "mse", "perceptual", "adversarial", "disc", "sec_per_step"]
+# identity_mse: the MSE of the clipped input itself, the baseline the generator must beat.
+CSV_FIELDS = ["step", "total", "mse", "perceptual", "adversarial", "disc", "sec_per_step", "identity_mse"]
 
 
 def _unwrap(m: nn.Module) -> nn.Module:
@@ -86,18 +88,30 @@ def plot_losses(csv_path: Path, png_path: Path) -> None:
         return
     steps = [int(r["step"]) for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for key in ("total", "mse", "perceptual", "adversarial"):
-        vals = [float(r[key]) for r in rows]
+    for key in ("total", "mse", "perceptual", "adversarial", "identity_mse"):
+        vals = [float(r.get(key) or 0) for r in rows]
         if any(v != 0 for v in vals):
-            axes[0].plot(steps, vals, label=key)
+            style = ":" if key == "identity_mse" else "-"
+            axes[0].plot(steps, vals, style, label=key if key != "identity_mse" else "mse of the input")
     axes[0].set_yscale("log")
     axes[0].set_xlabel("step")
     axes[0].set_title("generator losses")
     axes[0].legend()
+    # The batches' clipping varies a lot from step to step: show the generator's MSE relative to
+    # the input's own, smoothed, to see the learning.
+    ratio = [
+        float(r["mse"]) / float(r["identity_mse"]) for r in rows if float(r.get("identity_mse") or 0) > 0
+    ]
+    if ratio:
+        k = max(1, len(ratio) // 20)
+        smooth = np.convolve(ratio, np.ones(k) / k, mode="valid")
+        axes[1].plot(steps[-len(ratio) :][k - 1 :], smooth, color="tab:green", label="generator / input MSE")
     disc = [float(r["disc"]) for r in rows]
-    axes[1].plot(steps, disc, color="tab:red")
+    if any(disc):
+        axes[1].plot(steps, disc, color="tab:red", label="discriminator loss")
     axes[1].set_xlabel("step")
-    axes[1].set_title("discriminator loss")
+    axes[1].set_title("learning progress")
+    axes[1].legend()
     fig.tight_layout()
     tmp = png_path.with_name(png_path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=100)
@@ -223,6 +237,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.g.parameters(), cfg.grad_clip)
         self.opt_g.step()
         stats["mse"] = l_mse.item()
+        stats["identity_mse"] = mse_loss(x, y).item()
         stats["total"] = total.item()
         return stats
 
