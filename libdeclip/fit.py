@@ -58,6 +58,6 @@ def apply_fit(
     out = values
     if vmax > 1.0:
         out = _shoulder(out, knee, vmax)
-    if vmin < 0.0:  # the toe is the shoulder mirrored: x -> 1 - x
-        out = 1.0 - _shoulder(1.0 - out, 1.0 - toe, 1.0 - vmin)
+    if vmin < 0.0:  # the toe is the shoulder mirrored (x -> 1 - x); only values below it move
+        out = np.where(out < toe, 1.0 - _shoulder(1.0 - out, 1.0 - toe, 1.0 - vmin), out)
     return np.clip(out, 0.0, 1.0)  # rounding only: the curves end exactly at 0 and 1

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from libdeclip.color import ColorSpace, colorspace_from_icc, get_colorspace
 from libdeclip.errors import UnsupportedInputError
 
 __all__ = ["Image", "read_image", "write_image", "FORMATS"]
@@ -79,6 +80,13 @@ class Image:
         if not self.jpeg_qtables:
             return None
         return _estimate_jpeg_quality(self.jpeg_qtables[0])
+
+    @property
+    def colorspace(self) -> ColorSpace:
+        """The pixels' encoding: from the ICC profile, else sRGB (what untagged files mean)."""
+        if self.icc_profile:
+            return colorspace_from_icc(self.icc_profile)
+        return get_colorspace("srgb")
 
     def with_pixels(self, pixels: np.ndarray) -> Image:
         return replace(self, pixels=pixels)
