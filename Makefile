@@ -23,6 +23,8 @@ demo: $(VENV)/.runtime
 	$(VENV)/bin/libdeclip info examples/night_lamps.png
 
 test: $(VENV)/.dev
+	$(VENV)/bin/ruff check libdeclip training benchmarks tests
+	$(VENV)/bin/mypy libdeclip
 	$(PY) -m pytest -q --doctest-modules libdeclip tests
 
 # Reproduce model v1 (see libdeclip/models/MODEL_CARD.md), then export it.

@@ -115,7 +115,7 @@ def _declip_file(src: Path, dst: Path, args: argparse.Namespace, session: Declip
     mask_path = _side_path(args.mask, src, single, "mask")
     if mask_path is not None:
         mask, _ = clip_mask(image.pixels)
-        m = mask.any(axis=2).astype(np.uint8) * 255
+        m = np.asarray(mask.any(axis=2), dtype=np.uint8) * 255
         write_image(mask_path, Image(pixels=m, format="png"), overwrite=True)
     compare_path = _side_path(args.compare, src, single, "compare")
     if compare_path is not None:

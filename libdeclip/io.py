@@ -168,7 +168,8 @@ def _read_jpeg(data: bytes) -> Image:
         meta = _pil_metadata(im)
         if im.mode not in ("L", "RGB"):
             raise UnsupportedInputError(f"JPEG colour mode {im.mode} is not supported (only L and RGB)")
-        qtables = [list(t) for t in im.quantization.values()] if getattr(im, "quantization", None) else None
+        tables = getattr(im, "quantization", None)
+        qtables = [list(t) for t in tables.values()] if tables else None
         subsampling = JpegImagePlugin.get_sampling(im)
         pixels = np.asarray(im)
     return Image(
@@ -209,7 +210,7 @@ def _read_tiff(data: bytes) -> Image:
             xr, yr = (tags[k].value for k in ("XResolution", "YResolution"))
             x, y = xr[0] / xr[1], yr[0] / yr[1]
             dpi = (x * 2.54, y * 2.54) if per_cm else (x, y)
-        compression = page.compression.name  # type: ignore[union-attr]
+        compression = str(getattr(page.compression, "name", page.compression))
     return Image(
         pixels=pixels,
         format="tiff",
@@ -263,8 +264,10 @@ def write_image(
         raise FileExistsError(f"{path}: already exists (pass overwrite=True to replace it)")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist")
-    encoder = {"png": _encode_png, "jpeg": _encode_jpeg, "tiff": _encode_tiff}[fmt]
-    data = encoder(image, jpeg_quality) if fmt == "jpeg" else encoder(image)
+    if fmt == "jpeg":
+        data = _encode_jpeg(image, jpeg_quality)
+    else:
+        data = _encode_png(image) if fmt == "png" else _encode_tiff(image)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -303,7 +306,7 @@ def _encode_png(image: Image) -> bytes:
         extra += _png_chunk(b"iTXt", key.encode("latin-1", "replace")[:79] + b"\x00\x00\x00\x00\x00"
                             + value.encode("utf-8"))
     # Ancillary chunks go right after IHDR (signature 8 bytes + IHDR 25 bytes), before any IDAT.
-    return encoded[:33] + extra + encoded[33:]
+    return bytes(encoded[:33]) + extra + bytes(encoded[33:])
 
 
 def _encode_jpeg(image: Image, quality: int | None) -> bytes:
@@ -348,8 +351,8 @@ def _encode_tiff(image: Image) -> bytes:
         extratags.append((_TIFF_ICC, "B", len(image.icc_profile), image.icc_profile, True))
     if image.orientation is not None:
         extratags.append((_TIFF_ORIENTATION, "H", 1, int(image.orientation), True))
-    compression = (image.tiff_compression or "NONE").lower()
-    compression = None if compression == "none" else compression
+    name = (image.tiff_compression or "NONE").lower()
+    compression = None if name == "none" else name
     buf = io.BytesIO()
     tifffile.imwrite(
         buf,
