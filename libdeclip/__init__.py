@@ -76,6 +76,7 @@ def declip(
     progress: bool = False,
     model: str | Path | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    feather: int = 0,
 ) -> np.ndarray:
     """Reconstruct the clipped pixels of a photo.
 
@@ -95,12 +96,15 @@ def declip(
         progress: show a progress bar over the tiles.
         model: an ONNX model following the libdeclip contract (default: shipped DeclipNet v1).
         tolerance: values within this fraction of the range from a clip level count as clipped.
+        feather: blend the reconstruction into unclipped values up to this many pixels
+            (chessboard distance) from a clipped pixel, with weight 1 - d / (feather + 1).
+            Default 0: unclipped values are never touched (see the model card for why).
 
     Returns:
         An array of the same shape and dtype. Clipped values are replaced by the reconstruction
-        (never moved inside their clip level); every other value is returned bit-identical, except
-        that ``fit="compress"`` also eases values above its knee (0.8) and below its toe (0.05) so
-        that the recovered range fits.
+        (never moved inside their clip level); every other value farther than ``feather`` pixels
+        from a clipped pixel is returned bit-identical, except that ``fit="compress"`` also eases
+        values above its knee (0.8) and below its toe (0.05) so that the recovered range fits.
 
     Raises:
         UnsupportedInputError: bad shape, dtype, values or arguments.
@@ -109,5 +113,5 @@ def declip(
     """
     return _session(model, device).run(
         image, clip_levels=clip_levels, colorspace=colorspace, fit=fit, tolerance=tolerance,
-        progress=progress,
+        feather=feather, progress=progress,
     )

@@ -106,6 +106,7 @@ def _declip_file(src: Path, dst: Path, args: argparse.Namespace, session: Declip
             image.pixels,
             colorspace=image.icc_profile or args.colorspace,
             fit=args.fit,
+            feather=args.feather,
             progress=show_tiles,
         )
     notes = [str(w.message) for w in caught]
@@ -245,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     d.add_argument("--colorspace", default=None, help="colour space of files without an ICC profile "
                    "(default: srgb)")
+    d.add_argument("--feather", type=int, default=0, help="blend into unclipped pixels up to this "
+                   "many pixels from clipping (default 0: unclipped pixels untouched)")
     d.add_argument("--jobs", type=int, default=1, help="files processed in parallel on the CPU")
     d.add_argument("--tile-size", type=int, default=None, help="tile core size in pixels")
     d.add_argument("--mask", help="write the clip mask as PNG here (a folder for several inputs)")

@@ -65,10 +65,31 @@ def _validate(image: Any) -> np.ndarray:
 @dataclass
 class _Recovered:
     tile: Tile
-    high: np.ndarray  # core-shaped boolean masks and the reconstructed (normalised) values there
-    low: np.ndarray
-    high_values: np.ndarray
-    low_values: np.ndarray
+    changed: np.ndarray  # core-shaped boolean mask of the values that change
+    values: np.ndarray  # their new clip-normalised values, in mask order
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """3 x 3 binary dilation (chessboard distance 1) of an H x W mask."""
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    rows = out.copy()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
+    return out
+
+
+def feather_weights(clipped_pixels: np.ndarray, radius: int) -> np.ndarray:
+    """1 - d / (radius + 1) for pixels at chessboard distance 1 <= d <= radius from a clipped
+    pixel, 0 elsewhere (clipped pixels themselves included)."""
+    weights = np.zeros(clipped_pixels.shape, dtype=np.float64)
+    reached = clipped_pixels
+    for d in range(1, radius + 1):
+        grown = _dilate(reached)
+        weights[grown & ~reached] = 1.0 - d / (radius + 1)
+        reached = grown
+    return weights
 
 
 class Declipper:
@@ -140,10 +161,14 @@ class Declipper:
         colorspace: ColorSpec = None,
         fit: Fit | str | None = None,
         tolerance: float = DEFAULT_TOLERANCE,
+        feather: int = 0,
         progress: bool = False,
     ) -> np.ndarray:
         """Repair the clipped pixels of ``image``; see :func:`libdeclip.declip` for the arguments."""
         image = _validate(image)
+        feather = int(feather)
+        if feather < 0:
+            raise UnsupportedInputError(f"feather must be 0 or more pixels, got {feather}")
         fit = Fit(fit) if fit is not None else default_fit(image.dtype)
         space = _resolve_colorspace(colorspace)
         grey = image.ndim == 2 or image.shape[2] == 1
@@ -151,11 +176,11 @@ class Declipper:
         low, high = resolve_clip_levels(image.dtype, colour.shape[2], clip_levels)
         plan = self.plan(image.shape[0], image.shape[1])
 
-        recovered = list(self._recover(colour, low, high, tolerance, space, plan, progress))
+        recovered = list(self._recover(colour, low, high, tolerance, feather, space, plan, progress))
         out = image.copy()
         out_colour = out.reshape(out.shape[0], out.shape[1], -1)[..., : colour.shape[2]]
-        vmax = max([1.0] + [float(r.high_values.max()) for r in recovered if r.high_values.size])
-        vmin = min([0.0] + [float(r.low_values.min()) for r in recovered if r.low_values.size])
+        vmax = max([1.0] + [float(r.values.max()) for r in recovered if r.values.size])
+        vmin = min([0.0] + [float(r.values.min()) for r in recovered if r.values.size])
         reshapes = fit is Fit.COMPRESS and (vmax > 1.0 or vmin < 0.0)
         by_tile = {r.tile: r for r in recovered}
         for tile in plan if reshapes else by_tile:
@@ -169,18 +194,27 @@ class Declipper:
         low: np.ndarray,
         high: np.ndarray,
         tolerance: float,
+        feather: int,
         space: ColorSpace,
         plan: TilePlan,
         progress: bool,
     ) -> Iterator[_Recovered]:
-        """Run the model on every tile whose core holds a clipped value; yield what it recovered."""
+        """Run the model on every tile whose core holds a clipped value (or, with ``feather``,
+        has one within that many pixels); yield what changes in its core."""
         scale = 1.0 / (high - low)
-        todo: list[tuple[Tile, np.ndarray, np.ndarray]] = []
+        h, w = colour.shape[:2]
+        todo: list[tuple[Tile, np.ndarray, np.ndarray, np.ndarray | None]] = []
         for tile in plan:
-            core = colour[tile.core]
-            hi, lo = clip_masks(core, low, high, tolerance)
-            if hi.any() or lo.any() or not self.skip_unclipped:  # else nothing there can change
-                todo.append((tile, hi, lo))
+            # The core grown by the feather radius: clipped pixels there reach into the core.
+            ry0, ry1 = max(0, tile.y0 - feather), min(h, tile.y1 + feather)
+            rx0, rx1 = max(0, tile.x0 - feather), min(w, tile.x1 + feather)
+            hi, lo = clip_masks(colour[ry0:ry1, rx0:rx1], low, high, tolerance)
+            clipped = hi | lo
+            if not clipped.any() and self.skip_unclipped:  # nothing in this core can change
+                continue
+            inner = slice(tile.y0 - ry0, tile.y1 - ry0), slice(tile.x0 - rx0, tile.x1 - rx0)
+            weights = feather_weights(clipped.any(axis=2), feather)[inner] if feather else None
+            todo.append((tile, hi[inner], lo[inner], weights))
         bar = None
         if progress:
             from tqdm import tqdm
@@ -189,30 +223,37 @@ class Declipper:
         engine = self.engine
         try:
             # Tiles of equal window shape run together (a batch on the GPU; one by one on the CPU).
-            groups: dict[tuple[int, int], list[tuple[Tile, np.ndarray, np.ndarray]]] = {}
+            groups: dict[tuple[int, int], list[tuple[Tile, np.ndarray, np.ndarray, Any]]] = {}
             for item in todo:
                 groups.setdefault(item[0].window_shape, []).append(item)
             for items in groups.values():
                 for start in range(0, len(items), engine.max_batch):
                     batch = items[start : start + engine.max_batch]
                     windows = []
-                    for tile, _, _ in batch:
+                    for tile, *_ in batch:
                         win = (plan.window_of(colour, tile).astype(np.float64) - low) * scale
                         if win.shape[2] == 1:
                             win = np.repeat(win, 3, axis=2)
                         windows.append(to_model(win, space))
                     model_in = np.stack([w.transpose(2, 0, 1) for w in windows]).astype(np.float32)
                     residual = engine.residual(model_in)
-                    for (tile, hi, lo), win, res in zip(batch, windows, residual, strict=True):
+                    for (tile, hi, lo, weights), win, res in zip(batch, windows, residual, strict=True):
                         ys, xs = tile.core_in_window
                         recon = from_model(win[ys, xs] + res.transpose(1, 2, 0)[ys, xs], space)
                         if hi.shape[2] == 1:
                             recon = recon.mean(axis=2, keepdims=True)
                         x = (colour[tile.core].astype(np.float64) - low) * scale
+                        new = x.copy()
                         # The camera recorded "at least this bright" (or "at most this dark").
-                        yield _Recovered(
-                            tile, hi, lo, np.maximum(recon[hi], x[hi]), np.minimum(recon[lo], x[lo])
-                        )
+                        new[hi] = np.maximum(recon[hi], x[hi])
+                        new[lo] = np.minimum(recon[lo], x[lo])
+                        changed = hi | lo
+                        if weights is not None:  # blend into unclipped values near clipping
+                            band = (weights[..., None] > 0) & ~changed
+                            blend = x + weights[..., None] * (recon - x)
+                            new[band] = blend[band]
+                            changed = changed | band
+                        yield _Recovered(tile, changed, new[changed])
                     if bar is not None:
                         bar.update(len(batch))
         finally:
@@ -236,9 +277,8 @@ class Declipper:
         x = (src.astype(np.float64) - low) / (high - low)
         changed = np.zeros(src.shape, dtype=bool)
         if rec is not None:
-            x[rec.high] = rec.high_values
-            x[rec.low] = rec.low_values
-            changed = rec.high | rec.low
+            x[rec.changed] = rec.values
+            changed = rec.changed
         fitted = apply_fit(x, fit, vmin, vmax)
         if reshapes:
             changed = changed | (fitted != x)

@@ -209,3 +209,24 @@ def test_runtime_never_imports_torch() -> None:
         "assert 'training' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
+
+
+def test_feather_band(demo_rgb: np.ndarray) -> None:
+    from libdeclip.session import feather_weights
+
+    image = demo_rgb.astype(np.float32) / 255.0
+    high, low = clip_masks(image)
+    clipped = (high | low).any(axis=2)
+    weights = feather_weights(clipped, 3)
+    with Declipper(device="cpu", tile_size=4096) as whole, Declipper(device="cpu", tile_size=100) as tiled:
+        out = whole.run(image, feather=3)
+        np.testing.assert_allclose(tiled.run(image, feather=3), out, atol=2e-5, rtol=0)
+        plain = whole.run(image)
+    far = ~clipped & (weights == 0)
+    np.testing.assert_array_equal(out[far], image[far])  # beyond the band: bit-identical
+    band = weights > 0
+    assert not np.array_equal(out[band], image[band])  # inside it: blended
+    np.testing.assert_array_equal(out[high | low], plain[high | low])  # clipped values: the same
+    mask = np.zeros((9, 9), bool)
+    mask[4, 4] = True
+    np.testing.assert_allclose(feather_weights(mask, 3)[4, 1:8], [0.25, 0.5, 0.75, 0, 0.75, 0.5, 0.25])
