@@ -93,10 +93,10 @@ def metrics(case: Case, output: np.ndarray) -> dict[str, float]:
     return row
 
 
-def run_method(method: str, case: Case, model: Path | None) -> np.ndarray:
+def run_method(method: str, case: Case, model: Path | None, feather: int = 0) -> np.ndarray:
     if method == "identity":
         return case.clipped
-    return libdeclip.declip(case.clipped, model=model)
+    return libdeclip.declip(case.clipped, model=model, feather=feather, device="cpu")
 
 
 def save_grid(rows: list[tuple[Case, np.ndarray]], path: Path) -> None:
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, help="ONNX model (default: the shipped one)")
     p.add_argument("--limit", type=int, help="first N photos of each set only (quick look)")
     p.add_argument("--grid", type=int, default=4, help="photos per set in the PNG grid")
+    p.add_argument("--feather", type=int, default=0, help="feather radius for the model (default 0)")
     args = p.parse_args(argv)
 
     paths: list[tuple[str, Path]] = []
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         case = make_case(path)
         for m in METHODS:
             t0 = time.perf_counter()
-            output = run_method(m, case, args.model)
+            output = run_method(m, case, args.model, args.feather)
             if m != "identity":
                 t_model += time.perf_counter() - t0
             results.append(
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     table = summarise(results)
     header = (
         f"Model: {info.path.name} ({info.name} v{info.version}, {info.training_steps} training steps). "
-        f"Thresholds seeded with {SEED} and the file name; means over photos.\n\n"
+        f"Thresholds seeded with {SEED} and the file name; feather {args.feather}; means over photos.\n\n"
     )
     (args.out_dir / "quality.md").write_text(header + table)
     if grid:
