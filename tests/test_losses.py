@@ -63,3 +63,22 @@ def test_perceptual_net_sees_a_difference_between_photo_and_blur(demo_rgb) -> No
     same = perceptual_loss(net(x), net(x)).item()
     diff = perceptual_loss(net(blurred), net(x)).item()
     assert same == 0.0 and diff > 0.0
+
+
+def test_user_vgg16_file_in_torchvision_layout(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # torchvision's vgg16().features: conv layers at these indices, ReLU/MaxPool in between
+    indices = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
+    channels = [3, 64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+    state = {}
+    for n, i in enumerate(indices):
+        state[f"features.{i}.weight"] = torch.randn(channels[n + 1], channels[n], 3, 3) * 0.01
+        state[f"features.{i}.bias"] = torch.zeros(channels[n + 1])
+    path = tmp_path / "vgg16.pth"
+    torch.save(state, path)
+    net = build_perceptual_net("vgg16", ["block4_conv2", "block4_conv3"], str(path))
+    assert net.names[-1] == "block4_conv3" and net.convention == "torchvision"
+    assert [f.shape[1] for f in net(torch.rand(1, 3, 32, 32))] == [512, 512]
+    del state["features.28.weight"], state["features.28.bias"]
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="expected 13 VGG16 convolutions, found 12"):
+        build_perceptual_net("vgg16", ["block4_conv3"], str(path))
