@@ -61,6 +61,12 @@ def test_threshold_ranges_are_respected() -> None:
         assert row_x.min() == 0.0
 
 
+def test_quantised_input_is_on_the_8bit_grid(demo_rgb: np.ndarray) -> None:
+    x, y = make_sample(demo_rgb, 64, ClipSpec(quantise=True), np.random.default_rng(2))
+    np.testing.assert_array_equal(np.rint(x * 255) / 255, x.astype(np.float64).astype(np.float32))
+    np.testing.assert_allclose(x, np.clip(y, 0, 1), atol=0.5 / 255 + 1e-7)
+
+
 def test_jpeg_extra_and_per_channel(demo_rgb: np.ndarray) -> None:
     spec = ClipSpec(per_channel=True, jpeg_quality=(70, 90), jpeg_probability=1.0, flips=True)
     x, y = make_sample(demo_rgb, 48, spec, np.random.default_rng(1))

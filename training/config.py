@@ -28,6 +28,7 @@ class Config:
     over_range: tuple[int, int] = (175, 255)
     under_range: tuple[int, int] = (1, 80)
     per_channel: bool = False
+    quantise: bool = False
     jpeg_quality: tuple[int, int] | None = None
     jpeg_probability: float = 0.0
     flips: bool = False

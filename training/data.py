@@ -61,8 +61,11 @@ class ClipSpec:
     over_range: tuple[int, int] = (175, 255)
     under_range: tuple[int, int] = (1, 80)
     per_channel: bool = False  # realistic extra: each channel its own thresholds
-    jpeg_quality: tuple[int, int] | None = None  # realistic extra: re-encode after clipping
-    jpeg_probability: float = 0.0
+    # realistic extra: store the clipped input as a real 8-bit file would, its clip levels at 0 and
+    # 255 (values on the 1/255 grid, not the 1/(over - under) grid of the paper's protocol)
+    quantise: bool = False
+    jpeg_quality: tuple[int, int] | None = None  # realistic extra: that file is a JPEG (implies
+    jpeg_probability: float = 0.0  # quantise for the samples it applies to)
     flips: bool = False  # realistic extra: random horizontal / vertical flips
 
 
@@ -117,13 +120,14 @@ def make_sample(
     if not spec.per_channel:
         over, under = over[0], under[0]
     clipped, truth = clip_and_normalise(patch, over, under)
-    if spec.jpeg_quality is not None and rng.random() < spec.jpeg_probability:
-        # A real clipped photo is an 8-bit file: quantise, JPEG-encode, then normalise again.
-        lo_q, hi_q = spec.jpeg_quality
-        stored = np.clip(np.rint(np.clip(patch.astype(np.float32), under, over)), 0, 255)
-        stored = _jpeg_roundtrip(stored.astype(np.uint8), int(rng.integers(lo_q, hi_q + 1)))
-        clipped = np.clip((stored.astype(np.float32) - under) / (over - under), 0.0, 1.0)
-        clipped = clipped.astype(np.float32)
+    as_jpeg = spec.jpeg_quality is not None and rng.random() < spec.jpeg_probability
+    if spec.quantise or as_jpeg:
+        stored = np.rint(clipped * 255.0).astype(np.uint8)
+        if as_jpeg:
+            assert spec.jpeg_quality is not None
+            lo_q, hi_q = spec.jpeg_quality
+            stored = _jpeg_roundtrip(stored, int(rng.integers(lo_q, hi_q + 1)))
+        clipped = stored.astype(np.float32) / 255.0
     return (
         np.ascontiguousarray(clipped.transpose(2, 0, 1)),
         np.ascontiguousarray(truth.transpose(2, 0, 1)),

@@ -148,6 +148,7 @@ class Trainer:
                 over_range=cfg.over_range,
                 under_range=cfg.under_range,
                 per_channel=cfg.per_channel,
+                quantise=cfg.quantise,
                 jpeg_quality=cfg.jpeg_quality,
                 jpeg_probability=cfg.jpeg_probability,
                 flips=cfg.flips,
