@@ -109,18 +109,23 @@ def read_image(path: str | os.PathLike[str]) -> Image:
     """Read a PNG, JPEG or TIFF photo. Errors name the file and the problem."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            head = f.read(8)
     except FileNotFoundError:
         raise UnsupportedInputError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UnsupportedInputError(f"{path}: is a folder, not an image file") from None
     except OSError as exc:
         raise UnsupportedInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    kind = _sniff(data[:8])
+    kind = _sniff(head)
     if kind is None:
         raise UnsupportedInputError(f"{path}: not a PNG, JPEG or TIFF file")
     try:
-        image = {"png": _read_png, "jpeg": _read_jpeg, "tiff": _read_tiff}[kind](data)
+        if kind == "tiff":  # tifffile reads strips from the file: no copy of it in memory
+            image = _read_tiff(path)
+        else:
+            data = path.read_bytes()
+            image = _read_png(data) if kind == "png" else _read_jpeg(data)
     except UnsupportedInputError as exc:
         raise UnsupportedInputError(f"{path}: {exc}") from None
     except Exception as exc:  # decoders raise many types; the user needs file and reason
@@ -181,10 +186,10 @@ def _read_jpeg(data: bytes) -> Image:
     )
 
 
-def _read_tiff(data: bytes) -> Image:
+def _read_tiff(path: Path) -> Image:
     import tifffile
 
-    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+    with tifffile.TiffFile(path) as tif:
         if len(tif.pages) > 1:
             raise UnsupportedInputError(
                 f"multi-page TIFF ({len(tif.pages)} pages) is not supported: save one image per file"
@@ -201,8 +206,10 @@ def _read_tiff(data: bytes) -> Image:
         if pixels.ndim == 3 and pixels.shape[2] not in (2, 3, 4):
             raise UnsupportedInputError(f"TIFF with {pixels.shape[2]} samples per pixel is not supported")
         tags = page.tags  # type: ignore[union-attr]
-        icc = tags.get(_TIFF_ICC)
-        orientation = tags.get(_TIFF_ORIENTATION)
+        icc_tag = tags.get(_TIFF_ICC)
+        icc = bytes(icc_tag.value) if icc_tag is not None else None  # read while the file is open
+        orientation_tag = tags.get(_TIFF_ORIENTATION)
+        orientation = int(orientation_tag.value) if orientation_tag is not None else None
         dpi = None
         if "XResolution" in tags and "YResolution" in tags:
             unit = tags.get("ResolutionUnit")
@@ -214,9 +221,9 @@ def _read_tiff(data: bytes) -> Image:
     return Image(
         pixels=pixels,
         format="tiff",
-        icc_profile=bytes(icc.value) if icc is not None else None,
+        icc_profile=icc,
         dpi=dpi,
-        orientation=int(orientation.value) if orientation is not None else None,
+        orientation=orientation,
         tiff_compression=compression,
     )
 
@@ -264,14 +271,16 @@ def write_image(
         raise FileExistsError(f"{path}: already exists (pass overwrite=True to replace it)")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist")
-    if fmt == "jpeg":
-        data = _encode_jpeg(image, jpeg_quality)
-    else:
-        data = _encode_png(image) if fmt == "png" else _encode_tiff(image)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with open(tmp, "wb") as f:
+            if fmt == "jpeg":
+                _encode_jpeg(image, jpeg_quality, f)
+            elif fmt == "png":
+                f.write(_encode_png(image))
+            else:
+                _encode_tiff(image, f)
             f.flush()
             os.fsync(f.fileno())
         if path.exists() and not overwrite:  # appeared while we were encoding
@@ -309,7 +318,7 @@ def _encode_png(image: Image) -> bytes:
     return bytes(encoded[:33]) + extra + bytes(encoded[33:])
 
 
-def _encode_jpeg(image: Image, quality: int | None) -> bytes:
+def _encode_jpeg(image: Image, quality: int | None, out: Any) -> None:
     from PIL import Image as PILImage
 
     pixels = image.pixels
@@ -331,12 +340,10 @@ def _encode_jpeg(image: Image, quality: int | None) -> bytes:
         kwargs["exif"] = _EXIF_PREFIX + image.exif
     if image.dpi:
         kwargs["dpi"] = tuple(round(d) for d in image.dpi)
-    buf = io.BytesIO()
-    im.save(buf, format="JPEG", **kwargs)
-    return buf.getvalue()
+    im.save(out, format="JPEG", **kwargs)
 
 
-def _encode_tiff(image: Image) -> bytes:
+def _encode_tiff(image: Image, out: Any) -> None:
     import tifffile
 
     pixels = image.pixels
@@ -353,9 +360,8 @@ def _encode_tiff(image: Image) -> bytes:
         extratags.append((_TIFF_ORIENTATION, "H", 1, int(image.orientation), True))
     name = (image.tiff_compression or "NONE").lower()
     compression = None if name == "none" else name
-    buf = io.BytesIO()
     tifffile.imwrite(
-        buf,
+        out,
         pixels,
         photometric=photometric,
         planarconfig="contig",
@@ -365,5 +371,5 @@ def _encode_tiff(image: Image) -> bytes:
         resolutionunit="inch" if image.dpi else None,
         extratags=extratags,
         metadata=None,
+        maxworkers=os.cpu_count(),  # compress strips in parallel
     )
-    return buf.getvalue()

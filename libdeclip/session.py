@@ -64,9 +64,17 @@ def _validate(image: Any) -> np.ndarray:
 
 @dataclass
 class _Recovered:
+    """What changes in one tile's core, kept compact until the fit policy is known."""
+
     tile: Tile
-    changed: np.ndarray  # core-shaped boolean mask of the values that change
-    values: np.ndarray  # their new clip-normalised values, in mask order
+    packed: np.ndarray  # np.packbits of the core-shaped mask of changed values
+    shape: tuple[int, ...]
+    values: np.ndarray  # their new clip-normalised values (float32), in mask order
+
+    @property
+    def changed(self) -> np.ndarray:
+        n = int(np.prod(self.shape))
+        return np.unpackbits(self.packed, count=n).reshape(self.shape).astype(bool)
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
@@ -202,6 +210,10 @@ class Declipper:
         """Run the model on every tile whose core holds a clipped value (or, with ``feather``,
         has one within that many pixels); yield what changes in its core."""
         scale = 1.0 / (high - low)
+        # float32 is exact enough where no colour conversion happens (sRGB); conversions need
+        # float64 to round-trip exactly (see libdeclip.color).
+        work: type[np.floating[Any]] = np.float32 if space.is_srgb else np.float64
+        low_w, scale_w = low.astype(work), scale.astype(work)
         h, w = colour.shape[:2]
         todo: list[tuple[Tile, np.ndarray, np.ndarray, np.ndarray | None]] = []
         for tile in plan:
@@ -231,7 +243,7 @@ class Declipper:
                     batch = items[start : start + engine.max_batch]
                     windows = []
                     for tile, *_ in batch:
-                        win = (plan.window_of(colour, tile).astype(np.float64) - low) * scale
+                        win = (plan.window_of(colour, tile).astype(work) - low_w) * scale_w
                         if win.shape[2] == 1:
                             win = np.repeat(win, 3, axis=2)
                         windows.append(to_model(win, space))
@@ -242,7 +254,7 @@ class Declipper:
                         recon = from_model(win[ys, xs] + res.transpose(1, 2, 0)[ys, xs], space)
                         if hi.shape[2] == 1:
                             recon = recon.mean(axis=2, keepdims=True)
-                        x = (colour[tile.core].astype(np.float64) - low) * scale
+                        x = (colour[tile.core].astype(work) - low_w) * scale_w
                         new = x.copy()
                         # The camera recorded "at least this bright" (or "at most this dark").
                         new[hi] = np.maximum(recon[hi], x[hi])
@@ -253,7 +265,9 @@ class Declipper:
                             blend = x + weights[..., None] * (recon - x)
                             new[band] = blend[band]
                             changed = changed | band
-                        yield _Recovered(tile, changed, new[changed])
+                        yield _Recovered(
+                            tile, np.packbits(changed), changed.shape, new[changed].astype(np.float32)
+                        )
                     if bar is not None:
                         bar.update(len(batch))
         finally:
@@ -274,18 +288,24 @@ class Declipper:
         reshapes: bool,
     ) -> None:
         src = colour[tile.core]
-        x = (src.astype(np.float64) - low) / (high - low)
-        changed = np.zeros(src.shape, dtype=bool)
-        if rec is not None:
-            x[rec.changed] = rec.values
-            changed = rec.changed
-        fitted = apply_fit(x, fit, vmin, vmax)
-        if reshapes:
+        if reshapes:  # the fit curve moves unclipped values too: work on the whole core
+            x = (src.astype(np.float64) - low) / (high - low)
+            changed = np.zeros(src.shape, dtype=bool)
+            if rec is not None:
+                changed = rec.changed
+                x[changed] = rec.values
+            fitted = apply_fit(x, fit, vmin, vmax)
             changed = changed | (fitted != x)
-        if not changed.any():
+            fitted = fitted[changed]
+        elif rec is not None:  # only the recovered values change
+            changed = rec.changed
+            fitted = apply_fit(rec.values.astype(np.float64), fit, vmin, vmax)
+        else:
+            return
+        if fitted.size == 0:
             return
         channel = np.nonzero(changed)[2]
-        values = fitted[changed] * (high - low)[channel] + low[channel]
+        values = fitted * (high - low)[channel] + low[channel]
         if out.dtype.kind in "ui":
             info = np.iinfo(out.dtype)
             values = np.clip(np.rint(values), info.min, info.max)
