@@ -122,6 +122,9 @@ class OnnxEngine:
         if threads:
             opts.intra_op_num_threads = int(threads)
         opts.log_severity_level = 3
+        # Tiles come in a few shapes; memory patterns per shape only add memory (measured: -60 MB
+        # at 512 px tiles, same speed).
+        opts.enable_mem_pattern = False
         available = ort.get_available_providers()
         providers = _provider_list(kind, index, available)
         wants_gpu = kind == "cuda"

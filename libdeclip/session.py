@@ -215,18 +215,20 @@ class Declipper:
         work: type[np.floating[Any]] = np.float32 if space.is_srgb else np.float64
         low_w, scale_w = low.astype(work), scale.astype(work)
         h, w = colour.shape[:2]
-        todo: list[tuple[Tile, np.ndarray, np.ndarray, np.ndarray | None]] = []
-        for tile in plan:
+        def masks(tile: Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+            """Core masks of values clipped high and low, and the feather weights."""
             # The core grown by the feather radius: clipped pixels there reach into the core.
             ry0, ry1 = max(0, tile.y0 - feather), min(h, tile.y1 + feather)
             rx0, rx1 = max(0, tile.x0 - feather), min(w, tile.x1 + feather)
             hi, lo = clip_masks(colour[ry0:ry1, rx0:rx1], low, high, tolerance)
-            clipped = hi | lo
-            if not clipped.any() and self.skip_unclipped:  # nothing in this core can change
-                continue
             inner = slice(tile.y0 - ry0, tile.y1 - ry0), slice(tile.x0 - rx0, tile.x1 - rx0)
-            weights = feather_weights(clipped.any(axis=2), feather)[inner] if feather else None
-            todo.append((tile, hi[inner], lo[inner], weights))
+            weights = feather_weights((hi | lo).any(axis=2), feather)[inner] if feather else None
+            return hi[inner].copy(), lo[inner].copy(), weights
+
+        # Masks are recomputed when a tile runs rather than kept for every tile: memory follows
+        # the tile, not the image.
+        todo = [t for t in plan if not self.skip_unclipped or self._touches_clipping(
+            colour, t, feather, low, high, tolerance)]
         bar = None
         if progress:
             from tqdm import tqdm
@@ -235,21 +237,22 @@ class Declipper:
         engine = self.engine
         try:
             # Tiles of equal window shape run together (a batch on the GPU; one by one on the CPU).
-            groups: dict[tuple[int, int], list[tuple[Tile, np.ndarray, np.ndarray, Any]]] = {}
-            for item in todo:
-                groups.setdefault(item[0].window_shape, []).append(item)
+            groups: dict[tuple[int, int], list[Tile]] = {}
+            for tile in todo:
+                groups.setdefault(tile.window_shape, []).append(tile)
             for items in groups.values():
                 for start in range(0, len(items), engine.max_batch):
                     batch = items[start : start + engine.max_batch]
                     windows = []
-                    for tile, *_ in batch:
+                    for tile in batch:
                         win = (plan.window_of(colour, tile).astype(work) - low_w) * scale_w
                         if win.shape[2] == 1:
                             win = np.repeat(win, 3, axis=2)
                         windows.append(to_model(win, space))
                     model_in = np.stack([w.transpose(2, 0, 1) for w in windows]).astype(np.float32)
                     residual = engine.residual(model_in)
-                    for (tile, hi, lo, weights), win, res in zip(batch, windows, residual, strict=True):
+                    for tile, win, res in zip(batch, windows, residual, strict=True):
+                        hi, lo, weights = masks(tile)
                         ys, xs = tile.core_in_window
                         recon = from_model(win[ys, xs] + res.transpose(1, 2, 0)[ys, xs], space)
                         if hi.shape[2] == 1:
@@ -273,6 +276,16 @@ class Declipper:
         finally:
             if bar is not None:
                 bar.close()
+
+    @staticmethod
+    def _touches_clipping(
+        colour: np.ndarray, tile: Tile, feather: int, low: np.ndarray, high: np.ndarray, tolerance: float
+    ) -> bool:
+        """Whether the tile's core, grown by ``feather``, holds a clipped value."""
+        ys = slice(max(0, tile.y0 - feather), tile.y1 + feather)
+        xs = slice(max(0, tile.x0 - feather), tile.x1 + feather)
+        hi, lo = clip_masks(colour[ys, xs], low, high, tolerance)
+        return bool(hi.any() or lo.any())
 
     @staticmethod
     def _write_core(
