@@ -24,7 +24,7 @@ import numpy as np
 import tifffile
 
 from libdeclip import Declipper
-from libdeclip.io import read_image, write_image
+from libdeclip.io import Image, read_image, write_image
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "clipped"
@@ -79,10 +79,23 @@ def make_cases(tmp: Path, skip_50mp: bool) -> list[tuple[str, list[Path]]]:
         tifffile.imwrite(t, rgb, photometric="rgb", compression="zlib")
         tiffs.append(t)
     kodak = sorted((DATA.parent / "eval" / "kodak24").glob("*.png"))[:8]
+    # Half clipped, half not: the HDR-CNN photos as shot, and darkened to 85% (nothing clipped,
+    # no value within the tolerance of 0 either), to show time following the clipped tiles.
+    photos = [read_image(p).pixels.astype(np.float32) for p in pngs]
+    quilt = []
+    for r in range(4):
+        row = []
+        for c in range(4):
+            ph = photos[(r * 4 + c) % len(photos)]
+            row.append(ph if (r * 4 + c) % 2 == 0 else np.clip(ph * 0.85, 3, 255))
+        quilt.append(np.concatenate(row, axis=1))
+    mixed = tmp / "mixed_12mp_8bit.png"
+    write_image(mixed, Image(pixels=np.rint(np.concatenate(quilt, axis=0)).astype(np.uint8)))
     cases = [
         ("8-bit JPEG (SingleHDR, real clipping)", jpegs),
         ("16-bit TIFF (HDR-CNN x257)", tiffs),
-        ("8-bit PNG (Kodak24, little clipping)", kodak),
+        ("8-bit PNG (Kodak24)", kodak),
+        ("8-bit PNG, 12.6 MP: 8 HDR-CNN photos as shot + 8 darkened (half unclipped)", [mixed]),
     ]
     if not skip_50mp:
         tiles = [read_image(p).pixels for p in pngs]  # 1024 x 768 each
