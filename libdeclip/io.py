@@ -12,6 +12,7 @@ import io
 import os
 import struct
 import tempfile
+import threading
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -285,11 +286,24 @@ def write_image(
             os.fsync(f.fileno())
         if path.exists() and not overwrite:  # appeared while we were encoding
             raise FileExistsError(f"{path}: already exists (pass overwrite=True to replace it)")
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have, or
+        # keep the mode of the file it replaces.
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    with _UMASK_LOCK:  # the only way to read the umask is to set it
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:

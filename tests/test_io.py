@@ -165,6 +165,20 @@ def test_writes_are_atomic_and_never_clobber(tmp_path: Path, demo_rgb: np.ndarra
     np.testing.assert_array_equal(read_image(target).pixels, demo_rgb)
 
 
+def test_written_files_get_ordinary_permissions(tmp_path: Path, demo_rgb: np.ndarray) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        out = write_image(tmp_path / "new.png", Image(pixels=demo_rgb))
+        assert out.stat().st_mode & 0o777 == 0o644
+        os.chmod(out, 0o640)
+        write_image(out, Image(pixels=demo_rgb), overwrite=True)
+        assert out.stat().st_mode & 0o777 == 0o640  # a replaced file keeps its mode
+    finally:
+        os.umask(old)
+
+
 def test_bad_files_get_clear_errors(tmp_path: Path, demo_rgb: np.ndarray) -> None:
     good = tmp_path / "good.png"
     PILImage.fromarray(demo_rgb).save(good)
