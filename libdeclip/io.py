@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from libdeclip._tiffexif import PLACEHOLDER_TAG, ExifEntry, append_exif, read_exif
 from libdeclip.color import ColorSpace, colorspace_from_icc, get_colorspace
 from libdeclip.errors import UnsupportedInputError
 
@@ -49,6 +50,7 @@ class Image:
     jpeg_qtables: list[list[int]] | None = None
     jpeg_subsampling: int | None = None
     tiff_compression: str | None = None
+    tiff_exif: tuple[ExifEntry, ...] | None = None  # a TIFF's EXIF sub-IFD, decoded
     orientation: int | None = None  # EXIF/TIFF orientation tag, kept as found
     path: Path | None = None
 
@@ -190,6 +192,8 @@ def _read_jpeg(data: bytes) -> Image:
 def _read_tiff(path: Path) -> Image:
     import tifffile
 
+    with open(path, "rb") as f:
+        exif = read_exif(f)
     with tifffile.TiffFile(path) as tif:
         if len(tif.pages) > 1:
             raise UnsupportedInputError(
@@ -226,6 +230,7 @@ def _read_tiff(path: Path) -> Image:
         dpi=dpi,
         orientation=orientation,
         tiff_compression=compression,
+        tiff_exif=exif,
     )
 
 
@@ -284,6 +289,11 @@ def write_image(
                 _encode_tiff(image, f)
             f.flush()
             os.fsync(f.fileno())
+        if fmt == "tiff" and image.tiff_exif:
+            with open(tmp, "r+b") as f:
+                append_exif(f, image.tiff_exif)
+                f.flush()
+                os.fsync(f.fileno())
         if path.exists() and not overwrite:  # appeared while we were encoding
             raise FileExistsError(f"{path}: already exists (pass overwrite=True to replace it)")
         # mkstemp makes the file private (0600); give it the mode a plain open() would have, or
@@ -372,6 +382,8 @@ def _encode_tiff(image: Image, out: Any) -> None:
         extratags.append((_TIFF_ICC, "B", len(image.icc_profile), image.icc_profile, True))
     if image.orientation is not None:
         extratags.append((_TIFF_ORIENTATION, "H", 1, int(image.orientation), True))
+    if image.tiff_exif:  # a placeholder that append_exif points at the EXIF IFD
+        extratags.append((PLACEHOLDER_TAG, "I", 1, 0, True))
     name = (image.tiff_compression or "NONE").lower()
     compression = None if name == "none" else name
     tifffile.imwrite(

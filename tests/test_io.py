@@ -194,3 +194,35 @@ def test_bad_files_get_clear_errors(tmp_path: Path, demo_rgb: np.ndarray) -> Non
     for path, message in cases.items():
         with pytest.raises(UnsupportedInputError, match=message):
             read_image(path)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_tiff_exif_is_carried_over(tmp_path: Path, demo_rgb: np.ndarray, order: str) -> None:
+    from libdeclip._tiffexif import PLACEHOLDER_TAG, ExifEntry, append_exif
+
+    # A camera-like EXIF IFD: ASCII date, a rational exposure, a short ISO, a long value.
+    date = b"2026:11:25 13:00:00\x00"
+    entries = (
+        ExifEntry(0x829A, 5, 1, (1, 250)),  # ExposureTime
+        ExifEntry(0x8827, 3, 1, (400,)),  # ISOSpeedRatings
+        ExifEntry(0x9003, 2, len(date), tuple(date)),  # DateTimeOriginal
+        ExifEntry(0xA002, 4, 1, (50,)),  # PixelXDimension
+    )
+    src = tmp_path / "exif.tif"
+    tifffile.imwrite(src, demo_rgb[:40, :50], photometric="rgb", byteorder=order,
+                     extratags=[(PLACEHOLDER_TAG, "I", 1, 0, True)])
+    with open(src, "r+b") as f:
+        append_exif(f, entries)
+    with tifffile.TiffFile(src) as tif:  # an independent reader sees what we wrote
+        assert tif.pages[0].tags["ExifTag"].value["ExposureTime"] == (1, 250)
+    image = read_image(src)
+    assert image.tiff_exif == entries
+    image = image.with_pixels(image.pixels.astype(np.uint16) * 257)  # into a 16-bit file
+    out = write_image(tmp_path / "out.tif", image)
+    assert read_image(out).tiff_exif == entries
+    with tifffile.TiffFile(out) as tif:
+        exif = tif.pages[0].tags["ExifTag"].value
+    assert exif["DateTimeOriginal"] == "2026:11:25 13:00:00"
+    assert exif["ExposureTime"] == (1, 250) and exif["ISOSpeedRatings"] == 400
+    assert exif["PixelXDimension"] == 50
+    np.testing.assert_array_equal(read_image(out).pixels, image.pixels)
