@@ -18,7 +18,7 @@ import numpy as np
 from libdeclip.color import ColorSpace, colorspace_from_icc, from_model, get_colorspace, to_model
 from libdeclip.engine import ModelInfo, OnnxEngine
 from libdeclip.errors import UnsupportedInputError
-from libdeclip.fit import Fit, apply_fit, default_fit
+from libdeclip.fit import DEFAULT_KNEE, DEFAULT_TOE, Fit, apply_fit, default_fit
 from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, clip_masks, resolve_clip_levels
 from libdeclip.tiling import Tile, TilePlan, plan_tiles
 
@@ -284,8 +284,12 @@ class Declipper:
         """Whether the tile's core, grown by ``feather``, holds a clipped value."""
         ys = slice(max(0, tile.y0 - feather), tile.y1 + feather)
         xs = slice(max(0, tile.x0 - feather), tile.x1 + feather)
-        hi, lo = clip_masks(colour[ys, xs], low, high, tolerance)
-        return bool(hi.any() or lo.any())
+        region = colour[ys, xs]
+        # Per-channel extremes decide it without building masks (the same test as clip_masks).
+        tol = tolerance * (high - low)
+        return bool(
+            np.any(region.max(axis=(0, 1)) >= high - tol) or np.any(region.min(axis=(0, 1)) <= low + tol)
+        )
 
     @staticmethod
     def _write_core(
@@ -301,15 +305,24 @@ class Declipper:
         reshapes: bool,
     ) -> None:
         src = colour[tile.core]
-        if reshapes:  # the fit curve moves unclipped values too: work on the whole core
-            x = (src.astype(np.float64) - low) / (high - low)
-            changed = np.zeros(src.shape, dtype=bool)
+        if reshapes:  # the fit curve also moves unclipped values beyond its knee and toe
+            knee = low + DEFAULT_KNEE * (high - low)
+            toe = low + DEFAULT_TOE * (high - low)
+            changed = (src > knee) | (src < toe)
             if rec is not None:
-                changed = rec.changed
-                x[changed] = rec.values
+                recovered = rec.changed
+                changed |= recovered
+            x = (src[changed].astype(np.float64) - low[np.nonzero(changed)[2]]) / (high - low)[
+                np.nonzero(changed)[2]
+            ]
+            if rec is not None:
+                x[recovered[changed]] = rec.values
             fitted = apply_fit(x, fit, vmin, vmax)
-            changed = changed | (fitted != x)
-            fitted = fitted[changed]
+            moved = fitted != x
+            if rec is not None:
+                moved |= recovered[changed]
+            changed[changed] = moved
+            fitted = fitted[moved]
         elif rec is not None:  # only the recovered values change
             changed = rec.changed
             fitted = apply_fit(rec.values.astype(np.float64), fit, vmin, vmax)
