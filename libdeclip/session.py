@@ -254,6 +254,16 @@ class Declipper:
                     for tile, win, res in zip(batch, windows, residual, strict=True):
                         hi, lo, weights = masks(tile)
                         ys, xs = tile.core_in_window
+                        changed = hi | lo
+                        if space.is_srgb and weights is None and hi.shape[2] == 3:
+                            # Common case: no colour conversion, so the reconstruction is needed
+                            # only at the clipped values; the window already holds them normalised.
+                            xv = win[ys, xs][changed]
+                            rv = xv + res.transpose(1, 2, 0)[ys, xs][changed]
+                            # The camera recorded "at least this bright" (or "at most this dark").
+                            rv = np.where(hi[changed], np.maximum(rv, xv), np.minimum(rv, xv))
+                            yield _Recovered(tile, np.packbits(changed), changed.shape, rv.astype(np.float32))
+                            continue
                         recon = from_model(win[ys, xs] + res.transpose(1, 2, 0)[ys, xs], space)
                         if hi.shape[2] == 1:
                             recon = recon.mean(axis=2, keepdims=True)
@@ -262,7 +272,6 @@ class Declipper:
                         # The camera recorded "at least this bright" (or "at most this dark").
                         new[hi] = np.maximum(recon[hi], x[hi])
                         new[lo] = np.minimum(recon[lo], x[lo])
-                        changed = hi | lo
                         if weights is not None:  # blend into unclipped values near clipping
                             band = (weights[..., None] > 0) & ~changed
                             blend = x + weights[..., None] * (recon - x)
@@ -305,6 +314,13 @@ class Declipper:
         reshapes: bool,
     ) -> None:
         src = colour[tile.core]
+
+        def per_value(levels: np.ndarray, mask: np.ndarray) -> np.ndarray | float:
+            """``levels`` (one per channel) for each selected value; a scalar when all agree."""
+            if np.all(levels == levels[0]):
+                return float(levels[0])
+            return np.broadcast_to(levels, mask.shape)[mask]
+
         if reshapes:  # the fit curve also moves unclipped values beyond its knee and toe
             knee = low + DEFAULT_KNEE * (high - low)
             toe = low + DEFAULT_TOE * (high - low)
@@ -312,9 +328,7 @@ class Declipper:
             if rec is not None:
                 recovered = rec.changed
                 changed |= recovered
-            x = (src[changed].astype(np.float64) - low[np.nonzero(changed)[2]]) / (high - low)[
-                np.nonzero(changed)[2]
-            ]
+            x = (src[changed].astype(np.float64) - per_value(low, changed)) / per_value(high - low, changed)
             if rec is not None:
                 x[recovered[changed]] = rec.values
             fitted = apply_fit(x, fit, vmin, vmax)
@@ -330,8 +344,7 @@ class Declipper:
             return
         if fitted.size == 0:
             return
-        channel = np.nonzero(changed)[2]
-        values = fitted * (high - low)[channel] + low[channel]
+        values = fitted * per_value(high - low, changed) + per_value(low, changed)
         if out.dtype.kind in "ui":
             info = np.iinfo(out.dtype)
             values = np.clip(np.rint(values), info.min, info.max)
