@@ -12,7 +12,6 @@ an uninterrupted run would have drawn, which is what makes resume bit-exact.
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,8 +175,3 @@ class ClipSampler:
             xs.append(x)
             ys.append(y)
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
-
-
-def epochs_for(steps: int, batch: int, n_images: int) -> float:
-    """How many passes over the photos ``steps`` batches amount to (for the model card)."""
-    return steps * batch / max(1, n_images) if n_images else math.nan
