@@ -73,10 +73,26 @@ def clip_masks(
     ``image`` is H x W x C; ``low``/``high`` are scalars or per-channel arrays; ``tolerance`` is
     a fraction of ``high - low``. Returns two boolean arrays of the image's shape.
     """
+    at_high, at_low = _thresholds(low, high, tolerance)
+    return image >= at_high, image <= at_low
+
+
+def _thresholds(
+    low: float | np.ndarray, high: float | np.ndarray, tolerance: float
+) -> tuple[np.ndarray, np.ndarray]:
     low = np.asarray(low, dtype=np.float64)
     high = np.asarray(high, dtype=np.float64)
     tol = tolerance * (high - low)
-    return image >= high - tol, image <= low + tol
+    return high - tol, low + tol
+
+
+def any_clipped(
+    image: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float = DEFAULT_TOLERANCE
+) -> bool:
+    """Whether an H x W x C image holds a clipped value; the test of :func:`clip_masks`, decided
+    from per-channel extremes without building masks."""
+    at_high, at_low = _thresholds(low, high, tolerance)
+    return bool(np.any(image.max(axis=(0, 1)) >= at_high) or np.any(image.min(axis=(0, 1)) <= at_low))
 
 
 def clip_mask(

@@ -19,7 +19,7 @@ from libdeclip.color import ColorSpace, colorspace_from_icc, from_model, get_col
 from libdeclip.engine import ModelInfo, OnnxEngine
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.fit import DEFAULT_KNEE, DEFAULT_TOE, Fit, apply_fit, default_fit
-from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, clip_masks, resolve_clip_levels
+from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, any_clipped, clip_masks, resolve_clip_levels
 from libdeclip.tiling import Tile, TilePlan, plan_tiles
 
 __all__ = ["Declipper", "SUPPORTED_DTYPES"]
@@ -215,20 +215,30 @@ class Declipper:
         work: type[np.floating[Any]] = np.float32 if space.is_srgb else np.float64
         low_w, scale_w = low.astype(work), scale.astype(work)
         h, w = colour.shape[:2]
+
+        def grown(tile: Tile) -> tuple[slice, slice]:
+            """The core grown by the feather radius: clipped pixels there reach into the core."""
+            return (
+                slice(max(0, tile.y0 - feather), min(h, tile.y1 + feather)),
+                slice(max(0, tile.x0 - feather), min(w, tile.x1 + feather)),
+            )
+
         def masks(tile: Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
             """Core masks of values clipped high and low, and the feather weights."""
-            # The core grown by the feather radius: clipped pixels there reach into the core.
-            ry0, ry1 = max(0, tile.y0 - feather), min(h, tile.y1 + feather)
-            rx0, rx1 = max(0, tile.x0 - feather), min(w, tile.x1 + feather)
-            hi, lo = clip_masks(colour[ry0:ry1, rx0:rx1], low, high, tolerance)
-            inner = slice(tile.y0 - ry0, tile.y1 - ry0), slice(tile.x0 - rx0, tile.x1 - rx0)
+            ys, xs = grown(tile)
+            hi, lo = clip_masks(colour[ys, xs], low, high, tolerance)
+            inner = (
+                slice(tile.y0 - ys.start, tile.y1 - ys.start),
+                slice(tile.x0 - xs.start, tile.x1 - xs.start),
+            )
             weights = feather_weights((hi | lo).any(axis=2), feather)[inner] if feather else None
             return hi[inner].copy(), lo[inner].copy(), weights
 
         # Masks are recomputed when a tile runs rather than kept for every tile: memory follows
         # the tile, not the image.
-        todo = [t for t in plan if not self.skip_unclipped or self._touches_clipping(
-            colour, t, feather, low, high, tolerance)]
+        todo = [
+            t for t in plan if not self.skip_unclipped or any_clipped(colour[grown(t)], low, high, tolerance)
+        ]
         bar = None
         if progress:
             from tqdm import tqdm
@@ -255,50 +265,30 @@ class Declipper:
                         hi, lo, weights = masks(tile)
                         ys, xs = tile.core_in_window
                         changed = hi | lo
-                        if space.is_srgb and weights is None and hi.shape[2] == 3:
-                            # Common case: no colour conversion, so the reconstruction is needed
-                            # only at the clipped values; the window already holds them normalised.
-                            xv = win[ys, xs][changed]
-                            rv = xv + res.transpose(1, 2, 0)[ys, xs][changed]
-                            # The camera recorded "at least this bright" (or "at most this dark").
-                            rv = np.where(hi[changed], np.maximum(rv, xv), np.minimum(rv, xv))
-                            yield _Recovered(tile, np.packbits(changed), changed.shape, rv.astype(np.float32))
-                            continue
-                        recon = from_model(win[ys, xs] + res.transpose(1, 2, 0)[ys, xs], space)
-                        if hi.shape[2] == 1:
-                            recon = recon.mean(axis=2, keepdims=True)
-                        x = (colour[tile.core].astype(work) - low_w) * scale_w
-                        new = x.copy()
-                        # The camera recorded "at least this bright" (or "at most this dark").
-                        new[hi] = np.maximum(recon[hi], x[hi])
-                        new[lo] = np.minimum(recon[lo], x[lo])
                         if weights is not None:  # blend into unclipped values near clipping
-                            band = (weights[..., None] > 0) & ~changed
-                            blend = x + weights[..., None] * (recon - x)
-                            new[band] = blend[band]
-                            changed = changed | band
+                            changed |= weights[..., None] > 0
+                        # Only pixels with a changing value are reconstructed: each as a whole,
+                        # since a colour conversion mixes its channels.
+                        sel = changed.any(axis=2)
+                        recon = from_model(win[ys, xs][sel] + res.transpose(1, 2, 0)[ys, xs][sel], space)
+                        if hi.shape[2] == 1:
+                            recon = recon.mean(axis=1, keepdims=True)
+                        x = (colour[tile.core][sel].astype(work) - low_w) * scale_w
+                        new = x.copy()
+                        if weights is not None:
+                            new += weights[sel][:, None] * (recon - x)
+                        # The camera recorded "at least this bright" (or "at most this dark").
+                        hi_s, lo_s = hi[sel], lo[sel]
+                        new[hi_s] = np.maximum(recon[hi_s], x[hi_s])
+                        new[lo_s] = np.minimum(recon[lo_s], x[lo_s])
                         yield _Recovered(
-                            tile, np.packbits(changed), changed.shape, new[changed].astype(np.float32)
+                            tile, np.packbits(changed), changed.shape, new[changed[sel]].astype(np.float32)
                         )
                     if bar is not None:
                         bar.update(len(batch))
         finally:
             if bar is not None:
                 bar.close()
-
-    @staticmethod
-    def _touches_clipping(
-        colour: np.ndarray, tile: Tile, feather: int, low: np.ndarray, high: np.ndarray, tolerance: float
-    ) -> bool:
-        """Whether the tile's core, grown by ``feather``, holds a clipped value."""
-        ys = slice(max(0, tile.y0 - feather), tile.y1 + feather)
-        xs = slice(max(0, tile.x0 - feather), tile.x1 + feather)
-        region = colour[ys, xs]
-        # Per-channel extremes decide it without building masks (the same test as clip_masks).
-        tol = tolerance * (high - low)
-        return bool(
-            np.any(region.max(axis=(0, 1)) >= high - tol) or np.any(region.min(axis=(0, 1)) <= low + tol)
-        )
 
     @staticmethod
     def _write_core(
