@@ -55,10 +55,8 @@ def _expand(inputs: Sequence[str]) -> list[Path]:
     return unique
 
 
-def _output_for(src: Path, args: argparse.Namespace, single: bool) -> Path:
+def _output_for(src: Path, args: argparse.Namespace) -> Path:
     if args.output is not None:
-        if not single:
-            raise SystemExit("error: -o/--output takes one input; use --out-dir for several")
         return Path(args.output)
     folder = Path(args.out_dir) if args.out_dir else src.parent
     return folder / f"{src.stem}{args.suffix}{src.suffix}"
@@ -94,7 +92,9 @@ def _compare_picture(image: Image, result: np.ndarray) -> np.ndarray:
     return np.asarray(im)
 
 
-def _declip_file(src: Path, dst: Path, args: argparse.Namespace, session: Declipper, show_tiles: bool) -> str:
+def _declip_file(
+    src: Path, dst: Path, args: argparse.Namespace, session: Declipper, single: bool, show_tiles: bool
+) -> str:
     if dst.resolve() == src.resolve():
         raise DeclipError(f"{src}: the output would overwrite the input; choose another --suffix or folder")
     if dst.exists() and not args.overwrite:
@@ -112,7 +112,6 @@ def _declip_file(src: Path, dst: Path, args: argparse.Namespace, session: Declip
     notes = [str(w.message) for w in caught]
     dst.parent.mkdir(parents=True, exist_ok=True)
     write_image(dst, image.with_pixels(result), overwrite=args.overwrite)
-    single = len(args.inputs_expanded) == 1
     mask_path = _side_path(args.mask, src, single, "mask")
     if mask_path is not None:
         mask, _ = clip_mask(image.pixels)
@@ -128,13 +127,15 @@ def _cmd_declip(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     paths = _expand(args.inputs)
-    args.inputs_expanded = paths
     if not paths:
         print("error: no input images found", file=sys.stderr)
         return 2
+    single = len(paths) == 1
+    if args.output is not None and not single:
+        print("error: -o/--output takes one input; use --out-dir for several", file=sys.stderr)
+        return 1
     if args.out_dir:
         Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    single = len(paths) == 1
     try:
         jobs = max(1, int(args.jobs))
         threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
@@ -143,9 +144,10 @@ def _cmd_declip(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     local = threading.local()
+    parallel = jobs > 1 and first.device == "cpu"  # a GPU session serves every file
 
     def session() -> Declipper:
-        if jobs == 1 or first.device != "cpu":
+        if not parallel:
             return first
         if not hasattr(local, "session"):
             local.session = Declipper(device="cpu", threads=threads, tile_size=args.tile_size)
@@ -156,8 +158,8 @@ def _cmd_declip(args: argparse.Namespace) -> int:
 
     def one(src: Path) -> None:
         try:
-            dst = _output_for(src, args, single)
-            message = _declip_file(src, dst, args, session(), show_tiles=single and not args.quiet)
+            dst = _output_for(src, args)
+            message = _declip_file(src, dst, args, session(), single, show_tiles=single and not args.quiet)
             if not args.quiet:
                 bar.write(message)
         except (DeclipError, OSError, ValueError) as exc:
@@ -166,12 +168,12 @@ def _cmd_declip(args: argparse.Namespace) -> int:
         finally:
             bar.update(1)
 
-    if jobs == 1 or first.device != "cpu":
-        for p in paths:
-            one(p)
-    else:
+    if parallel:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(one, paths))
+    else:
+        for p in paths:
+            one(p)
     bar.close()
     done = len(paths) - len(failures)
     if failures or not single:
