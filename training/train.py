@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import hashlib
 import json
 import os
@@ -254,6 +255,20 @@ class Trainer:
                     for buf in _unwrap(m).buffers():
                         dist.broadcast(buf, src=0)
 
+    def _shutdown_distributed(self) -> None:
+        """Leave the process group so that no rank exits while a peer still talks to it.
+
+        Without this, a rank that exits first can abort (SIGABRT, "terminate called without an
+        active exception") inside gloo's threads: the DDP reducers hold the process group, so they
+        are dropped first, then every rank meets at a barrier before the group is destroyed.
+        """
+        self.g = _unwrap(self.g)
+        if self.d is not None:
+            self.d = _unwrap(self.d)
+        gc.collect()
+        dist.barrier()
+        dist.destroy_process_group()
+
     def checkpoint(self) -> Path:
         path = self.out / "checkpoint.pt"
         self._sync_buffers()
@@ -361,7 +376,7 @@ class Trainer:
                 (self.out / "replicas.json").write_text(json.dumps({"sha256": digests}, indent=1))
                 if len(set(digests)) != 1:
                     self._log(f"WARNING: replicas disagree: {digests}")
-            dist.destroy_process_group()
+            self._shutdown_distributed()
         self._log(f"done at step {self.step}; {self.wall:.0f} s of training in total")
 
 
