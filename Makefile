@@ -5,11 +5,15 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test train-v1 quality clean
+.PHONY: demo test wheel sanitize train-v1 quality clean
 
-$(VENV)/.runtime: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e .
+# The native core (bindings/, CMakeLists.txt) is compiled by pip through scikit-build-core: it needs
+# a C++17 compiler and CMake >= 3.18 (pybind11 comes from PyPI). Editing its sources rebuilds it.
+NATIVE_SRC := CMakeLists.txt $(wildcard bindings/*.cpp bindings/*.hpp)
+
+$(VENV)/.runtime: pyproject.toml $(NATIVE_SRC)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -e . || { echo "error: building libdeclip's native core failed: it needs a C++17 compiler (g++ or clang++) and CMake >= 3.18 (apt install g++ cmake); see the messages above" >&2; exit 1; }
 	touch $@
 
 # torch is pinned to the CPU build in pyproject.toml (the [train] extra).
@@ -22,10 +26,19 @@ demo: $(VENV)/.runtime
 		--compare demo_out/night_lamps_before_after.png --overwrite
 	$(VENV)/bin/libdeclip info examples/night_lamps.png
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev wheel
 	$(VENV)/bin/ruff check libdeclip training benchmarks tests
 	$(VENV)/bin/mypy libdeclip
 	$(PY) -m pytest -q --doctest-modules libdeclip tests
+
+# A wheel from this tree, checked to hold the native core, the model and the type information.
+wheel: $(VENV)/.runtime
+	rm -rf build/wheel
+	$(PIP) wheel --no-deps -w build/wheel .
+	$(PY) -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('build/wheel/*.whl')[0]).namelist(); \
+	need = ['libdeclip/_native.', 'libdeclip/models/declipnet-v1.onnx', 'libdeclip/py.typed', 'libdeclip/_native.pyi']; \
+	missing = [n for n in need if not any(x.startswith(n) for x in names)]; \
+	sys.exit(f'wheel lacks {missing}') if missing else print('wheel ok:', glob.glob('build/wheel/*.whl')[0])"
 
 # Reproduce model v1 (see libdeclip/models/MODEL_CARD.md), then export it.
 train-v1: $(VENV)/.dev

@@ -16,14 +16,38 @@ from __future__ import annotations
 
 import struct
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-__all__ = ["ColorSpace", "NAMED_SPACES", "get_colorspace", "colorspace_from_icc", "to_model", "from_model"]
+from libdeclip import _native
 
-Curve = Callable[[np.ndarray], np.ndarray]
+__all__ = [
+    "ColorSpace", "ToneCurve", "NAMED_SPACES", "get_colorspace", "colorspace_from_icc",
+    "to_model", "from_model",
+]
+
+
+@dataclass(frozen=True)
+class ToneCurve:
+    """A tone curve, encoded value -> linear light, applied sign-symmetrically (``f(-x) = -f(x)``).
+
+    ``kind`` is ``"linear"``, ``"parametric"`` (ICC type 4: ``Y = (aX + b)^g + e`` for ``X >= d``,
+    else ``cX + f``; ``params`` = g, a, b, c, d, e, f and ``y_at_d``, the value where the pieces
+    meet) or ``"table"`` (``ys`` sampled at ``xs`` on [0, 1], extended beyond 1 with ``params[0]``,
+    the last slope). The native core evaluates it, forwards and inverted.
+    """
+
+    kind: str
+    params: tuple[float, ...] = ()
+    xs: tuple[float, ...] = ()
+    ys: tuple[float, ...] = ()
+
+    def native_spec(self) -> tuple[int, list[float], list[float], list[float]]:
+        kinds = {"linear": 0, "parametric": 1, "table": 2}
+        return kinds[self.kind], list(self.params), list(self.xs), list(self.ys)
+
 
 _WHITE_D65 = (0.3127, 0.3290)
 _WHITE_D50 = (0.3457, 0.3585)
@@ -50,16 +74,9 @@ def _adapt(src_white_xyz: np.ndarray, dst_white_xyz: np.ndarray) -> np.ndarray:
     return np.linalg.inv(_BRADFORD) @ np.diag(dst / src) @ _BRADFORD
 
 
-def _symmetric(f: Callable[[np.ndarray], np.ndarray]) -> Curve:
-    def curve(v: np.ndarray) -> np.ndarray:
-        return np.sign(v) * f(np.abs(v))
-
-    return curve
-
-
 def _parametric(g: float, a: float = 1.0, b: float = 0.0, c: float = 0.0, d: float = 0.0,
-                e: float = 0.0, f: float = 0.0) -> tuple[Curve, Curve]:
-    """ICC type-4 parametric curve Y = (aX + b)^g + e for X >= d, else cX + f, and its inverse.
+                e: float = 0.0, f: float = 0.0) -> ToneCurve:
+    """ICC type-4 parametric curve Y = (aX + b)^g + e for X >= d, else cX + f.
 
     The linear segment's slope is re-derived so that both pieces meet at ``d``: published constants
     and a profile's 16.16 fixed-point numbers leave a small gap there, which no input reaches and
@@ -68,44 +85,25 @@ def _parametric(g: float, a: float = 1.0, b: float = 0.0, c: float = 0.0, d: flo
     if d > 0:
         c = ((a * d + b) ** g + e - f) / d
     y_at_d = c * d + f
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore"):
-            hi = np.power(np.maximum(a * x + b, 0.0), g) + e
-        return np.where(x >= d, hi, c * x + f)
-
-    def inverse(y: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            hi = (np.power(np.maximum(y - e, 0.0), 1.0 / g) - b) / a
-            lo = (y - f) / c if c != 0 else np.zeros_like(y)
-        return np.where(y >= y_at_d if d > 0 else np.ones_like(y, dtype=bool), hi, lo)
-
-    return _symmetric(forward), _symmetric(inverse)
+    return ToneCurve("parametric", tuple(float(v) for v in (g, a, b, c, d, e, f, y_at_d)))
 
 
-def _table(values: np.ndarray) -> tuple[Curve, Curve]:
+def _table(values: np.ndarray) -> ToneCurve:
     """A sampled tone curve on [0, 1]; extended linearly beyond 1 with its last slope."""
     xs = np.linspace(0.0, 1.0, len(values))
     # A tone curve must not decrease; flat runs (a table's first entries often round to 0) get a
     # negligible tilt so that the curve is invertible.
     ys = np.maximum.accumulate(values.astype(np.float64)) + np.linspace(0.0, 1e-9, len(values))
     slope_hi = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) or 1.0
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        return np.where(x <= 1.0, np.interp(x, xs, ys), ys[-1] + (x - 1.0) * slope_hi)
-
-    def inverse(y: np.ndarray) -> np.ndarray:
-        return np.where(y <= ys[-1], np.interp(y, ys, xs), 1.0 + (y - ys[-1]) / slope_hi)
-
-    return _symmetric(forward), _symmetric(inverse)
+    return ToneCurve("table", (float(slope_hi),), tuple(xs.tolist()), tuple(ys.tolist()))
 
 
-_SRGB_CURVE = _parametric(2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)
+SRGB_CURVE = _parametric(2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)
 _GAMMA_ADOBE = _parametric(563 / 256)
 _PROPHOTO_CURVE = _parametric(1.8, 1.0, 0.0, 1 / 16, 1 / 32)
 _REC2020_CURVE = _parametric(1 / 0.45, 1 / 1.09929682680944, 0.09929682680944 / 1.09929682680944, 1 / 4.5,
                              0.081242858298635)
-_LINEAR: tuple[Curve, Curve] = (lambda v: v, lambda v: v)
+_LINEAR = ToneCurve("linear")
 
 
 @dataclass(frozen=True)
@@ -113,13 +111,23 @@ class ColorSpace:
     """An RGB space: tone curves (encoded -> linear, per channel) and a matrix to linear sRGB."""
 
     name: str
-    to_linear: tuple[Curve, Curve, Curve]
-    from_linear: tuple[Curve, Curve, Curve]
+    curves: tuple[ToneCurve, ToneCurve, ToneCurve]
     to_linear_srgb: np.ndarray  # 3 x 3, linear RGB of this space -> linear sRGB (D65)
 
     @property
     def is_srgb(self) -> bool:
         return self.name == "srgb"
+
+    @cached_property
+    def native(self) -> _native.Space:
+        """This space for the native core's conversions."""
+        return _native.Space(
+            [c.native_spec() for c in self.curves],
+            self.to_linear_srgb.ravel().tolist(),
+            np.linalg.inv(self.to_linear_srgb).ravel().tolist(),
+            SRGB_CURVE.native_spec(),
+            self.is_srgb,
+        )
 
 
 _SRGB_TO_XYZ = _rgb_to_xyz(((0.64, 0.33), (0.30, 0.60), (0.15, 0.06)), _WHITE_D65)
@@ -127,20 +135,20 @@ _XYZ_TO_SRGB = np.linalg.inv(_SRGB_TO_XYZ)
 
 
 def _named(name: str, primaries: tuple[tuple[float, float], ...], white: tuple[float, float],
-           curve: tuple[Curve, Curve]) -> ColorSpace:
+           curve: ToneCurve) -> ColorSpace:
     m = _rgb_to_xyz(primaries, white)
     if white != _WHITE_D65:
         m = _adapt(_xy_to_xyz(white), _xy_to_xyz(_WHITE_D65)) @ m
-    return ColorSpace(name, (curve[0],) * 3, (curve[1],) * 3, _XYZ_TO_SRGB @ m)
+    return ColorSpace(name, (curve,) * 3, _XYZ_TO_SRGB @ m)
 
 
 _SRGB_PRIMARIES = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06))
 NAMED_SPACES: dict[str, ColorSpace] = {
     s.name: s
     for s in [
-        _named("srgb", _SRGB_PRIMARIES, _WHITE_D65, _SRGB_CURVE),
+        _named("srgb", _SRGB_PRIMARIES, _WHITE_D65, SRGB_CURVE),
         _named("linear-srgb", _SRGB_PRIMARIES, _WHITE_D65, _LINEAR),
-        _named("display-p3", ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060)), _WHITE_D65, _SRGB_CURVE),
+        _named("display-p3", ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060)), _WHITE_D65, SRGB_CURVE),
         _named("adobe-rgb", ((0.64, 0.33), (0.21, 0.71), (0.15, 0.06)), _WHITE_D65, _GAMMA_ADOBE),
         _named("prophoto-rgb", ((0.7347, 0.2653), (0.1596, 0.8404), (0.0366, 0.0001)), _WHITE_D50,
                _PROPHOTO_CURVE),
@@ -163,7 +171,7 @@ def _s15(data: bytes, offset: int, n: int) -> np.ndarray:
     return np.array(struct.unpack(f">{n}i", data[offset : offset + 4 * n]), dtype=np.float64) / 65536.0
 
 
-def _icc_curve(data: bytes, offset: int) -> tuple[Curve, Curve]:
+def _icc_curve(data: bytes, offset: int) -> ToneCurve:
     kind = data[offset : offset + 4]
     if kind == b"curv":
         (count,) = struct.unpack(">I", data[offset + 8 : offset + 12])
@@ -232,12 +240,7 @@ def colorspace_from_icc(icc: bytes) -> ColorSpace:
         d50 = np.array([0.9642, 1.0, 0.8249])
         to_srgb = _XYZ_TO_SRGB @ _adapt(d50, _xy_to_xyz(_WHITE_D65)) @ to_xyz_d50
         curves = [_icc_curve(icc, tags[t][0]) for t in (b"rTRC", b"gTRC", b"bTRC")]
-        return ColorSpace(
-            f"icc:{name}",
-            (curves[0][0], curves[1][0], curves[2][0]),
-            (curves[0][1], curves[1][1], curves[2][1]),
-            to_srgb,
-        )
+        return ColorSpace(f"icc:{name}", (curves[0], curves[1], curves[2]), to_srgb)
     except (ValueError, struct.error, IndexError, KeyError, np.linalg.LinAlgError) as exc:
         warnings.warn(
             f"ICC profile {name!r} is not supported ({exc}); assuming sRGB", UserWarning, stacklevel=2
@@ -246,12 +249,6 @@ def colorspace_from_icc(icc: bytes) -> ColorSpace:
 
 
 # ------------------------------------------------------------------------------- conversions
-
-
-def _apply(curves: tuple[Curve, Curve, Curve], rgb: np.ndarray) -> np.ndarray:
-    if curves[0] is curves[1] is curves[2]:
-        return curves[0](rgb)
-    return np.stack([curves[i](rgb[..., i]) for i in range(3)], axis=-1)
 
 
 def _out_dtype(a: np.ndarray) -> type:
@@ -263,8 +260,7 @@ def to_model(rgb: np.ndarray, space: ColorSpace) -> np.ndarray:
     dtype = _out_dtype(rgb)
     if space.is_srgb:
         return rgb.astype(dtype, copy=False)
-    lin = _apply(space.to_linear, rgb.astype(np.float64)) @ space.to_linear_srgb.T
-    return _SRGB_CURVE[1](lin).astype(dtype, copy=False)
+    return _native.convert(rgb, space.native, True).astype(dtype, copy=False)
 
 
 def from_model(model: np.ndarray, space: ColorSpace) -> np.ndarray:
@@ -272,5 +268,4 @@ def from_model(model: np.ndarray, space: ColorSpace) -> np.ndarray:
     dtype = _out_dtype(model)
     if space.is_srgb:
         return model.astype(dtype, copy=False)
-    lin = _SRGB_CURVE[0](model.astype(np.float64)) @ np.linalg.inv(space.to_linear_srgb).T
-    return _apply(space.from_linear, lin).astype(dtype, copy=False)
+    return _native.convert(model, space.native, False).astype(dtype, copy=False)

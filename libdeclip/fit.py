@@ -15,6 +15,8 @@ from enum import Enum
 
 import numpy as np
 
+from libdeclip import _native
+
 __all__ = ["Fit", "DEFAULT_KNEE", "DEFAULT_TOE", "apply_fit", "default_fit"]
 
 DEFAULT_KNEE = 0.8
@@ -31,12 +33,8 @@ def default_fit(dtype: np.dtype) -> Fit:
     return Fit.FLOAT if np.dtype(dtype).kind == "f" else Fit.COMPRESS
 
 
-def _shoulder(v: np.ndarray, knee: float, vmax: float) -> np.ndarray:
-    """Map [knee, vmax] onto [knee, 1] with f(knee) = knee, f'(knee) = 1, f(vmax) = 1."""
-    head = 1.0 - knee
-    big = (vmax - knee) / head  # >= 1
-    u = np.maximum(v - knee, 0.0) / head
-    return np.where(v > knee, knee + head * u / (1.0 + u * (1.0 - 1.0 / big)), v)
+#: Policy numbers of the native core.
+POLICY_CODES = {Fit.COMPRESS: 0, Fit.CLAMP: 1, Fit.FLOAT: 2}
 
 
 def apply_fit(
@@ -47,17 +45,11 @@ def apply_fit(
     knee: float = DEFAULT_KNEE,
     toe: float = DEFAULT_TOE,
 ) -> np.ndarray:
-    """Apply ``fit`` to clip-normalised ``values``, given the image's extreme values vmin/vmax."""
+    """Apply ``fit`` to clip-normalised ``values``, given the image's extreme values vmin/vmax.
+
+    Returns float64 values of the same shape.
+    """
     fit = Fit(fit)
-    if fit is Fit.FLOAT:
-        return values
-    if fit is Fit.CLAMP:
-        return np.clip(values, 0.0, 1.0)
-    if not 0.0 < toe < knee < 1.0:
+    if fit is Fit.COMPRESS and not 0.0 < toe < knee < 1.0:
         raise ValueError(f"need 0 < toe < knee < 1, got toe={toe}, knee={knee}")
-    out = values
-    if vmax > 1.0:
-        out = _shoulder(out, knee, vmax)
-    if vmin < 0.0:  # the toe is the shoulder mirrored (x -> 1 - x); only values below it move
-        out = np.where(out < toe, 1.0 - _shoulder(1.0 - out, 1.0 - toe, 1.0 - vmin), out)
-    return np.clip(out, 0.0, 1.0)  # rounding only: the curves end exactly at 0 and 1
+    return _native.apply_fit(values, POLICY_CODES[fit], float(vmin), float(vmax), float(knee), float(toe))

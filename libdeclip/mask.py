@@ -11,9 +11,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from libdeclip import _native
 from libdeclip.errors import UnsupportedInputError
 
-__all__ = ["DEFAULT_TOLERANCE", "ClipSummary", "clip_mask", "clip_masks", "resolve_clip_levels"]
+__all__ = [
+    "DEFAULT_TOLERANCE", "ClipSummary", "any_clipped", "clip_codes", "clip_mask", "clip_masks",
+    "resolve_clip_levels",
+]
 
 #: Default tolerance, as a fraction of the clip range (about one 8-bit code value).
 DEFAULT_TOLERANCE = 1.0 / 255.0
@@ -64,35 +68,52 @@ def resolve_clip_levels(
     return low, high
 
 
+def _levels(values: float | Sequence[float] | np.ndarray, channels: int) -> list[float]:
+    return np.broadcast_to(np.asarray(values, dtype=np.float64), (channels,)).tolist()
+
+
+def _colour_view(image: np.ndarray) -> np.ndarray:
+    if image.dtype.type not in (np.uint8, np.uint16, np.float16, np.float32, np.float64):
+        raise UnsupportedInputError(f"unsupported pixel dtype {image.dtype}")
+    if image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise UnsupportedInputError(f"expected an H x W x C image with C = 1 or 3, got shape {image.shape}")
+    return image
+
+
+def clip_codes(
+    image: np.ndarray, low: float | np.ndarray = 0.0, high: float | np.ndarray = 1.0,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> np.ndarray:
+    """H x W uint8 codes: bit ``c`` set where channel ``c`` is clipped high, bit ``3 + c`` where
+    it is clipped low (the compact form the native core computes)."""
+    image = _colour_view(image)
+    c = image.shape[2]
+    return _native.clip_codes(image, _levels(low, c), _levels(high, c), float(tolerance))
+
+
 def clip_masks(
     image: np.ndarray, low: float | np.ndarray = 0.0, high: float | np.ndarray = 1.0,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel masks of values clipped high (``>= high - tol``) and low (``<= low + tol``).
 
-    ``image`` is H x W x C; ``low``/``high`` are scalars or per-channel arrays; ``tolerance`` is
-    a fraction of ``high - low``. Returns two boolean arrays of the image's shape.
+    ``image`` is H x W x C (C = 1 or 3; any supported dtype and strides); ``low``/``high`` are
+    scalars or per-channel arrays; ``tolerance`` is a fraction of ``high - low``. Returns two
+    boolean arrays of the image's shape.
     """
-    at_high, at_low = _thresholds(low, high, tolerance)
-    return image >= at_high, image <= at_low
-
-
-def _thresholds(
-    low: float | np.ndarray, high: float | np.ndarray, tolerance: float
-) -> tuple[np.ndarray, np.ndarray]:
-    low = np.asarray(low, dtype=np.float64)
-    high = np.asarray(high, dtype=np.float64)
-    tol = tolerance * (high - low)
-    return high - tol, low + tol
+    codes = clip_codes(image, low, high, tolerance)[..., None]
+    bits = np.arange(image.shape[2], dtype=np.uint8)
+    return (codes >> bits) & 1 == 1, (codes >> (bits + 3)) & 1 == 1
 
 
 def any_clipped(
     image: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float = DEFAULT_TOLERANCE
 ) -> bool:
-    """Whether an H x W x C image holds a clipped value; the test of :func:`clip_masks`, decided
-    from per-channel extremes without building masks."""
-    at_high, at_low = _thresholds(low, high, tolerance)
-    return bool(np.any(image.max(axis=(0, 1)) >= at_high) or np.any(image.min(axis=(0, 1)) <= at_low))
+    """Whether an H x W x C image holds a clipped value (the test of :func:`clip_masks`); stops at
+    the first one."""
+    image = _colour_view(image)
+    c = image.shape[2]
+    return bool(_native.any_clipped(image, _levels(low, c), _levels(high, c), float(tolerance)))
 
 
 def clip_mask(
@@ -112,7 +133,7 @@ def clip_mask(
         A boolean H x W x C' mask (C' = 1 for grey, else 3) and a :class:`ClipSummary`.
     """
     colour = image[..., None] if image.ndim == 2 else image[..., :3]
-    if colour.ndim != 3:
+    if colour.ndim != 3 or colour.shape[2] not in (1, 3):
         raise UnsupportedInputError(f"expected an H x W or H x W x C image, got shape {image.shape}")
     low, high = resolve_clip_levels(image.dtype, colour.shape[2], clip_levels)
     hi, lo = clip_masks(colour, low, high, tolerance)

@@ -8,18 +8,19 @@ Everything is done tile by tile, so memory follows the tile size, not the image.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
-from libdeclip.color import ColorSpace, colorspace_from_icc, from_model, get_colorspace, to_model
+from libdeclip import _native
+from libdeclip.color import ColorSpace, colorspace_from_icc, get_colorspace
 from libdeclip.engine import ModelInfo, OnnxEngine
 from libdeclip.errors import UnsupportedInputError
-from libdeclip.fit import DEFAULT_KNEE, DEFAULT_TOE, Fit, apply_fit, default_fit
-from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, any_clipped, clip_masks, resolve_clip_levels
+from libdeclip.fit import DEFAULT_KNEE, DEFAULT_TOE, POLICY_CODES, Fit, default_fit
+from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, any_clipped, resolve_clip_levels
 from libdeclip.tiling import Tile, TilePlan, plan_tiles
 
 __all__ = ["Declipper", "SUPPORTED_DTYPES"]
@@ -28,7 +29,7 @@ SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float16, np.float32, np.float64)
 DEFAULT_TILE_CPU = 512
 DEFAULT_TILE_GPU = 1024
 
-ColorSpec = str | bytes | ColorSpace | None
+ColorSpec: TypeAlias = "str | bytes | ColorSpace | None"
 
 
 def _resolve_colorspace(colorspace: ColorSpec) -> ColorSpace:
@@ -64,40 +65,18 @@ def _validate(image: Any) -> np.ndarray:
 
 @dataclass
 class _Recovered:
-    """What changes in one tile's core, kept compact until the fit policy is known."""
+    """The new clip-normalised values of one tile's changing values (row-major, channel-minor)."""
 
     tile: Tile
-    packed: np.ndarray  # np.packbits of the core-shaped mask of changed values
-    shape: tuple[int, ...]
-    values: np.ndarray  # their new clip-normalised values (float32), in mask order
-
-    @property
-    def changed(self) -> np.ndarray:
-        n = int(np.prod(self.shape))
-        return np.unpackbits(self.packed, count=n).reshape(self.shape).astype(bool)
-
-
-def _dilate(mask: np.ndarray) -> np.ndarray:
-    """3 x 3 binary dilation (chessboard distance 1) of an H x W mask."""
-    out = mask.copy()
-    out[1:] |= mask[:-1]
-    out[:-1] |= mask[1:]
-    rows = out.copy()
-    out[:, 1:] |= rows[:, :-1]
-    out[:, :-1] |= rows[:, 1:]
-    return out
+    values: np.ndarray  # float32
+    vmin: float
+    vmax: float
 
 
 def feather_weights(clipped_pixels: np.ndarray, radius: int) -> np.ndarray:
     """1 - d / (radius + 1) for pixels at chessboard distance 1 <= d <= radius from a clipped
-    pixel, 0 elsewhere (clipped pixels themselves included)."""
-    weights = np.zeros(clipped_pixels.shape, dtype=np.float64)
-    reached = clipped_pixels
-    for d in range(1, radius + 1):
-        grown = _dilate(reached)
-        weights[grown & ~reached] = 1.0 - d / (radius + 1)
-        reached = grown
-    return weights
+    pixel, 0 elsewhere (clipped pixels themselves included); float64, H x W."""
+    return _native.feather_weights(np.asarray(clipped_pixels, dtype=bool), int(radius))
 
 
 class Declipper:
@@ -184,16 +163,21 @@ class Declipper:
         low, high = resolve_clip_levels(image.dtype, colour.shape[2], clip_levels)
         plan = self.plan(image.shape[0], image.shape[1])
 
-        recovered = list(self._recover(colour, low, high, tolerance, feather, space, plan, progress))
+        recovered = self._recover(colour, low, high, tolerance, feather, space, plan, progress)
         out = image.copy()
         out_colour = out.reshape(out.shape[0], out.shape[1], -1)[..., : colour.shape[2]]
-        vmax = max([1.0] + [float(r.values.max()) for r in recovered if r.values.size])
-        vmin = min([0.0] + [float(r.values.min()) for r in recovered if r.values.size])
+        vmax = max([1.0] + [r.vmax for r in recovered if r.values.size])
+        vmin = min([0.0] + [r.vmin for r in recovered if r.values.size])
         reshapes = fit is Fit.COMPRESS and (vmax > 1.0 or vmin < 0.0)
         by_tile = {r.tile: r for r in recovered}
+        # The fit curve also moves unclipped values beyond its knee and toe: then every tile.
         for tile in plan if reshapes else by_tile:
             rec = by_tile.get(tile)
-            self._write_core(out_colour, colour, tile, rec, low, high, fit, vmin, vmax, reshapes)
+            _native.write_core(
+                out_colour, colour, low.tolist(), high.tolist(), tolerance, feather,
+                tile.y0, tile.y1, tile.x0, tile.x1, None if rec is None else rec.values,
+                POLICY_CODES[fit], vmin, vmax, DEFAULT_KNEE, DEFAULT_TOE, reshapes,
+            )
         return out
 
     def _recover(
@@ -206,15 +190,16 @@ class Declipper:
         space: ColorSpace,
         plan: TilePlan,
         progress: bool,
-    ) -> Iterator[_Recovered]:
+    ) -> list[_Recovered]:
         """Run the model on every tile whose core holds a clipped value (or, with ``feather``,
-        has one within that many pixels); yield what changes in its core."""
-        scale = 1.0 / (high - low)
-        # float32 is exact enough where no colour conversion happens (sRGB); conversions need
-        # float64 to round-trip exactly (see libdeclip.color).
-        work: type[np.floating[Any]] = np.float32 if space.is_srgb else np.float64
-        low_w, scale_w = low.astype(work), scale.astype(work)
+        has one within that many pixels); return what changes in each core.
+
+        A small pipeline hides the pixel work behind the model: while the engine runs one batch,
+        a worker thread gathers the next and scatters the previous (the native core and ONNX
+        Runtime both release the GIL).
+        """
         h, w = colour.shape[:2]
+        lo, hi, native_space = low.tolist(), high.tolist(), space.native
 
         def grown(tile: Tile) -> tuple[slice, slice]:
             """The core grown by the feather radius: clipped pixels there reach into the core."""
@@ -223,120 +208,59 @@ class Declipper:
                 slice(max(0, tile.x0 - feather), min(w, tile.x1 + feather)),
             )
 
-        def masks(tile: Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-            """Core masks of values clipped high and low, and the feather weights."""
-            ys, xs = grown(tile)
-            hi, lo = clip_masks(colour[ys, xs], low, high, tolerance)
-            inner = (
-                slice(tile.y0 - ys.start, tile.y1 - ys.start),
-                slice(tile.x0 - xs.start, tile.x1 - xs.start),
-            )
-            weights = feather_weights((hi | lo).any(axis=2), feather)[inner] if feather else None
-            return hi[inner].copy(), lo[inner].copy(), weights
-
-        # Masks are recomputed when a tile runs rather than kept for every tile: memory follows
-        # the tile, not the image.
         todo = [
             t for t in plan if not self.skip_unclipped or any_clipped(colour[grown(t)], low, high, tolerance)
         ]
+        engine = self.engine
+        # Tiles of equal window shape run together (a batch on the GPU; one by one on the CPU).
+        groups: dict[tuple[int, int], list[Tile]] = {}
+        for tile in todo:
+            groups.setdefault(tile.window_shape, []).append(tile)
+        size = engine.max_batch
+        batches = [items[i : i + size] for items in groups.values() for i in range(0, len(items), size)]
+
+        def gather(batch: list[Tile]) -> np.ndarray:
+            wh, ww = batch[0].window_shape
+            model_in = np.empty((len(batch), 3, wh, ww), dtype=np.float32)
+            for i, t in enumerate(batch):
+                _native.gather(colour, lo, hi, native_space, t.wy0, t.wy1, t.wx0, t.wx1, model_in[i])
+            return model_in
+
+        def scatter(batch: list[Tile], residual: np.ndarray) -> list[_Recovered]:
+            out = []
+            for t, res in zip(batch, residual, strict=True):
+                values, vmin, vmax = _native.recover(
+                    colour, lo, hi, tolerance, feather, native_space,
+                    t.y0, t.y1, t.x0, t.x1, t.wy0, t.wx0, res,
+                )
+                out.append(_Recovered(t, values, vmin, vmax))
+            return out
+
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=len(todo), desc="tiles", unit="tile", leave=False)
-        engine = self.engine
+        recovered: list[_Recovered] = []
         try:
-            # Tiles of equal window shape run together (a batch on the GPU; one by one on the CPU).
-            groups: dict[tuple[int, int], list[Tile]] = {}
-            for tile in todo:
-                groups.setdefault(tile.window_shape, []).append(tile)
-            for items in groups.values():
-                for start in range(0, len(items), engine.max_batch):
-                    batch = items[start : start + engine.max_batch]
-                    windows = []
-                    for tile in batch:
-                        win = (plan.window_of(colour, tile).astype(work) - low_w) * scale_w
-                        if win.shape[2] == 1:
-                            win = np.repeat(win, 3, axis=2)
-                        windows.append(to_model(win, space))
-                    model_in = np.stack([w.transpose(2, 0, 1) for w in windows]).astype(np.float32)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="libdeclip-tiles") as worker:
+                next_in: Future[np.ndarray] | None = worker.submit(gather, batches[0]) if batches else None
+                pending: Future[list[_Recovered]] | None = None
+                for k, batch in enumerate(batches):
+                    assert next_in is not None
+                    model_in = next_in.result()
+                    next_in = worker.submit(gather, batches[k + 1]) if k + 1 < len(batches) else None
                     residual = engine.residual(model_in)
-                    for tile, win, res in zip(batch, windows, residual, strict=True):
-                        hi, lo, weights = masks(tile)
-                        ys, xs = tile.core_in_window
-                        changed = hi | lo
-                        if weights is not None:  # blend into unclipped values near clipping
-                            changed |= weights[..., None] > 0
-                        # Only pixels with a changing value are reconstructed: each as a whole,
-                        # since a colour conversion mixes its channels.
-                        sel = changed.any(axis=2)
-                        recon = from_model(win[ys, xs][sel] + res.transpose(1, 2, 0)[ys, xs][sel], space)
-                        if hi.shape[2] == 1:
-                            recon = recon.mean(axis=1, keepdims=True)
-                        x = (colour[tile.core][sel].astype(work) - low_w) * scale_w
-                        new = x.copy()
-                        if weights is not None:
-                            new += weights[sel][:, None] * (recon - x)
-                        # The camera recorded "at least this bright" (or "at most this dark").
-                        hi_s, lo_s = hi[sel], lo[sel]
-                        new[hi_s] = np.maximum(recon[hi_s], x[hi_s])
-                        new[lo_s] = np.minimum(recon[lo_s], x[lo_s])
-                        yield _Recovered(
-                            tile, np.packbits(changed), changed.shape, new[changed[sel]].astype(np.float32)
-                        )
+                    if pending is not None:
+                        recovered += pending.result()
+                    pending = worker.submit(scatter, batch, residual)
+                    if bar is not None and k > 0:
+                        bar.update(len(batches[k - 1]))
+                if pending is not None:
+                    recovered += pending.result()
                     if bar is not None:
-                        bar.update(len(batch))
+                        bar.update(len(batches[-1]))
         finally:
             if bar is not None:
                 bar.close()
-
-    @staticmethod
-    def _write_core(
-        out: np.ndarray,
-        colour: np.ndarray,
-        tile: Tile,
-        rec: _Recovered | None,
-        low: np.ndarray,
-        high: np.ndarray,
-        fit: Fit,
-        vmin: float,
-        vmax: float,
-        reshapes: bool,
-    ) -> None:
-        src = colour[tile.core]
-
-        def per_value(levels: np.ndarray, mask: np.ndarray) -> np.ndarray | float:
-            """``levels`` (one per channel) for each selected value; a scalar when all agree."""
-            if np.all(levels == levels[0]):
-                return float(levels[0])
-            return np.broadcast_to(levels, mask.shape)[mask]
-
-        if reshapes:  # the fit curve also moves unclipped values beyond its knee and toe
-            knee = low + DEFAULT_KNEE * (high - low)
-            toe = low + DEFAULT_TOE * (high - low)
-            changed = (src > knee) | (src < toe)
-            if rec is not None:
-                recovered = rec.changed
-                changed |= recovered
-            x = (src[changed].astype(np.float64) - per_value(low, changed)) / per_value(high - low, changed)
-            if rec is not None:
-                x[recovered[changed]] = rec.values
-            fitted = apply_fit(x, fit, vmin, vmax)
-            moved = fitted != x
-            if rec is not None:
-                moved |= recovered[changed]
-            changed[changed] = moved
-            fitted = fitted[moved]
-        elif rec is not None:  # only the recovered values change
-            changed = rec.changed
-            fitted = apply_fit(rec.values.astype(np.float64), fit, vmin, vmax)
-        else:
-            return
-        if fitted.size == 0:
-            return
-        values = fitted * per_value(high - low, changed) + per_value(low, changed)
-        if out.dtype.kind in "ui":
-            info = np.iinfo(out.dtype)
-            values = np.clip(np.rint(values), info.min, info.max)
-        core = out[tile.core]
-        core[changed] = values.astype(out.dtype)
+        return recovered

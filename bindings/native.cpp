@@ -1,0 +1,596 @@
+// libdeclip._native: the pixel loops around the model (clip detection, feather weights, colour
+// conversion into and out of model space, tile gather/scatter, fit policy), working directly on
+// numpy buffers of any supported dtype and layout, without the GIL and on several threads.
+//
+// Every function mirrors a numpy reference in tests/reference.py, which the tests compare it with.
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "colour.hpp"
+#include "pixels.hpp"
+
+namespace py = pybind11;
+using namespace declip;
+
+namespace {
+
+int g_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+
+enum class Dtype { U8, U16, F16, F32, F64 };
+
+Dtype dtype_of(const py::array& a) {
+    const py::dtype dt = a.dtype();
+    const char kind = dt.kind();
+    const auto size = dt.itemsize();
+    if (kind == 'u' && size == 1) return Dtype::U8;
+    if (kind == 'u' && size == 2) return Dtype::U16;
+    if (kind == 'f' && size == 2) return Dtype::F16;
+    if (kind == 'f' && size == 4) return Dtype::F32;
+    if (kind == 'f' && size == 8) return Dtype::F64;
+    throw py::type_error("unsupported dtype " + std::string(py::str(dt)) +
+                         ": use uint8, uint16, float16, float32 or float64");
+}
+
+template <class T>
+struct Tag {
+    using type = T;
+};
+
+template <class Fn>
+void dispatch(Dtype d, Fn&& fn) {
+    switch (d) {
+        case Dtype::U8: return fn(Tag<uint8_t>{});
+        case Dtype::U16: return fn(Tag<uint16_t>{});
+        case Dtype::F16: return fn(Tag<Half>{});
+        case Dtype::F32: return fn(Tag<float>{});
+        case Dtype::F64: return fn(Tag<double>{});
+    }
+}
+
+View view_of(const py::array& a, bool writable, const char* what) {
+    if (a.ndim() != 3) throw py::value_error(std::string(what) + " must be H x W x C");
+    if (writable && !a.writeable()) throw py::value_error(std::string(what) + " is read-only");
+    View v;
+    v.data = static_cast<char*>(const_cast<void*>(a.data()));
+    v.h = static_cast<long>(a.shape(0));
+    v.w = static_cast<long>(a.shape(1));
+    v.c = static_cast<long>(a.shape(2));
+    v.sy = static_cast<long>(a.strides(0));
+    v.sx = static_cast<long>(a.strides(1));
+    v.sc = static_cast<long>(a.strides(2));
+    if (v.c != 1 && v.c != 3) throw py::value_error(std::string(what) + " must have 1 or 3 colour channels");
+    return v;
+}
+
+// Per-channel clip thresholds: at or above `high`, at or below `low` (tolerance * range inside).
+struct Levels {
+    double low[3]{}, high[3]{}, range[3]{}, scale[3]{}, at_high[3]{}, at_low[3]{};
+    int channels = 3;
+
+    Levels(const std::vector<double>& lo, const std::vector<double>& hi, double tolerance, long c) {
+        if (static_cast<long>(lo.size()) != c || static_cast<long>(hi.size()) != c)
+            throw py::value_error("need one low and one high clip level per colour channel");
+        channels = static_cast<int>(c);
+        for (int i = 0; i < channels; ++i) {
+            low[i] = lo[i];
+            high[i] = hi[i];
+            range[i] = hi[i] - lo[i];
+            scale[i] = 1.0 / range[i];
+            const double tol = tolerance * range[i];
+            at_high[i] = hi[i] - tol;
+            at_low[i] = lo[i] + tol;
+        }
+    }
+
+    // Bits 0-2: channel clipped high; bits 3-5: clipped low.
+    uint8_t code(const double* v) const {
+        uint8_t out = 0;
+        for (int i = 0; i < channels; ++i) {
+            if (v[i] >= at_high[i]) out |= static_cast<uint8_t>(1u << i);
+            if (v[i] <= at_low[i]) out |= static_cast<uint8_t>(8u << i);
+        }
+        return out;
+    }
+};
+
+template <class T>
+inline void load_pixel(const View& v, long y, long x, double* out) {
+    for (long c = 0; c < v.c; ++c) out[c] = load<T>(v.at(y, x, c));
+}
+
+// Clip codes of the rectangle [y0, y1) x [x0, x1) into `codes` (row-major, its width).
+template <class T>
+void codes_into(const View& v, const Levels& lv, long y0, long y1, long x0, long x1, uint8_t* codes,
+                int threads) {
+    const long w = x1 - x0;
+    parallel_rows(y1 - y0, threads, [&](long b, long e) {
+        double px[3];
+        for (long r = b; r < e; ++r)
+            for (long x = x0; x < x1; ++x) {
+                load_pixel<T>(v, y0 + r, x, px);
+                codes[r * w + (x - x0)] = lv.code(px);
+            }
+    });
+}
+
+// Chessboard distance to the nearest set pixel, capped at cap (two-pass chamfer, exact for the
+// 8-neighbourhood with unit steps).
+std::vector<int> chessboard_distance(const std::vector<uint8_t>& set, long h, long w, int cap) {
+    std::vector<int> d(static_cast<size_t>(h * w));
+    for (long i = 0; i < h * w; ++i) d[i] = set[i] ? 0 : cap;
+    for (long y = 0; y < h; ++y)
+        for (long x = 0; x < w; ++x) {
+            int& v = d[y * w + x];
+            if (x > 0) v = std::min(v, d[y * w + x - 1] + 1);
+            if (y > 0) {
+                const int* up = &d[(y - 1) * w];
+                v = std::min(v, up[x] + 1);
+                if (x > 0) v = std::min(v, up[x - 1] + 1);
+                if (x + 1 < w) v = std::min(v, up[x + 1] + 1);
+            }
+        }
+    for (long y = h - 1; y >= 0; --y)
+        for (long x = w - 1; x >= 0; --x) {
+            int& v = d[y * w + x];
+            if (x + 1 < w) v = std::min(v, d[y * w + x + 1] + 1);
+            if (y + 1 < h) {
+                const int* dn = &d[(y + 1) * w];
+                v = std::min(v, dn[x] + 1);
+                if (x > 0) v = std::min(v, dn[x - 1] + 1);
+                if (x + 1 < w) v = std::min(v, dn[x + 1] + 1);
+            }
+        }
+    for (auto& v : d) v = std::min(v, cap);
+    return d;
+}
+
+// 1 - d / (radius + 1) at chessboard distance 1 <= d <= radius from a set pixel, else 0.
+double feather_weight(int d, int radius) {
+    return (d >= 1 && d <= radius) ? 1.0 - static_cast<double>(d) / static_cast<double>(radius + 1) : 0.0;
+}
+
+// Which values of a core change, and the blend weight of each pixel: recomputed identically by
+// `recover` and `write_core`, so nothing per tile has to be stored between the two passes.
+struct CoreMask {
+    long y0, y1, x0, x1;          // core in image coordinates
+    std::vector<uint8_t> codes;   // core-sized clip codes
+    std::vector<double> weights;  // core-sized feather weights (empty when radius is 0)
+
+    long width() const { return x1 - x0; }
+
+    template <class T>
+    static CoreMask build(const View& v, const Levels& lv, long y0, long y1, long x0, long x1, int radius,
+                          int threads) {
+        CoreMask m{y0, y1, x0, x1, {}, {}};
+        const long h = y1 - y0, w = x1 - x0;
+        if (radius <= 0) {
+            m.codes.resize(static_cast<size_t>(h * w));
+            codes_into<T>(v, lv, y0, y1, x0, x1, m.codes.data(), threads);
+            return m;
+        }
+        // Clipped pixels up to `radius` outside the core reach into it.
+        const long gy0 = std::max(0L, y0 - radius), gy1 = std::min(v.h, y1 + radius);
+        const long gx0 = std::max(0L, x0 - radius), gx1 = std::min(v.w, x1 + radius);
+        const long gh = gy1 - gy0, gw = gx1 - gx0;
+        std::vector<uint8_t> grown(static_cast<size_t>(gh * gw));
+        codes_into<T>(v, lv, gy0, gy1, gx0, gx1, grown.data(), threads);
+        std::vector<uint8_t> clipped(grown.size());
+        for (size_t i = 0; i < grown.size(); ++i) clipped[i] = grown[i] != 0;
+        const auto dist = chessboard_distance(clipped, gh, gw, radius + 1);
+        m.codes.resize(static_cast<size_t>(h * w));
+        m.weights.resize(static_cast<size_t>(h * w));
+        for (long r = 0; r < h; ++r)
+            for (long x = 0; x < w; ++x) {
+                const long gi = (y0 - gy0 + r) * gw + (x0 - gx0 + x);
+                m.codes[r * w + x] = grown[gi];
+                m.weights[r * w + x] = feather_weight(dist[gi], radius);
+            }
+        return m;
+    }
+
+    // Bit c set when channel c changes: clipped, or blended in the feather band.
+    uint8_t changed(long i, int channels) const {
+        const uint8_t c = codes[i];
+        uint8_t ch = static_cast<uint8_t>((c | (c >> 3)) & 7);
+        if (!weights.empty() && weights[i] > 0) ch = static_cast<uint8_t>((1u << channels) - 1);
+        return ch;
+    }
+};
+
+Curve make_curve(int kind, const std::vector<double>& params, const std::vector<double>& xs,
+                 const std::vector<double>& ys) {
+    Curve c;
+    c.kind = kind;
+    if (kind == Curve::Parametric) {
+        if (params.size() != 8) throw py::value_error("a parametric curve takes g, a, b, c, d, e, f, y_at_d");
+        c.g = params[0], c.a = params[1], c.b = params[2], c.c = params[3];
+        c.d = params[4], c.e = params[5], c.f = params[6], c.y_at_d = params[7];
+    } else if (kind == Curve::Table) {
+        if (xs.size() < 2 || xs.size() != ys.size() || params.size() != 1)
+            throw py::value_error("a table curve takes equal-length xs and ys (2 or more) and its slope above 1");
+        c.xs = xs, c.ys = ys, c.slope_hi = params[0];
+    } else if (kind != Curve::Linear) {
+        throw py::value_error("unknown curve kind " + std::to_string(kind));
+    }
+    return c;
+}
+
+std::array<double, 9> matrix9(const std::vector<double>& m) {
+    if (m.size() != 9) throw py::value_error("a 3 x 3 matrix needs 9 numbers (row-major)");
+    std::array<double, 9> out{};
+    std::copy(m.begin(), m.end(), out.begin());
+    return out;
+}
+
+// ------------------------------------------------------------------------------- functions
+
+py::array_t<uint8_t> clip_codes(const py::array& image, const std::vector<double>& low,
+                                const std::vector<double>& high, double tolerance) {
+    const View v = view_of(image, false, "image");
+    const Levels lv(low, high, tolerance, v.c);
+    py::array_t<uint8_t> out({v.h, v.w});
+    uint8_t* dst = out.mutable_data();
+    const Dtype dt = dtype_of(image);
+    {
+        py::gil_scoped_release release;
+        dispatch(dt, [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            codes_into<T>(v, lv, 0, v.h, 0, v.w, dst, g_threads);
+        });
+    }
+    return out;
+}
+
+bool any_clipped(const py::array& image, const std::vector<double>& low, const std::vector<double>& high,
+                 double tolerance) {
+    const View v = view_of(image, false, "image");
+    const Levels lv(low, high, tolerance, v.c);
+    const Dtype dt = dtype_of(image);
+    bool found = false;
+    py::gil_scoped_release release;
+    dispatch(dt, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        double px[3];
+        for (long y = 0; y < v.h && !found; ++y)
+            for (long x = 0; x < v.w; ++x) {
+                load_pixel<T>(v, y, x, px);
+                if (lv.code(px)) {
+                    found = true;
+                    break;
+                }
+            }
+    });
+    return found;
+}
+
+py::array_t<double> feather_weights(const py::array_t<bool, py::array::c_style | py::array::forcecast>& clipped,
+                                    int radius) {
+    if (clipped.ndim() != 2) throw py::value_error("the clipped-pixel mask must be H x W");
+    if (radius < 0) throw py::value_error("radius must be 0 or more");
+    const long h = static_cast<long>(clipped.shape(0)), w = static_cast<long>(clipped.shape(1));
+    py::array_t<double> out({h, w});
+    std::vector<uint8_t> set(static_cast<size_t>(h * w));
+    const bool* src = clipped.data();
+    double* dst = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        for (long i = 0; i < h * w; ++i) set[i] = src[i];
+        const auto d = chessboard_distance(set, h, w, radius + 1);
+        for (long i = 0; i < h * w; ++i) dst[i] = feather_weight(d[i], radius);
+    }
+    return out;
+}
+
+// Values (..., 3) float64 -> model space (or back), float64, in place on a copy.
+py::array_t<double> convert(const py::array_t<double, py::array::c_style | py::array::forcecast>& rgb,
+                            const Space& space, bool into_model) {
+    if (rgb.ndim() < 1 || rgb.shape(rgb.ndim() - 1) != 3) throw py::value_error("expected (..., 3) values");
+    py::array_t<double> out(std::vector<py::ssize_t>(rgb.shape(), rgb.shape() + rgb.ndim()));
+    const double* src = rgb.data();
+    double* dst = out.mutable_data();
+    const long n = static_cast<long>(rgb.size() / 3);
+    py::gil_scoped_release release;
+    parallel_rows(n, g_threads, [&](long b, long e) {
+        for (long i = b; i < e; ++i) {
+            double px[3] = {src[3 * i], src[3 * i + 1], src[3 * i + 2]};
+            into_model ? space.to_model(px) : space.from_model(px);
+            dst[3 * i] = px[0], dst[3 * i + 1] = px[1], dst[3 * i + 2] = px[2];
+        }
+    });
+    return out;
+}
+
+// The fit policies (libdeclip/fit.py), on clip-normalised values.
+struct Fit {
+    int policy;  // 0 compress, 1 clamp, 2 float
+    double vmin, vmax, knee, toe;
+
+    static double shoulder(double v, double knee, double vmax) {
+        const double head = 1.0 - knee;
+        const double big = (vmax - knee) / head;
+        const double u = std::max(v - knee, 0.0) / head;
+        return v > knee ? knee + head * u / (1.0 + u * (1.0 - 1.0 / big)) : v;
+    }
+
+    double operator()(double x) const {
+        if (policy == 2) return x;
+        if (policy == 1) return std::min(std::max(x, 0.0), 1.0);
+        double out = x;
+        if (vmax > 1.0) out = shoulder(out, knee, vmax);
+        if (vmin < 0.0 && out < toe) out = 1.0 - shoulder(1.0 - out, 1.0 - toe, 1.0 - vmin);
+        return std::min(std::max(out, 0.0), 1.0);
+    }
+};
+
+Fit make_fit(int policy, double vmin, double vmax, double knee, double toe) {
+    if (policy < 0 || policy > 2) throw py::value_error("fit policy must be 0 (compress), 1 (clamp) or 2 (float)");
+    if (policy == 0 && !(0.0 < toe && toe < knee && knee < 1.0))
+        throw py::value_error("need 0 < toe < knee < 1");
+    return Fit{policy, vmin, vmax, knee, toe};
+}
+
+py::array_t<double> apply_fit(const py::array_t<double, py::array::c_style | py::array::forcecast>& values,
+                              int policy, double vmin, double vmax, double knee, double toe) {
+    const Fit fit = make_fit(policy, vmin, vmax, knee, toe);
+    py::array_t<double> out(std::vector<py::ssize_t>(values.shape(), values.shape() + values.ndim()));
+    const double* src = values.data();
+    double* dst = out.mutable_data();
+    const long n = static_cast<long>(values.size());
+    py::gil_scoped_release release;
+    for (long i = 0; i < n; ++i) dst[i] = fit(src[i]);
+    return out;
+}
+
+// Index i of an axis of length n padded symmetrically (numpy.pad "symmetric": edge repeated, and
+// periodic with period 2n when the padding is longer than the axis).
+inline long symmetric(long i, long n) {
+    const long k = i % (2 * n);
+    return k < n ? k : 2 * n - 1 - k;
+}
+
+// Window [wy0, wy1) x [wx0, wx1) of the image, padded symmetrically past the bottom/right edge
+// (numpy.pad mode "symmetric"), clip-normalised, in model space, as 3 x h x w float32.
+void gather(const py::array& image, const std::vector<double>& low, const std::vector<double>& high,
+            const Space& space, long wy0, long wy1, long wx0, long wx1,
+            py::array& out) {
+    const View v = view_of(image, false, "image");
+    const Levels lv(low, high, 0.0, v.c);
+    const long h = wy1 - wy0, w = wx1 - wx0;
+    if (!py::isinstance<py::array_t<float>>(out) || !(out.flags() & py::array::c_style) || !out.writeable() ||
+        out.ndim() != 3 || out.shape(0) != 3 || out.shape(1) != h || out.shape(2) != w)
+        throw py::value_error("out must be a writable C-contiguous 3 x h x w float32 array of the window's size");
+    if (wy0 < 0 || wx0 < 0 || wy0 >= v.h || wx0 >= v.w || h <= 0 || w <= 0)
+        throw py::value_error("window must start inside the image and be non-empty");
+    float* dst = static_cast<float*>(out.mutable_data());
+    const Dtype dt = dtype_of(image);
+    py::gil_scoped_release release;
+    dispatch(dt, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        parallel_rows(h, g_threads, [&](long b, long e) {
+            double px[3];
+            for (long r = b; r < e; ++r) {
+                const long y = symmetric(wy0 + r, v.h);
+                for (long c = 0; c < w; ++c) {
+                    const long x = symmetric(wx0 + c, v.w);
+                    load_pixel<T>(v, y, x, px);
+                    for (int k = 0; k < lv.channels; ++k) px[k] = (px[k] - lv.low[k]) * lv.scale[k];
+                    if (lv.channels == 1) px[1] = px[2] = px[0];
+                    space.to_model(px);
+                    for (int k = 0; k < 3; ++k) dst[(k * h + r) * w + c] = static_cast<float>(px[k]);
+                }
+            }
+        });
+    });
+}
+
+// Pass 1 for one tile: the new clip-normalised value of every changing value of the core, in
+// row-major pixel order, channel-minor; and their minimum and maximum.
+std::tuple<py::array_t<float>, double, double> recover(
+    const py::array& image, const std::vector<double>& low, const std::vector<double>& high, double tolerance,
+    int feather, const Space& space, long y0, long y1, long x0, long x1, long wy0, long wx0,
+    const py::array_t<float>& residual) {
+    const View v = view_of(image, false, "image");
+    const Levels lv(low, high, tolerance, v.c);
+    if (residual.ndim() != 3 || residual.shape(0) != 3) throw py::value_error("residual must be 3 x h x w");
+    if (y0 < 0 || x0 < 0 || y1 > v.h || x1 > v.w || y0 >= y1 || x0 >= x1 || y0 < wy0 || x0 < wx0 ||
+        y1 - wy0 > residual.shape(1) || x1 - wx0 > residual.shape(2))
+        throw py::value_error("core outside the image or the residual's window");
+    const char* res = reinterpret_cast<const char*>(residual.data());
+    const long rs0 = static_cast<long>(residual.strides(0)), rs1 = static_cast<long>(residual.strides(1)),
+               rs2 = static_cast<long>(residual.strides(2));
+    const Dtype dt = dtype_of(image);
+    const long h = y1 - y0, w = x1 - x0;
+    std::vector<std::vector<float>> parts;
+    {
+        py::gil_scoped_release release;
+        dispatch(dt, [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            const CoreMask mask = CoreMask::build<T>(v, lv, y0, y1, x0, x1, feather, g_threads);
+            // Each thread keeps its rows' values; joined in row order below.
+            const long chunks = std::max(1L, std::min<long>(g_threads, h / 8));
+            parts.resize(static_cast<size_t>(chunks));
+            const long step = (h + chunks - 1) / chunks;
+            parallel_chunks(chunks, [&](long chunk) {
+                {
+                    auto& part = parts[static_cast<size_t>(chunk)];
+                    double src[3], x[3], model[3];
+                    for (long r = chunk * step; r < std::min(h, (chunk + 1) * step); ++r)
+                        for (long c = 0; c < w; ++c) {
+                            const long i = r * w + c;
+                            const uint8_t changed = mask.changed(i, lv.channels);
+                            if (!changed) continue;
+                            load_pixel<T>(v, y0 + r, x0 + c, src);
+                            for (int k = 0; k < lv.channels; ++k) x[k] = (src[k] - lv.low[k]) * lv.scale[k];
+                            for (int k = 0; k < 3; ++k) model[k] = x[lv.channels == 1 ? 0 : k];
+                            space.to_model(model);
+                            const long ry = y0 - wy0 + r, rx = x0 - wx0 + c;
+                            for (int k = 0; k < 3; ++k)
+                                model[k] += static_cast<double>(
+                                    *reinterpret_cast<const float*>(res + k * rs0 + ry * rs1 + rx * rs2));
+                            space.from_model(model);
+                            if (lv.channels == 1) model[0] = (model[0] + model[1] + model[2]) / 3.0;
+                            const double weight = mask.weights.empty() ? 0.0 : mask.weights[i];
+                            const uint8_t code = mask.codes[i];
+                            for (int k = 0; k < lv.channels; ++k) {
+                                if (!(changed >> k & 1)) continue;
+                                double nv = x[k];
+                                if (weight != 0.0) nv += weight * (model[k] - x[k]);
+                                // The camera recorded "at least this bright" (or "at most this dark").
+                                if (code >> k & 1) nv = std::max(model[k], x[k]);
+                                if (code >> (3 + k) & 1) nv = std::min(model[k], x[k]);
+                                part.push_back(static_cast<float>(nv));
+                            }
+                        }
+                }
+            });
+        });
+    }
+    size_t n = 0;
+    for (const auto& p : parts) n += p.size();
+    py::array_t<float> values(static_cast<py::ssize_t>(n));
+    float* dst = values.mutable_data();
+    double vmin = std::numeric_limits<double>::infinity(), vmax = -vmin;
+    for (const auto& p : parts) {
+        for (float f : p) {
+            vmin = std::min(vmin, static_cast<double>(f));
+            vmax = std::max(vmax, static_cast<double>(f));
+        }
+        dst = std::copy(p.begin(), p.end(), dst);
+    }
+    return {values, vmin, vmax};
+}
+
+// Pass 2 for one tile: write the core into `out` (the input's dtype): recovered values through the
+// fit policy, and, when the policy reshapes the range, unclipped values beyond its knee and toe.
+void write_core(py::array& out, const py::array& image, const std::vector<double>& low,
+                const std::vector<double>& high, double tolerance, int feather, long y0, long y1, long x0,
+                long x1, const py::object& values_obj, int policy, double vmin, double vmax, double knee,
+                double toe, bool reshapes) {
+    const View o = view_of(out, true, "out");
+    const View v = view_of(image, false, "image");
+    if (o.h != v.h || o.w != v.w || o.c != v.c || dtype_of(out) != dtype_of(image))
+        throw py::value_error("out must have the image's shape and dtype");
+    if (y0 < 0 || x0 < 0 || y1 > v.h || x1 > v.w || y0 >= y1 || x0 >= x1)
+        throw py::value_error("core outside the image");
+    const Levels lv(low, high, tolerance, v.c);
+    const Fit fit = make_fit(policy, vmin, vmax, knee, toe);
+    py::array_t<float, py::array::c_style | py::array::forcecast> values;
+    const bool has_values = !values_obj.is_none();
+    if (has_values) values = values_obj.cast<py::array_t<float, py::array::c_style | py::array::forcecast>>();
+    if (!has_values && !reshapes) return;
+    const float* vals = has_values ? values.data() : nullptr;
+    const long n_values = has_values ? static_cast<long>(values.size()) : 0;
+    double knee_level[3], toe_level[3];
+    for (int k = 0; k < lv.channels; ++k) {
+        knee_level[k] = lv.low[k] + knee * lv.range[k];
+        toe_level[k] = lv.low[k] + toe * lv.range[k];
+    }
+    const Dtype dt = dtype_of(image);
+    const long h = y1 - y0, w = x1 - x0;
+    bool mismatch = false;
+    {
+        py::gil_scoped_release release;
+        dispatch(dt, [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            std::vector<long> offset;  // index of each row's first recovered value
+            CoreMask mask{y0, y1, x0, x1, {}, {}};
+            if (has_values) {
+                mask = CoreMask::build<T>(v, lv, y0, y1, x0, x1, feather, g_threads);
+                offset.assign(static_cast<size_t>(h + 1), 0);
+                for (long r = 0; r < h; ++r) {
+                    long count = 0;
+                    for (long c = 0; c < w; ++c) {
+                        const uint8_t ch = mask.changed(r * w + c, lv.channels);
+                        for (int k = 0; k < lv.channels; ++k) count += ch >> k & 1;
+                    }
+                    offset[r + 1] = offset[r] + count;
+                }
+                if (offset[h] != n_values) {
+                    mismatch = true;
+                    return;
+                }
+            }
+            parallel_rows(h, g_threads, [&](long b, long e) {
+                double src[3];
+                for (long r = b; r < e; ++r) {
+                    long next = has_values ? offset[r] : 0;
+                    for (long c = 0; c < w; ++c) {
+                        const uint8_t changed = has_values ? mask.changed(r * w + c, lv.channels) : 0;
+                        load_pixel<T>(v, y0 + r, x0 + c, src);
+                        for (int k = 0; k < lv.channels; ++k) {
+                            double fitted;
+                            if (changed >> k & 1) {
+                                fitted = fit(static_cast<double>(vals[next++]));
+                            } else if (reshapes && (src[k] > knee_level[k] || src[k] < toe_level[k])) {
+                                const double x = (src[k] - lv.low[k]) / lv.range[k];
+                                fitted = fit(x);
+                                if (fitted == x) continue;
+                            } else {
+                                continue;
+                            }
+                            store<T>(o.at(y0 + r, x0 + c, k), fitted * lv.range[k] + lv.low[k]);
+                        }
+                    }
+                }
+            });
+        });
+    }
+    if (mismatch) throw py::value_error("values do not match the tile's changing values (image changed?)");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+    m.doc() = "libdeclip's native core: the pixel loops around the model (see bindings/native.cpp)";
+
+    py::class_<Space>(m, "Space", "An RGB space for conversions into and out of model space.")
+        .def(py::init([](const std::vector<std::tuple<int, std::vector<double>, std::vector<double>,
+                                                      std::vector<double>>>& trc,
+                         const std::vector<double>& to_srgb, const std::vector<double>& from_srgb,
+                         const std::tuple<int, std::vector<double>, std::vector<double>, std::vector<double>>& srgb,
+                         bool is_srgb) {
+                 if (trc.size() != 3) throw py::value_error("need three tone curves");
+                 Space s;
+                 for (size_t i = 0; i < 3; ++i)
+                     s.trc[i] = make_curve(std::get<0>(trc[i]), std::get<1>(trc[i]), std::get<2>(trc[i]),
+                                           std::get<3>(trc[i]));
+                 s.to_srgb = matrix9(to_srgb);
+                 s.from_srgb = matrix9(from_srgb);
+                 s.srgb = make_curve(std::get<0>(srgb), std::get<1>(srgb), std::get<2>(srgb), std::get<3>(srgb));
+                 s.is_srgb = is_srgb;
+                 return s;
+             }),
+             py::arg("trc"), py::arg("to_srgb"), py::arg("from_srgb"), py::arg("srgb_curve"), py::arg("is_srgb"));
+
+    m.def("set_threads", [](int n) { g_threads = std::max(1, n); }, py::arg("threads"),
+          "Threads the native loops use (default: all cores).");
+    m.def("get_threads", [] { return g_threads; });
+    m.def("clip_codes", &clip_codes, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"),
+          "H x W uint8: bit c set where channel c is clipped high, bit 3 + c where clipped low.");
+    m.def("any_clipped", &any_clipped, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"));
+    m.def("feather_weights", &feather_weights, py::arg("clipped"), py::arg("radius"));
+    m.def("convert", &convert, py::arg("rgb"), py::arg("space"), py::arg("into_model"));
+    m.def("apply_fit", &apply_fit, py::arg("values"), py::arg("policy"), py::arg("vmin"), py::arg("vmax"),
+          py::arg("knee"), py::arg("toe"));
+    m.def("gather", &gather, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("space"),
+          py::arg("wy0"), py::arg("wy1"), py::arg("wx0"), py::arg("wx1"), py::arg("out"));
+    m.def("recover", &recover, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"),
+          py::arg("feather"), py::arg("space"), py::arg("y0"), py::arg("y1"), py::arg("x0"), py::arg("x1"),
+          py::arg("wy0"), py::arg("wx0"), py::arg("residual"));
+    m.def("write_core", &write_core, py::arg("out"), py::arg("image"), py::arg("low"), py::arg("high"),
+          py::arg("tolerance"), py::arg("feather"), py::arg("y0"), py::arg("y1"), py::arg("x0"), py::arg("x1"),
+          py::arg("values"), py::arg("policy"), py::arg("vmin"), py::arg("vmax"), py::arg("knee"), py::arg("toe"),
+          py::arg("reshapes"));
+}

@@ -1,0 +1,36 @@
+"""Type stubs of libdeclip._native, the C++ core (bindings/native.cpp). Private: use the modules."""
+
+import numpy as np
+
+class Space:
+    def __init__(
+        self,
+        trc: list[tuple[int, list[float], list[float], list[float]]],
+        to_srgb: list[float],
+        from_srgb: list[float],
+        srgb_curve: tuple[int, list[float], list[float], list[float]],
+        is_srgb: bool,
+    ) -> None: ...
+
+def set_threads(threads: int) -> None: ...
+def get_threads() -> int: ...
+def clip_codes(image: np.ndarray, low: list[float], high: list[float], tolerance: float) -> np.ndarray: ...
+def any_clipped(image: np.ndarray, low: list[float], high: list[float], tolerance: float) -> bool: ...
+def feather_weights(clipped: np.ndarray, radius: int) -> np.ndarray: ...
+def convert(rgb: np.ndarray, space: Space, into_model: bool) -> np.ndarray: ...
+def apply_fit(
+    values: np.ndarray, policy: int, vmin: float, vmax: float, knee: float, toe: float
+) -> np.ndarray: ...
+def gather(
+    image: np.ndarray, low: list[float], high: list[float], space: Space,
+    wy0: int, wy1: int, wx0: int, wx1: int, out: np.ndarray,
+) -> None: ...
+def recover(
+    image: np.ndarray, low: list[float], high: list[float], tolerance: float, feather: int, space: Space,
+    y0: int, y1: int, x0: int, x1: int, wy0: int, wx0: int, residual: np.ndarray,
+) -> tuple[np.ndarray, float, float]: ...
+def write_core(
+    out: np.ndarray, image: np.ndarray, low: list[float], high: list[float], tolerance: float, feather: int,
+    y0: int, y1: int, x0: int, x1: int, values: np.ndarray | None, policy: int,
+    vmin: float, vmax: float, knee: float, toe: float, reshapes: bool,
+) -> None: ...

@@ -1,0 +1,214 @@
+"""numpy reference implementations of the native core (libdeclip._native), kept as test oracles.
+
+Each function computes what its native counterpart computes, in float64 and in the same order of
+operations, so integer outputs agree exactly and float outputs to rounding. They are slow and
+allocate freely: the runtime never uses them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from libdeclip.color import SRGB_CURVE, ColorSpace, ToneCurve
+from libdeclip.fit import DEFAULT_KNEE, DEFAULT_TOE, Fit
+from libdeclip.tiling import TilePlan
+
+# ------------------------------------------------------------------------------ clip detection
+
+
+def thresholds(low: np.ndarray, high: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    low = np.asarray(low, dtype=np.float64)
+    high = np.asarray(high, dtype=np.float64)
+    tol = tolerance * (high - low)
+    return high - tol, low + tol
+
+
+def clip_masks(image: np.ndarray, low, high, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    at_high, at_low = thresholds(low, high, tolerance)
+    values = image.astype(np.float64)
+    return values >= at_high, values <= at_low
+
+
+def any_clipped(image: np.ndarray, low, high, tolerance: float) -> bool:
+    hi, lo = clip_masks(image, low, high, tolerance)
+    return bool(hi.any() or lo.any())
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    rows = out.copy()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
+    return out
+
+
+def feather_weights(clipped_pixels: np.ndarray, radius: int) -> np.ndarray:
+    """1 - d / (radius + 1) at chessboard distance 1 <= d <= radius from a clipped pixel."""
+    weights = np.zeros(clipped_pixels.shape, dtype=np.float64)
+    reached = clipped_pixels.astype(bool)
+    for d in range(1, radius + 1):
+        grown = _dilate(reached)
+        weights[grown & ~reached] = 1.0 - d / (radius + 1)
+        reached = grown
+    return weights
+
+
+# ------------------------------------------------------------------------------------ colour
+
+
+def _interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    return np.interp(x, xp, fp)
+
+
+def curve_forward(curve: ToneCurve, v: np.ndarray) -> np.ndarray:
+    if curve.kind == "linear":
+        return v
+    x = np.abs(v)
+    if curve.kind == "parametric":
+        g, a, b, c, d, e, f, _ = curve.params
+        with np.errstate(invalid="ignore"):
+            hi = np.power(np.maximum(a * x + b, 0.0), g) + e
+        y = np.where(x >= d, hi, c * x + f)
+    else:
+        xs, ys = np.array(curve.xs), np.array(curve.ys)
+        y = np.where(x <= 1.0, _interp(x, xs, ys), ys[-1] + (x - 1.0) * curve.params[0])
+    return np.sign(v) * y
+
+
+def curve_inverse(curve: ToneCurve, v: np.ndarray) -> np.ndarray:
+    if curve.kind == "linear":
+        return v
+    y = np.abs(v)
+    if curve.kind == "parametric":
+        g, a, b, c, d, e, f, y_at_d = curve.params
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hi = (np.power(np.maximum(y - e, 0.0), 1.0 / g) - b) / a
+            lo = (y - f) / c if c != 0 else np.zeros_like(y)
+        x = np.where(y >= y_at_d if d > 0 else np.ones_like(y, dtype=bool), hi, lo)
+    else:
+        xs, ys = np.array(curve.xs), np.array(curve.ys)
+        x = np.where(y <= ys[-1], _interp(y, ys, xs), 1.0 + (y - ys[-1]) / curve.params[0])
+    return np.sign(v) * x
+
+
+def _mul(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """m @ v per pixel, summed left to right like the native core (no BLAS reordering)."""
+    return np.stack([v[..., 0] * m[i, 0] + v[..., 1] * m[i, 1] + v[..., 2] * m[i, 2] for i in range(3)], -1)
+
+
+def to_model(rgb: np.ndarray, space: ColorSpace) -> np.ndarray:
+    rgb = rgb.astype(np.float64)
+    if space.is_srgb:
+        return rgb
+    lin = np.stack([curve_forward(space.curves[i], rgb[..., i]) for i in range(3)], -1)
+    return curve_inverse(SRGB_CURVE, _mul(space.to_linear_srgb, lin))
+
+
+def from_model(model: np.ndarray, space: ColorSpace) -> np.ndarray:
+    model = model.astype(np.float64)
+    if space.is_srgb:
+        return model
+    lin = _mul(np.linalg.inv(space.to_linear_srgb), curve_forward(SRGB_CURVE, model))
+    return np.stack([curve_inverse(space.curves[i], lin[..., i]) for i in range(3)], -1)
+
+
+# --------------------------------------------------------------------------------------- fit
+
+
+def _shoulder(v: np.ndarray, knee: float, vmax: float) -> np.ndarray:
+    head = 1.0 - knee
+    big = (vmax - knee) / head
+    u = np.maximum(v - knee, 0.0) / head
+    return np.where(v > knee, knee + head * u / (1.0 + u * (1.0 - 1.0 / big)), v)
+
+
+def apply_fit(values: np.ndarray, fit: Fit | str, vmin: float, vmax: float,
+              knee: float = DEFAULT_KNEE, toe: float = DEFAULT_TOE) -> np.ndarray:
+    fit = Fit(fit)
+    values = np.asarray(values, dtype=np.float64)
+    if fit is Fit.FLOAT:
+        return values
+    if fit is Fit.CLAMP:
+        return np.clip(values, 0.0, 1.0)
+    out = values
+    if vmax > 1.0:
+        out = _shoulder(out, knee, vmax)
+    if vmin < 0.0:
+        out = np.where(out < toe, 1.0 - _shoulder(1.0 - out, 1.0 - toe, 1.0 - vmin), out)
+    return np.clip(out, 0.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------- pipeline
+
+
+def declip(engine, image: np.ndarray, plan: TilePlan, low: np.ndarray, high: np.ndarray, tolerance: float,
+           feather: int, space: ColorSpace, fit: Fit) -> np.ndarray:
+    """The whole composite of :meth:`libdeclip.Declipper.run`, tile by tile, in numpy.
+
+    ``engine(batch)`` returns the residual of an N x 3 x H x W float32 batch. Every tile of the
+    plan that holds (or, with ``feather``, lies near) a clipped value is run.
+    """
+    grey = image.ndim == 2 or image.shape[2] == 1
+    colour = image.reshape(image.shape[0], image.shape[1], -1)[..., : 1 if grey else 3]
+    h, w = colour.shape[:2]
+    scale = 1.0 / (high - low)
+    recovered = {}
+    for tile in plan:
+        ys = slice(max(0, tile.y0 - feather), min(h, tile.y1 + feather))
+        xs = slice(max(0, tile.x0 - feather), min(w, tile.x1 + feather))
+        if not any_clipped(colour[ys, xs], low, high, tolerance):
+            continue
+        win = (plan.window_of(colour, tile).astype(np.float64) - low) * scale
+        if win.shape[2] == 1:
+            win = np.repeat(win, 3, axis=2)
+        model_win = to_model(win, space)
+        res = engine(model_win.transpose(2, 0, 1)[None].astype(np.float32))[0].transpose(1, 2, 0)
+        hi, lo = clip_masks(colour[ys, xs], low, high, tolerance)
+        inner = (slice(tile.y0 - ys.start, tile.y1 - ys.start), slice(tile.x0 - xs.start, tile.x1 - xs.start))
+        weights = feather_weights((hi | lo).any(axis=2), feather)[inner] if feather else None
+        hi, lo = hi[inner], lo[inner]
+        cy, cx = tile.core_in_window
+        changed = hi | lo
+        if weights is not None:
+            changed |= weights[..., None] > 0
+        sel = changed.any(axis=2)
+        recon = from_model(model_win[cy, cx][sel] + res[cy, cx][sel].astype(np.float64), space)
+        if grey:
+            recon = (recon[:, 0] + recon[:, 1] + recon[:, 2])[:, None] / 3.0
+        x = (colour[tile.core][sel].astype(np.float64) - low) * scale
+        new = x.copy()
+        if weights is not None:
+            wsel = weights[sel][:, None]
+            new = np.where(wsel != 0, x + wsel * (recon - x), x)
+        hi_s, lo_s = hi[sel], lo[sel]
+        new[hi_s] = np.maximum(recon[hi_s], x[hi_s])
+        new[lo_s] = np.minimum(recon[lo_s], x[lo_s])
+        full = np.zeros(changed.shape, dtype=np.float32)
+        full[sel] = new.astype(np.float32)
+        recovered[tile] = (changed, full)
+    values = [v[c] for c, v in recovered.values() if c.any()]
+    vmax = max([1.0] + [float(v.max()) for v in values])
+    vmin = min([0.0] + [float(v.min()) for v in values])
+    reshapes = fit is Fit.COMPRESS and (vmax > 1.0 or vmin < 0.0)
+    out = image.copy()
+    out_colour = out.reshape(h, w, -1)[..., : colour.shape[2]]
+    rng = high - low
+    for tile in plan:
+        src = colour[tile.core].astype(np.float64)
+        changed, full = recovered.get(tile, (np.zeros(src.shape, bool), np.zeros(src.shape, np.float32)))
+        x = (src - low) / rng
+        x = np.where(changed, full.astype(np.float64), x)
+        fitted = apply_fit(x, fit, vmin, vmax)
+        write = changed.copy()
+        if reshapes:
+            knee_level, toe_level = low + DEFAULT_KNEE * rng, low + DEFAULT_TOE * rng
+            write |= ((src > knee_level) | (src < toe_level)) & (fitted != x)
+        values = fitted * rng + low
+        if out.dtype.kind == "u":
+            info = np.iinfo(out.dtype)
+            values = np.clip(np.rint(values), info.min, info.max)
+        core = out_colour[tile.core]
+        core[write] = values[write].astype(out.dtype)
+    return out

@@ -1,0 +1,228 @@
+"""The native core (libdeclip._native) against its numpy reference (tests/reference.py).
+
+Integer outputs must agree exactly and float outputs to 1e-6, on a real photo and on edge cases:
+every dtype, odd sizes, 1-pixel images, strided views, NaN, values exactly at the clip level.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from libdeclip import Declipper, _native
+from libdeclip.color import NAMED_SPACES, colorspace_from_icc, from_model, get_colorspace, to_model
+from libdeclip.fit import Fit, apply_fit
+from libdeclip.mask import any_clipped, clip_masks, dtype_range, resolve_clip_levels
+from libdeclip.session import feather_weights
+from tests import reference
+
+DTYPES = [np.uint8, np.uint16, np.float16, np.float32, np.float64]
+
+
+def as_dtype(rgb8: np.ndarray, dtype: type) -> np.ndarray:
+    """A real 8-bit photo in another dtype, keeping its clipped values at the dtype's levels."""
+    if dtype == np.uint8:
+        return rgb8.copy()
+    if dtype == np.uint16:
+        return rgb8.astype(np.uint16) * 257
+    return (rgb8.astype(np.float64) / 255.0).astype(dtype)
+
+
+def views(image: np.ndarray) -> dict[str, np.ndarray]:
+    """The same pixels as contiguous, strided, reversed and alpha-carrying views."""
+    rgba = np.concatenate([image, image[..., :1]], axis=2)
+    return {
+        "contiguous": image,
+        "every-other": image[::2, ::3],
+        "reversed-channels": image[:, :, ::-1],
+        "flipped": image[::-1, ::-1],
+        "rgb-of-rgba": rgba[..., :3],
+        "fortran": np.asfortranarray(image),
+        "odd": image[1:8, 3:14],
+        "one-pixel": image[5:6, 7:8],
+    }
+
+
+@pytest.fixture(scope="module")
+def session() -> Declipper:
+    return Declipper(device="cpu", tile_size=96)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_clip_masks_match_reference(demo_rgb: np.ndarray, dtype: type) -> None:
+    image = as_dtype(demo_rgb[100:180, 200:300], dtype)
+    lo, hi = dtype_range(image.dtype)
+    for name, view in views(image).items():
+        for low, high, tol in [(lo, hi, 1 / 255), (lo, hi, 0.0), (np.array([lo] * 3), np.array([hi * 0.9] * 3), 0.02)]:
+            got = clip_masks(view, low, high, tol)
+            want = reference.clip_masks(view, low, high, tol)
+            np.testing.assert_array_equal(got[0], want[0], err_msg=name)
+            np.testing.assert_array_equal(got[1], want[1], err_msg=name)
+            assert any_clipped(view, np.full(3, low), np.full(3, high), tol) == reference.any_clipped(
+                view, low, high, tol
+            ), name
+
+
+def test_clip_masks_edge_values() -> None:
+    # exactly at the level, one code value inside, NaN, infinities, negative zero
+    image = np.array([[[1.0, 0.0, 0.5], [np.nan, 1.0 - 1e-9, 1e-9], [np.inf, -np.inf, -0.0]]], np.float32)
+    for tol in (0.0, 1e-6):
+        got = clip_masks(image, 0.0, 1.0, tol)
+        want = reference.clip_masks(image, 0.0, 1.0, tol)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    hi, lo = clip_masks(image, 0.0, 1.0, 0.0)
+    assert hi[0, 0, 0] and lo[0, 0, 1] and not hi[0, 1, 0] and not lo[0, 1, 0]  # NaN is not clipped
+    grey = np.array([[0, 254, 255], [1, 128, 0]], np.uint8)[..., None]
+    hi, lo = clip_masks(grey, 0, 255, 1 / 255)
+    np.testing.assert_array_equal(hi[..., 0], [[False, True, True], [False, False, False]])
+    np.testing.assert_array_equal(lo[..., 0], [[True, False, False], [True, False, True]])
+    # per-channel levels
+    levels = resolve_clip_levels(np.dtype(np.uint16), 3, ([0, 10, 20], [60000, 50000, 40000]))
+    rgb = np.array([[[60000, 50000, 39999], [0, 10, 21]]], np.uint16)
+    hi, lo = clip_masks(rgb, *levels, 0.0)
+    np.testing.assert_array_equal(hi[0], [[True, True, False], [False, False, False]])
+    np.testing.assert_array_equal(lo[0], [[False, False, False], [True, True, False]])
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 5])
+def test_feather_weights_match_reference(radius: int) -> None:
+    rng = np.random.default_rng(radius)
+    for shape in [(1, 1), (1, 7), (9, 1), (23, 31)]:
+        for density in (0.0, 0.02, 0.3, 1.0):
+            mask = rng.random(shape) < density
+            np.testing.assert_array_equal(feather_weights(mask, radius), reference.feather_weights(mask, radius))
+
+
+def _icc_with_table_curve() -> bytes:
+    """A minimal matrix/TRC ICC profile with a 4096-entry tone table (like many camera profiles)."""
+    import struct
+
+    curve_values = np.rint(np.linspace(0, 1, 4096) ** 2.2 * 65535).astype(">u2").tobytes()
+    curv = b"curv" + b"\0" * 4 + struct.pack(">I", 4096) + curve_values
+    s15 = lambda *v: b"".join(struct.pack(">i", round(x * 65536)) for x in v)  # noqa: E731
+    xyz = {b"rXYZ": (0.4361, 0.2225, 0.0139), b"gXYZ": (0.3851, 0.7169, 0.0971), b"bXYZ": (0.1431, 0.0606, 0.7141)}
+    tags = [(sig, b"XYZ " + b"\0" * 4 + s15(*v)) for sig, v in xyz.items()]
+    tags += [(sig, curv) for sig in (b"rTRC", b"gTRC", b"bTRC")]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        table += struct.pack(">4sII", sig, offset + len(body), len(data))
+        body += data + b"\0" * (-len(data) % 4)
+    size = offset + len(body)
+    header = struct.pack(">I", size) + b"\0" * 12 + b"RGB XYZ " + b"\0" * 12 + b"acsp" + b"\0" * (128 - 40)
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+@pytest.mark.parametrize("name", [*NAMED_SPACES, "icc-table"])
+def test_colour_conversions_match_reference(name: str) -> None:
+    space = colorspace_from_icc(_icc_with_table_curve()) if name == "icc-table" else get_colorspace(name)
+    rng = np.random.default_rng(1)
+    values = np.concatenate([rng.uniform(-0.3, 1.6, (5000, 3)), np.eye(3), np.zeros((1, 3)), np.ones((1, 3))])
+    there = to_model(values, space)
+    # Same operations in the same order; libm's and numpy's pow may differ by an ulp, which a pure
+    # gamma curve (Adobe RGB) amplifies next to black: 1e-7 absolute there.
+    np.testing.assert_allclose(there, reference.to_model(values, space), rtol=1e-12, atol=1e-7)
+    np.testing.assert_allclose(from_model(there, space), reference.from_model(there, space), rtol=1e-12, atol=1e-7)
+    np.testing.assert_allclose(from_model(there, space), values, atol=1e-7)  # round trip in float64
+
+
+def test_fit_matches_reference() -> None:
+    values = np.concatenate([np.linspace(-0.6, 2.4, 3001), [0.0, 1.0, 0.8, 0.05]])
+    for fit in Fit:
+        for vmin, vmax in [(-0.6, 2.4), (0.0, 1.0), (0.0, 1.3), (-0.1, 1.0)]:
+            np.testing.assert_array_equal(
+                apply_fit(values, fit, vmin, vmax), reference.apply_fit(values, fit, vmin, vmax)
+            )
+
+
+def _compare_pipeline(session: Declipper, image: np.ndarray, **kwargs: object) -> None:
+    out = session.run(image, **kwargs)  # type: ignore[arg-type]
+    space = get_colorspace(str(kwargs.get("colorspace", "srgb")))
+    fit = Fit(kwargs["fit"]) if "fit" in kwargs else (Fit.FLOAT if image.dtype.kind == "f" else Fit.COMPRESS)
+    channels = 1 if image.ndim == 2 or image.shape[2] == 1 else 3
+    low, high = resolve_clip_levels(image.dtype, channels, None)
+    plan = session.plan(image.shape[0], image.shape[1])
+    want = reference.declip(
+        session.engine.residual, image, plan, low, high, 1 / 255, int(kwargs.get("feather", 0)), space, fit  # type: ignore[call-overload]
+    )
+    assert out.dtype == want.dtype and out.shape == want.shape
+    if image.dtype.kind == "u":
+        np.testing.assert_array_equal(out, want)
+    else:
+        np.testing.assert_allclose(out.astype(np.float64), want.astype(np.float64), rtol=0, atol=1e-6)
+    assert not np.array_equal(out, image)  # something was repaired
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pipeline_matches_reference_per_dtype(demo_rgb: np.ndarray, session: Declipper, dtype: type) -> None:
+    # a crop that does not divide into tiles, with real blown highlights
+    image = as_dtype(demo_rgb[170:331, 250:447], dtype)
+    _compare_pipeline(session, image)
+
+
+@pytest.mark.parametrize(
+    "case", ["feather", "clamp", "float-fit", "adobe-rgb", "grey", "rgba", "strided", "one-pixel"]
+)
+def test_pipeline_matches_reference_cases(demo_rgb: np.ndarray, session: Declipper, case: str) -> None:
+    crop = demo_rgb[170:331, 250:447]
+    if case == "feather":
+        _compare_pipeline(session, as_dtype(crop, np.uint16), feather=3)
+    elif case == "clamp":
+        _compare_pipeline(session, crop.copy(), fit="clamp")
+    elif case == "float-fit":
+        _compare_pipeline(session, as_dtype(crop, np.float32), fit="compress")
+    elif case == "adobe-rgb":
+        _compare_pipeline(session, as_dtype(crop, np.uint16), colorspace="adobe-rgb")
+    elif case == "grey":
+        _compare_pipeline(session, crop[..., 1].copy())
+    elif case == "rgba":
+        rgba = np.concatenate([crop, np.full(crop.shape[:2] + (1,), 200, np.uint8)], axis=2)
+        _compare_pipeline(session, rgba)
+    elif case == "strided":
+        _compare_pipeline(session, demo_rgb[80:400:2, 100:500:3, ::-1])
+    else:
+        pixel = np.array([[[255, 255, 250]]], np.uint8)
+        _compare_pipeline(session, pixel)
+
+
+@pytest.mark.parametrize("shape", [(21, 13), (1, 1), (2, 5)])
+def test_gather_pads_like_numpy(demo_rgb: np.ndarray, shape: tuple[int, int]) -> None:
+    image = demo_rgb[200 : 200 + shape[0], 300 : 300 + shape[1]]
+    out = np.empty((3, 32, 24), np.float32)
+    _native.gather(image, [0.0] * 3, [255.0] * 3, get_colorspace("srgb").native, 0, 32, 0, 24, out)
+    pad = [(0, 32 - shape[0]), (0, 24 - shape[1]), (0, 0)]
+    padded = (np.pad(image.astype(np.float64), pad, mode="symmetric") - 0.0) * (1 / 255.0)
+    np.testing.assert_array_equal(out, padded.transpose(2, 0, 1).astype(np.float32))
+
+
+def test_native_rejects_bad_arguments(demo_rgb: np.ndarray) -> None:
+    with pytest.raises(TypeError, match="unsupported dtype"):
+        _native.clip_codes(demo_rgb.astype(np.int32), [0.0] * 3, [1.0] * 3, 0.0)
+    with pytest.raises(ValueError, match="one low and one high"):
+        _native.clip_codes(demo_rgb, [0.0], [1.0], 0.0)
+    out = np.empty((3, 8, 8), np.float64)
+    with pytest.raises(ValueError, match="float32"):
+        _native.gather(demo_rgb, [0.0] * 3, [255.0] * 3, get_colorspace("srgb").native, 0, 8, 0, 8, out)
+    with pytest.raises(ValueError, match="window"):
+        _native.gather(demo_rgb[:4, :4], [0.0] * 3, [255.0] * 3, get_colorspace("srgb").native, 4, 16, 0, 8,
+                       np.empty((3, 12, 8), np.float32))
+    frozen = demo_rgb.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _native.write_core(frozen, demo_rgb, [0.0] * 3, [255.0] * 3, 0.0, 0, 0, 4, 0, 4, None, 0, 0, 1, 0.8, 0.05,
+                           True)
+
+
+def test_half_conversion_rounds_like_numpy() -> None:
+    # every float16 value, and the midpoints between neighbours (ties to even), through the writer
+    bits = np.arange(0, 0x7C00, dtype=np.uint16)
+    halves = bits.view(np.float16)
+    mids = (halves[:-1].astype(np.float64) + halves[1:].astype(np.float64)) / 2
+    values = np.concatenate([halves.astype(np.float64), mids, -mids, [65519.0, 1e-9]])
+    image = np.zeros((1, values.size, 3), np.float16)
+    src = np.zeros_like(image)
+    src[0, :, 0], src[0, :, 1:] = 1.0, 0.5  # clipped high in channel 0 only: one value per pixel
+    _native.write_core(image, src, [0.0] * 3, [1.0] * 3, 0.0, 0, 0, 1, 0, values.size,
+                       values.astype(np.float32), 2, 0.0, 1.0, 0.8, 0.05, False)
+    np.testing.assert_array_equal(image[0, :, 0], values.astype(np.float32).astype(np.float64).astype(np.float16))
