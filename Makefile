@@ -40,6 +40,21 @@ wheel: $(VENV)/.runtime
 	missing = [n for n in need if not any(x.startswith(n) for x in names)]; \
 	sys.exit(f'wheel lacks {missing}') if missing else print('wheel ok:', glob.glob('build/wheel/*.whl')[0])"
 
+# The native tests against a build of the core with AddressSanitizer and UndefinedBehaviorSanitizer,
+# in a separate environment (build/sanitize) so the regular build stays untouched.
+SAN_DIR := build/sanitize
+SAN_PY  := $(SAN_DIR)/venv/bin/python
+sanitize:
+	test -x $(SAN_PY) || $(PYTHON) -m venv $(SAN_DIR)/venv
+	$(SAN_PY) -m pip --disable-pip-version-check -q install pytest $$($(SAN_PY) -c "import tomllib; \
+		print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))")
+	$(SAN_PY) -m pip --disable-pip-version-check -q install --force-reinstall --no-deps . \
+		-C cmake.define.LIBDECLIP_SANITIZE=ON -C cmake.build-type=Debug -C build-dir=$(SAN_DIR)/build
+	mkdir -p $(SAN_DIR)/run && ln -sfn $(CURDIR)/tests $(SAN_DIR)/run/tests
+	cd $(SAN_DIR)/run && LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so)" \
+		ASAN_OPTIONS=detect_leaks=0:alloc_dealloc_mismatch=0 UBSAN_OPTIONS=print_stacktrace=1 \
+		../venv/bin/python -m pytest -q -p no:cacheprovider tests/test_native.py
+
 # Reproduce model v1 (see libdeclip/models/MODEL_CARD.md), then export it.
 train-v1: $(VENV)/.dev
 	$(PY) -m training.train --config training/configs/v1_mse.toml

@@ -53,7 +53,8 @@ def test_clip_masks_match_reference(demo_rgb: np.ndarray, dtype: type) -> None:
     image = as_dtype(demo_rgb[100:180, 200:300], dtype)
     lo, hi = dtype_range(image.dtype)
     for name, view in views(image).items():
-        for low, high, tol in [(lo, hi, 1 / 255), (lo, hi, 0.0), (np.array([lo] * 3), np.array([hi * 0.9] * 3), 0.02)]:
+        per_channel = (np.array([lo] * 3), np.array([hi * 0.9] * 3), 0.02)
+        for low, high, tol in [(lo, hi, 1 / 255), (lo, hi, 0.0), per_channel]:
             got = clip_masks(view, low, high, tol)
             want = reference.clip_masks(view, low, high, tol)
             np.testing.assert_array_equal(got[0], want[0], err_msg=name)
@@ -91,7 +92,8 @@ def test_feather_weights_match_reference(radius: int) -> None:
     for shape in [(1, 1), (1, 7), (9, 1), (23, 31)]:
         for density in (0.0, 0.02, 0.3, 1.0):
             mask = rng.random(shape) < density
-            np.testing.assert_array_equal(feather_weights(mask, radius), reference.feather_weights(mask, radius))
+            want = reference.feather_weights(mask, radius)
+            np.testing.assert_array_equal(feather_weights(mask, radius), want)
 
 
 def _icc_with_table_curve() -> bytes:
@@ -101,7 +103,11 @@ def _icc_with_table_curve() -> bytes:
     curve_values = np.rint(np.linspace(0, 1, 4096) ** 2.2 * 65535).astype(">u2").tobytes()
     curv = b"curv" + b"\0" * 4 + struct.pack(">I", 4096) + curve_values
     s15 = lambda *v: b"".join(struct.pack(">i", round(x * 65536)) for x in v)  # noqa: E731
-    xyz = {b"rXYZ": (0.4361, 0.2225, 0.0139), b"gXYZ": (0.3851, 0.7169, 0.0971), b"bXYZ": (0.1431, 0.0606, 0.7141)}
+    xyz = {
+        b"rXYZ": (0.4361, 0.2225, 0.0139),
+        b"gXYZ": (0.3851, 0.7169, 0.0971),
+        b"bXYZ": (0.1431, 0.0606, 0.7141),
+    }
     tags = [(sig, b"XYZ " + b"\0" * 4 + s15(*v)) for sig, v in xyz.items()]
     tags += [(sig, curv) for sig in (b"rTRC", b"gTRC", b"bTRC")]
     offset = 128 + 4 + 12 * len(tags)
@@ -123,7 +129,8 @@ def test_colour_conversions_match_reference(name: str) -> None:
     # Same operations in the same order; libm's and numpy's pow may differ by an ulp, which a pure
     # gamma curve (Adobe RGB) amplifies next to black: 1e-7 absolute there.
     np.testing.assert_allclose(there, reference.to_model(values, space), rtol=1e-12, atol=1e-7)
-    np.testing.assert_allclose(from_model(there, space), reference.from_model(there, space), rtol=1e-12, atol=1e-7)
+    back = reference.from_model(there, space)
+    np.testing.assert_allclose(from_model(there, space), back, rtol=1e-12, atol=1e-7)
     np.testing.assert_allclose(from_model(there, space), values, atol=1e-7)  # round trip in float64
 
 
@@ -210,8 +217,9 @@ def test_native_rejects_bad_arguments(demo_rgb: np.ndarray) -> None:
     frozen = demo_rgb.copy()
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
-        _native.write_core(frozen, demo_rgb, [0.0] * 3, [255.0] * 3, 0.0, 0, 0, 4, 0, 4, None, 0, 0, 1, 0.8, 0.05,
-                           True)
+        _native.write_core(
+            frozen, demo_rgb, [0.0] * 3, [255.0] * 3, 0.0, 0, 0, 4, 0, 4, None, 0, 0, 1, 0.8, 0.05, True
+        )
 
 
 def test_half_conversion_rounds_like_numpy() -> None:
@@ -225,4 +233,5 @@ def test_half_conversion_rounds_like_numpy() -> None:
     src[0, :, 0], src[0, :, 1:] = 1.0, 0.5  # clipped high in channel 0 only: one value per pixel
     _native.write_core(image, src, [0.0] * 3, [1.0] * 3, 0.0, 0, 0, 1, 0, values.size,
                        values.astype(np.float32), 2, 0.0, 1.0, 0.8, 0.05, False)
-    np.testing.assert_array_equal(image[0, :, 0], values.astype(np.float32).astype(np.float64).astype(np.float16))
+    want = values.astype(np.float32).astype(np.float64).astype(np.float16)
+    np.testing.assert_array_equal(image[0, :, 0], want)

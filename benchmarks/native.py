@@ -1,0 +1,183 @@
+"""The native core against its numpy reference on a 24-megapixel 16-bit photo, and the memory of
+the whole pipeline.
+
+    python -m benchmarks.native [--repeat 3] [--out benchmarks/results/native.md]
+
+The photo is a 6000 x 4000 mosaic of the real HDR-CNN photos in ../shared/data/clipped/hdrcnn
+(8-bit, real blown highlights), scaled to 16 bits (x257). Each row times one stage both ways
+(best of --repeat runs, all cores): clip detection, feather weights, conversion into and out of
+model space (Adobe RGB, so the curves and matrices run), gathering every tile with its halo into
+model layout, and the composite after the model (recover + fit + write into uint16) with a fixed
+residual standing in for the model's output, so that only the pixel loops are timed. The last part
+runs the real model on the photo in a fresh process and reports peak memory above the level
+reached after loading the photo and a warm-up run (ONNX Runtime's arena).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from libdeclip import Declipper, _native
+from libdeclip.color import get_colorspace
+from libdeclip.fit import Fit
+from libdeclip.io import read_image
+from libdeclip.mask import clip_masks
+from libdeclip.session import feather_weights
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests import reference  # noqa: E402  (the numpy oracles live with the tests)
+
+DATA = REPO.parent / "shared" / "data" / "clipped" / "hdrcnn"
+SIZE = (4000, 6000)
+
+
+def mosaic_24mp() -> np.ndarray:
+    photos = [read_image(p).pixels[..., :3] for p in sorted(DATA.glob("*.png"))]
+    if not photos:
+        raise SystemExit(f"error: no photos in {DATA}")
+    h, w = photos[0].shape[:2]
+    rows = [
+        np.concatenate([photos[(r * 7 + c) % len(photos)][:h, :w] for c in range(-(-SIZE[1] // w))], axis=1)
+        for r in range(-(-SIZE[0] // h))
+    ]
+    return np.concatenate(rows, axis=0)[: SIZE[0], : SIZE[1]].astype(np.uint16) * 257
+
+
+def best(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+class _FixedResidual:
+    """Stands in for the engine: a constant residual of the batch's shape (timing pixel loops)."""
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return np.full(batch.shape, 0.05, dtype=np.float32)
+
+
+def _memory_probe(path: Path) -> str:
+    code = f"""
+import numpy as np, tifffile
+from libdeclip import Declipper
+image = tifffile.imread({str(path)!r})
+with Declipper(device="cpu") as s:
+    s.run(image[:1024, :1024])  # warm-up: ONNX Runtime allocates its arena for a full tile
+    def rss(field):
+        for line in open("/proc/self/status"):
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    before = rss("VmRSS")
+    # VmHWM is the peak since start: reset it so it measures the run alone
+    open("/proc/self/clear_refs", "w").write("5")
+    out = s.run(image)
+    print(before, rss("VmHWM"), image.nbytes / 2**20)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, peak, size = (float(v) for v in proc.stdout.split())
+    extra = peak - before
+    return (
+        f"Whole pipeline with the model on the 24 MP 16-bit photo: peak RSS {peak:.0f} MB, "
+        f"{extra:.0f} MB above the {before:.0f} MB after loading the photo ({size:.0f} MB) and a warm-up "
+        f"tile: {extra / size:.2f}x the image."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.native", description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "native.md")
+    p.add_argument("--skip-memory", action="store_true")
+    args = p.parse_args(argv)
+    if not DATA.is_dir():
+        print(f"error: {DATA} not found", file=sys.stderr)
+        return 2
+    image = mosaic_24mp()
+    mp = image.shape[0] * image.shape[1] / 1e6
+    low, high = np.zeros(3), np.full(3, 65535.0)
+    tol = 1 / 255
+    adobe = get_colorspace("adobe-rgb")
+    rows: list[tuple[str, float, float]] = []
+
+    def compare(name: str, native: Callable[[], object], numpy: Callable[[], object]) -> None:
+        t_native, t_numpy = best(native, args.repeat), best(numpy, max(1, args.repeat - 1))
+        rows.append((name, t_native, t_numpy))
+        print(f"{name}: native {t_native:.3f} s, numpy {t_numpy:.3f} s", flush=True)
+
+    compare(
+        "clip detection",
+        lambda: clip_masks(image, low, high, tol),
+        lambda: reference.clip_masks(image, low, high, tol),
+    )
+    hi, lo = clip_masks(image, low, high, tol)
+    clipped = (hi | lo).any(axis=2)
+    del hi, lo
+    print(f"clipped pixels: {clipped.mean():.1%}")
+    compare("feather weights (radius 2)", lambda: feather_weights(clipped, 2),
+            lambda: reference.feather_weights(clipped, 2))
+    values = image.astype(np.float64) / 65535.0
+    compare("to model space (Adobe RGB)", lambda: _native.convert(values, adobe.native, True),
+            lambda: reference.to_model(values, adobe))
+    compare("from model space (Adobe RGB)", lambda: _native.convert(values, adobe.native, False),
+            lambda: reference.from_model(values, adobe))
+
+    with Declipper(device="cpu") as session:
+        plan = session.plan(*image.shape[:2])
+        space = adobe.native
+
+        def gather_native() -> None:
+            for t in plan:
+                out = np.empty((3,) + t.window_shape, np.float32)
+                _native.gather(image, low.tolist(), high.tolist(), space, t.wy0, t.wy1, t.wx0, t.wx1, out)
+
+        def gather_numpy() -> None:
+            for t in plan:
+                win = (plan.window_of(image, t).astype(np.float64) - low) * (1.0 / (high - low))
+                reference.to_model(win, adobe).transpose(2, 0, 1).astype(np.float32)
+
+        compare("gather tiles into model layout (Adobe RGB)", gather_native, gather_numpy)
+        fixed, srgb = _FixedResidual(), get_colorspace("srgb")
+        session.engine.residual = fixed  # type: ignore[method-assign]
+        compare(
+            "whole pipeline but the model (gather, recover, fit, write uint16; sRGB)",
+            lambda: session.run(image),
+            lambda: reference.declip(fixed, image, plan, low, high, tol, 0, srgb, Fit.COMPRESS),
+        )
+    lines = [
+        f"24 MP 16-bit photo ({image.shape[1]} x {image.shape[0]}, {clipped.mean():.1%} of pixels clipped); "
+        f"{_native.get_threads()} threads; best of {args.repeat} (numpy: {max(1, args.repeat - 1)}); "
+        "command: `python -m benchmarks.native`",
+        "",
+        "| stage | native (s) | numpy reference (s) | speed-up | native MP/s |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {n} | {a:.3f} | {b:.3f} | {b / a:.1f}x | {mp / a:.0f} |" for n, a, b in rows]
+    if not args.skip_memory:
+        import tempfile
+
+        import tifffile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "mosaic_24mp.tif"
+            tifffile.imwrite(path, image, photometric="rgb")
+            lines += ["", _memory_probe(path)]
+    text = "\n".join(lines) + "\n"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
