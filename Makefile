@@ -41,7 +41,8 @@ wheel: $(VENV)/.runtime
 	sys.exit(f'wheel lacks {missing}') if missing else print('wheel ok:', glob.glob('build/wheel/*.whl')[0])"
 
 # The native tests against a build of the core with AddressSanitizer and UndefinedBehaviorSanitizer,
-# in a separate environment (build/sanitize) so the regular build stays untouched.
+# in a separate environment (build/sanitize) so the regular build stays untouched. libstdc++ is
+# preloaded with ASan so that its exception interceptors find the real __cxa_throw (python is C).
 SAN_DIR := build/sanitize
 SAN_PY  := $(SAN_DIR)/venv/bin/python
 sanitize:
@@ -51,7 +52,7 @@ sanitize:
 	$(SAN_PY) -m pip --disable-pip-version-check -q install --force-reinstall --no-deps . \
 		-C cmake.define.LIBDECLIP_SANITIZE=ON -C cmake.build-type=Debug -C build-dir=$(SAN_DIR)/build
 	mkdir -p $(SAN_DIR)/run && ln -sfn $(CURDIR)/tests $(SAN_DIR)/run/tests
-	cd $(SAN_DIR)/run && LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so)" \
+	cd $(SAN_DIR)/run && LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libstdc++.so)" \
 		ASAN_OPTIONS=detect_leaks=0:alloc_dealloc_mismatch=0 UBSAN_OPTIONS=print_stacktrace=1 \
 		../venv/bin/python -m pytest -q -p no:cacheprovider tests/test_native.py
 
