@@ -74,10 +74,15 @@ struct Space {
 
     void to_model(double rgb[3]) const {
         if (is_srgb) return;
-        double lin[3], mixed[3];
-        for (int i = 0; i < 3; ++i) lin[i] = trc[i].forward(rgb[i]);
+        for (int i = 0; i < 3; ++i) rgb[i] = trc[i].forward(rgb[i]);
+        linear_to_model(rgb);
+    }
+
+    // The second half of to_model, for values already decoded to this space's linear light.
+    void linear_to_model(double lin[3]) const {
+        double mixed[3];
         mul(to_srgb, lin, mixed);
-        for (int i = 0; i < 3; ++i) rgb[i] = srgb.inverse(mixed[i]);
+        for (int i = 0; i < 3; ++i) lin[i] = srgb.inverse(mixed[i]);
     }
 
     void from_model(double rgb[3]) const {

@@ -27,6 +27,12 @@ using namespace declip;
 namespace {
 
 int g_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+constexpr int kMaxFeather = 254;  // distances are bytes
+
+void check_feather(int radius) {
+    if (radius < 0 || radius > kMaxFeather)
+        throw py::value_error("feather radius must be between 0 and " + std::to_string(kMaxFeather) + " pixels");
+}
 
 enum class Dtype { U8, U16, F16, F32, F64 };
 
@@ -110,50 +116,78 @@ inline void load_pixel(const View& v, long y, long x, double* out) {
     for (long c = 0; c < v.c; ++c) out[c] = load<T>(v.at(y, x, c));
 }
 
+// Clip codes of rows [y0, y1) and columns [x0, x1), written by emit(row, col, code) (row and col
+// relative to y0, x0). Specialised on the channel count, walking each row by its strides.
+template <class T, int C, class Emit>
+void codes_rows(const View& v, const Levels& lv, long y0, long y1, long x0, long x1, int threads, Emit&& emit) {
+    parallel_rows(y1 - y0, threads, [&](long b, long e) {
+        for (long r = b; r < e; ++r) {
+            const char* p = v.at(y0 + r, x0, 0);
+            for (long x = 0; x < x1 - x0; ++x, p += v.sx) {
+                uint8_t code = 0;
+                for (int c = 0; c < C; ++c) {
+                    const double value = load<T>(p + c * v.sc);
+                    code |= static_cast<uint8_t>((value >= lv.at_high[c]) << c);
+                    code |= static_cast<uint8_t>((value <= lv.at_low[c]) << (3 + c));
+                }
+                emit(r, x, code);
+            }
+        }
+    });
+}
+
+template <class T, class Emit>
+void for_codes(const View& v, const Levels& lv, long y0, long y1, long x0, long x1, int threads, Emit&& emit) {
+    if (v.c == 1)
+        codes_rows<T, 1>(v, lv, y0, y1, x0, x1, threads, emit);
+    else
+        codes_rows<T, 3>(v, lv, y0, y1, x0, x1, threads, emit);
+}
+
 // Clip codes of the rectangle [y0, y1) x [x0, x1) into `codes` (row-major, its width).
 template <class T>
 void codes_into(const View& v, const Levels& lv, long y0, long y1, long x0, long x1, uint8_t* codes,
                 int threads) {
     const long w = x1 - x0;
-    parallel_rows(y1 - y0, threads, [&](long b, long e) {
-        double px[3];
-        for (long r = b; r < e; ++r)
-            for (long x = x0; x < x1; ++x) {
-                load_pixel<T>(v, y0 + r, x, px);
-                codes[r * w + (x - x0)] = lv.code(px);
-            }
-    });
+    for_codes<T>(v, lv, y0, y1, x0, x1, threads, [&](long r, long x, uint8_t code) { codes[r * w + x] = code; });
 }
 
-// Chessboard distance to the nearest set pixel, capped at cap (two-pass chamfer, exact for the
-// 8-neighbourhood with unit steps).
-std::vector<int> chessboard_distance(const std::vector<uint8_t>& set, long h, long w, int cap) {
-    std::vector<int> d(static_cast<size_t>(h * w));
-    for (long i = 0; i < h * w; ++i) d[i] = set[i] ? 0 : cap;
-    for (long y = 0; y < h; ++y)
-        for (long x = 0; x < w; ++x) {
-            int& v = d[y * w + x];
-            if (x > 0) v = std::min(v, d[y * w + x - 1] + 1);
-            if (y > 0) {
-                const int* up = &d[(y - 1) * w];
-                v = std::min(v, up[x] + 1);
-                if (x > 0) v = std::min(v, up[x - 1] + 1);
-                if (x + 1 < w) v = std::min(v, up[x + 1] + 1);
+// Chessboard (L-infinity) distance to the nearest set pixel, capped at `cap` (<= 255), handed
+// row by row to emit(y, distances). The metric is separable: first each row's distance to its
+// nearest set pixel, then, per pixel, the minimum over rows dy < cap of max(|dy|, that row's
+// distance). Both passes are plain loops over a row that the compiler vectorises, and rows run on
+// several threads.
+template <class Emit>
+void chessboard_distance(const uint8_t* set, long h, long w, int cap, int threads, Emit&& emit) {
+    const uint8_t top = static_cast<uint8_t>(cap);
+    std::vector<uint8_t> across(static_cast<size_t>(h * w));
+    parallel_rows(h, threads, [&](long b, long e) {
+        for (long y = b; y < e; ++y) {
+            const uint8_t* s = set + y * w;
+            uint8_t* a = &across[static_cast<size_t>(y * w)];
+            for (long x = 0; x < w; ++x) a[x] = s[x] ? 0 : top;
+            for (int dx = 1; dx < cap && dx < w; ++dx) {
+                const uint8_t step = static_cast<uint8_t>(dx);
+                for (long x = dx; x < w; ++x) a[x] = std::min(a[x], s[x - dx] ? step : top);
+                for (long x = 0; x + dx < w; ++x) a[x] = std::min(a[x], s[x + dx] ? step : top);
             }
         }
-    for (long y = h - 1; y >= 0; --y)
-        for (long x = w - 1; x >= 0; --x) {
-            int& v = d[y * w + x];
-            if (x + 1 < w) v = std::min(v, d[y * w + x + 1] + 1);
-            if (y + 1 < h) {
-                const int* dn = &d[(y + 1) * w];
-                v = std::min(v, dn[x] + 1);
-                if (x > 0) v = std::min(v, dn[x - 1] + 1);
-                if (x + 1 < w) v = std::min(v, dn[x + 1] + 1);
+    });
+    parallel_rows(h, threads, [&](long b, long e) {
+        std::vector<uint8_t> out(static_cast<size_t>(w));
+        for (long y = b; y < e; ++y) {
+            std::copy_n(&across[static_cast<size_t>(y * w)], w, out.data());
+            for (int dy = 1; dy < cap; ++dy) {
+                const uint8_t step = static_cast<uint8_t>(dy);
+                for (const long yy : {y - dy, y + dy}) {
+                    if (yy < 0 || yy >= h) continue;
+                    const uint8_t* a = &across[static_cast<size_t>(yy * w)];
+                    for (long x = 0; x < w; ++x) out[x] = std::min(out[x], std::max(a[x], step));
+                }
             }
+            emit(y, out.data());
         }
-    for (auto& v : d) v = std::min(v, cap);
-    return d;
+    });
 }
 
 // 1 - d / (radius + 1) at chessboard distance 1 <= d <= radius from a set pixel, else 0.
@@ -188,15 +222,15 @@ struct CoreMask {
         codes_into<T>(v, lv, gy0, gy1, gx0, gx1, grown.data(), threads);
         std::vector<uint8_t> clipped(grown.size());
         for (size_t i = 0; i < grown.size(); ++i) clipped[i] = grown[i] != 0;
-        const auto dist = chessboard_distance(clipped, gh, gw, radius + 1);
         m.codes.resize(static_cast<size_t>(h * w));
         m.weights.resize(static_cast<size_t>(h * w));
         for (long r = 0; r < h; ++r)
-            for (long x = 0; x < w; ++x) {
-                const long gi = (y0 - gy0 + r) * gw + (x0 - gx0 + x);
-                m.codes[r * w + x] = grown[gi];
-                m.weights[r * w + x] = feather_weight(dist[gi], radius);
-            }
+            std::copy_n(&grown[static_cast<size_t>((y0 - gy0 + r) * gw + (x0 - gx0))], w, &m.codes[r * w]);
+        chessboard_distance(clipped.data(), gh, gw, radius + 1, threads, [&](long gy, const uint8_t* d) {
+            const long r = gy - (y0 - gy0);
+            if (r < 0 || r >= h) return;
+            for (long x = 0; x < w; ++x) m.weights[r * w + x] = feather_weight(d[x0 - gx0 + x], radius);
+        });
         return m;
     }
 
@@ -236,21 +270,30 @@ std::array<double, 9> matrix9(const std::vector<double>& m) {
 
 // ------------------------------------------------------------------------------- functions
 
-py::array_t<uint8_t> clip_codes(const py::array& image, const std::vector<double>& low,
-                                const std::vector<double>& high, double tolerance) {
+// Boolean H x W x C masks of values clipped high and low.
+std::tuple<py::array_t<bool>, py::array_t<bool>> clip_masks(const py::array& image, const std::vector<double>& low,
+                                                           const std::vector<double>& high, double tolerance) {
     const View v = view_of(image, false, "image");
     const Levels lv(low, high, tolerance, v.c);
-    py::array_t<uint8_t> out({v.h, v.w});
-    uint8_t* dst = out.mutable_data();
+    py::array_t<bool> hi({v.h, v.w, v.c}), lo({v.h, v.w, v.c});
+    bool* hp = hi.mutable_data();
+    bool* lp = lo.mutable_data();
     const Dtype dt = dtype_of(image);
+    const long c = v.c, w = v.w;
     {
         py::gil_scoped_release release;
         dispatch(dt, [&](auto tag) {
             using T = typename decltype(tag)::type;
-            codes_into<T>(v, lv, 0, v.h, 0, v.w, dst, g_threads);
+            for_codes<T>(v, lv, 0, v.h, 0, v.w, g_threads, [&](long r, long x, uint8_t code) {
+                const long i = (r * w + x) * c;
+                for (long k = 0; k < c; ++k) {
+                    hp[i + k] = code >> k & 1;
+                    lp[i + k] = code >> (3 + k) & 1;
+                }
+            });
         });
     }
-    return out;
+    return {hi, lo};
 }
 
 bool any_clipped(const py::array& image, const std::vector<double>& low, const std::vector<double>& high,
@@ -278,17 +321,19 @@ bool any_clipped(const py::array& image, const std::vector<double>& low, const s
 py::array_t<double> feather_weights(const py::array_t<bool, py::array::c_style | py::array::forcecast>& clipped,
                                     int radius) {
     if (clipped.ndim() != 2) throw py::value_error("the clipped-pixel mask must be H x W");
-    if (radius < 0) throw py::value_error("radius must be 0 or more");
+    check_feather(radius);
     const long h = static_cast<long>(clipped.shape(0)), w = static_cast<long>(clipped.shape(1));
     py::array_t<double> out({h, w});
-    std::vector<uint8_t> set(static_cast<size_t>(h * w));
-    const bool* src = clipped.data();
+    // numpy bools are bytes holding 0 or 1
+    const uint8_t* set = reinterpret_cast<const uint8_t*>(clipped.data());
     double* dst = out.mutable_data();
     {
         py::gil_scoped_release release;
-        for (long i = 0; i < h * w; ++i) set[i] = src[i];
-        const auto d = chessboard_distance(set, h, w, radius + 1);
-        for (long i = 0; i < h * w; ++i) dst[i] = feather_weight(d[i], radius);
+        double table[256];
+        for (int k = 0; k <= radius + 1; ++k) table[k] = feather_weight(k, radius);
+        chessboard_distance(set, h, w, radius + 1, g_threads, [&](long y, const uint8_t* d) {
+            for (long x = 0; x < w; ++x) dst[y * w + x] = table[d[x]];
+        });
     }
     return out;
 }
@@ -378,16 +423,41 @@ void gather(const py::array& image, const std::vector<double>& low, const std::v
     py::gil_scoped_release release;
     dispatch(dt, [&](auto tag) {
         using T = typename decltype(tag)::type;
+        // Integer code values decode through a table when the window holds more pixels than the
+        // table has entries: the same function on the same inputs, so the same values.
+        std::vector<double> table;
+        long codes = 0;
+        if constexpr (std::is_integral_v<T>) {
+            codes = static_cast<long>(std::numeric_limits<T>::max()) + 1;
+            if (!space.is_srgb && lv.channels == 3 && h * w > codes) {
+                table.resize(static_cast<size_t>(codes * lv.channels));
+                for (int k = 0; k < lv.channels; ++k)
+                    for (long code = 0; code < codes; ++code)
+                        table[k * codes + code] =
+                            space.trc[k].forward((static_cast<double>(code) - lv.low[k]) * lv.scale[k]);
+            }
+        }
         parallel_rows(h, g_threads, [&](long b, long e) {
             double px[3];
             for (long r = b; r < e; ++r) {
                 const long y = symmetric(wy0 + r, v.h);
                 for (long c = 0; c < w; ++c) {
                     const long x = symmetric(wx0 + c, v.w);
-                    load_pixel<T>(v, y, x, px);
-                    for (int k = 0; k < lv.channels; ++k) px[k] = (px[k] - lv.low[k]) * lv.scale[k];
-                    if (lv.channels == 1) px[1] = px[2] = px[0];
-                    space.to_model(px);
+                    if (!table.empty()) {
+                        if constexpr (std::is_integral_v<T>) {
+                            for (int k = 0; k < 3; ++k) {
+                                T code;
+                                std::memcpy(&code, v.at(y, x, k), sizeof(T));
+                                px[k] = table[k * codes + code];
+                            }
+                        }
+                        space.linear_to_model(px);
+                    } else {
+                        load_pixel<T>(v, y, x, px);
+                        for (int k = 0; k < lv.channels; ++k) px[k] = (px[k] - lv.low[k]) * lv.scale[k];
+                        if (lv.channels == 1) px[1] = px[2] = px[0];
+                        space.to_model(px);
+                    }
                     for (int k = 0; k < 3; ++k) dst[(k * h + r) * w + c] = static_cast<float>(px[k]);
                 }
             }
@@ -403,6 +473,7 @@ std::tuple<py::array_t<float>, double, double> recover(
     const py::array_t<float>& residual) {
     const View v = view_of(image, false, "image");
     const Levels lv(low, high, tolerance, v.c);
+    check_feather(feather);
     if (residual.ndim() != 3 || residual.shape(0) != 3) throw py::value_error("residual must be 3 x h x w");
     if (y0 < 0 || x0 < 0 || y1 > v.h || x1 > v.w || y0 >= y1 || x0 >= x1 || y0 < wy0 || x0 < wx0 ||
         y1 - wy0 > residual.shape(1) || x1 - wx0 > residual.shape(2))
@@ -485,6 +556,7 @@ void write_core(py::array& out, const py::array& image, const std::vector<double
     if (y0 < 0 || x0 < 0 || y1 > v.h || x1 > v.w || y0 >= y1 || x0 >= x1)
         throw py::value_error("core outside the image");
     const Levels lv(low, high, tolerance, v.c);
+    check_feather(feather);
     const Fit fit = make_fit(policy, vmin, vmax, knee, toe);
     py::array_t<float, py::array::c_style | py::array::forcecast> values;
     const bool has_values = !values_obj.is_none();
@@ -577,8 +649,8 @@ PYBIND11_MODULE(_native, m) {
     m.def("set_threads", [](int n) { g_threads = std::max(1, n); }, py::arg("threads"),
           "Threads the native loops use (default: all cores).");
     m.def("get_threads", [] { return g_threads; });
-    m.def("clip_codes", &clip_codes, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"),
-          "H x W uint8: bit c set where channel c is clipped high, bit 3 + c where clipped low.");
+    m.def("clip_masks", &clip_masks, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"),
+          "Boolean H x W x C masks of values clipped high and low.");
     m.def("any_clipped", &any_clipped, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"));
     m.def("feather_weights", &feather_weights, py::arg("clipped"), py::arg("radius"));
     m.def("convert", &convert, py::arg("rgb"), py::arg("space"), py::arg("into_model"));

@@ -15,7 +15,7 @@ from libdeclip import _native
 from libdeclip.errors import UnsupportedInputError
 
 __all__ = [
-    "DEFAULT_TOLERANCE", "ClipSummary", "any_clipped", "clip_codes", "clip_mask", "clip_masks",
+    "DEFAULT_TOLERANCE", "ClipSummary", "any_clipped", "clip_mask", "clip_masks",
     "resolve_clip_levels",
 ]
 
@@ -80,17 +80,6 @@ def _colour_view(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def clip_codes(
-    image: np.ndarray, low: float | np.ndarray = 0.0, high: float | np.ndarray = 1.0,
-    tolerance: float = DEFAULT_TOLERANCE,
-) -> np.ndarray:
-    """H x W uint8 codes: bit ``c`` set where channel ``c`` is clipped high, bit ``3 + c`` where
-    it is clipped low (the compact form the native core computes)."""
-    image = _colour_view(image)
-    c = image.shape[2]
-    return _native.clip_codes(image, _levels(low, c), _levels(high, c), float(tolerance))
-
-
 def clip_masks(
     image: np.ndarray, low: float | np.ndarray = 0.0, high: float | np.ndarray = 1.0,
     tolerance: float = DEFAULT_TOLERANCE,
@@ -101,9 +90,9 @@ def clip_masks(
     scalars or per-channel arrays; ``tolerance`` is a fraction of ``high - low``. Returns two
     boolean arrays of the image's shape.
     """
-    codes = clip_codes(image, low, high, tolerance)[..., None]
-    bits = np.arange(image.shape[2], dtype=np.uint8)
-    return (codes >> bits) & 1 == 1, (codes >> (bits + 3)) & 1 == 1
+    image = _colour_view(image)
+    c = image.shape[2]
+    return _native.clip_masks(image, _levels(low, c), _levels(high, c), float(tolerance))
 
 
 def any_clipped(

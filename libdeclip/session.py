@@ -28,6 +28,7 @@ __all__ = ["Declipper", "SUPPORTED_DTYPES"]
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float16, np.float32, np.float64)
 DEFAULT_TILE_CPU = 512
 DEFAULT_TILE_GPU = 1024
+MAX_FEATHER = 254  # the native core keeps distances in bytes
 
 ColorSpec: TypeAlias = "str | bytes | ColorSpace | None"
 
@@ -154,8 +155,8 @@ class Declipper:
         """Repair the clipped pixels of ``image``; see :func:`libdeclip.declip` for the arguments."""
         image = _validate(image)
         feather = int(feather)
-        if feather < 0:
-            raise UnsupportedInputError(f"feather must be 0 or more pixels, got {feather}")
+        if not 0 <= feather <= MAX_FEATHER:
+            raise UnsupportedInputError(f"feather must be 0 to {MAX_FEATHER} pixels, got {feather}")
         fit = Fit(fit) if fit is not None else default_fit(image.dtype)
         space = _resolve_colorspace(colorspace)
         grey = image.ndim == 2 or image.shape[2] == 1

@@ -205,9 +205,9 @@ def test_gather_pads_like_numpy(demo_rgb: np.ndarray, shape: tuple[int, int]) ->
 
 def test_native_rejects_bad_arguments(demo_rgb: np.ndarray) -> None:
     with pytest.raises(TypeError, match="unsupported dtype"):
-        _native.clip_codes(demo_rgb.astype(np.int32), [0.0] * 3, [1.0] * 3, 0.0)
+        _native.clip_masks(demo_rgb.astype(np.int32), [0.0] * 3, [1.0] * 3, 0.0)
     with pytest.raises(ValueError, match="one low and one high"):
-        _native.clip_codes(demo_rgb, [0.0], [1.0], 0.0)
+        _native.clip_masks(demo_rgb, [0.0], [1.0], 0.0)
     out = np.empty((3, 8, 8), np.float64)
     with pytest.raises(ValueError, match="float32"):
         _native.gather(demo_rgb, [0.0] * 3, [255.0] * 3, get_colorspace("srgb").native, 0, 8, 0, 8, out)
