@@ -92,14 +92,18 @@ def _compare_picture(image: Image, result: np.ndarray) -> np.ndarray:
     return np.asarray(im)
 
 
-def _declip_file(
-    src: Path, dst: Path, args: argparse.Namespace, session: Declipper, single: bool, show_tiles: bool
-) -> str:
+def _read_input(src: Path, dst: Path, args: argparse.Namespace) -> Image:
+    """Check where the output goes, then read the input (the first stage of a file)."""
     if dst.resolve() == src.resolve():
         raise DeclipError(f"{src}: the output would overwrite the input; choose another --suffix or folder")
     if dst.exists() and not args.overwrite:
         raise DeclipError(f"{dst}: already exists (use --overwrite to replace it)")
-    image = read_image(src)
+    return read_image(src)
+
+
+def _repair(
+    image: Image, args: argparse.Namespace, session: Declipper, show_tiles: bool
+) -> tuple[np.ndarray, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = session.run(
@@ -109,7 +113,13 @@ def _declip_file(
             feather=args.feather,
             progress=show_tiles,
         )
-    notes = [str(w.message) for w in caught]
+    return result, [str(w.message) for w in caught]
+
+
+def _write_outputs(
+    src: Path, dst: Path, image: Image, result: np.ndarray, notes: list[str], args: argparse.Namespace,
+    single: bool,
+) -> str:
     dst.parent.mkdir(parents=True, exist_ok=True)
     write_image(dst, image.with_pixels(result), overwrite=args.overwrite)
     mask_path = _side_path(args.mask, src, single, "mask")
@@ -155,25 +165,56 @@ def _cmd_declip(args: argparse.Namespace) -> int:
 
     failures: list[str] = []
     bar = tqdm(total=len(paths), desc="files", unit="file", disable=args.quiet or single)
+    show_tiles = single and not args.quiet
+    failed = (DeclipError, OSError, ValueError)
+
+    def report(src: Path, message: str | None, exc: BaseException | None) -> None:
+        if exc is not None:
+            failures.append(str(src))
+            bar.write(f"error: {exc}", file=sys.stderr)
+        elif message and not args.quiet:
+            bar.write(message)
+        bar.update(1)
 
     def one(src: Path) -> None:
         try:
             dst = _output_for(src, args)
-            message = _declip_file(src, dst, args, session(), single, show_tiles=single and not args.quiet)
-            if not args.quiet:
-                bar.write(message)
-        except (DeclipError, OSError, ValueError) as exc:
-            failures.append(str(src))
-            bar.write(f"error: {exc}", file=sys.stderr)
-        finally:
-            bar.update(1)
+            image = _read_input(src, dst, args)
+            result, notes = _repair(image, args, session(), show_tiles)
+            report(src, _write_outputs(src, dst, image, result, notes, args, single), None)
+        except failed as exc:
+            report(src, None, exc)
 
     if parallel:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(one, paths))
     else:
-        for p in paths:
-            one(p)
+        # One file at a time on the model, with its neighbours' reading and writing on a second
+        # thread (file decoding and encoding release the GIL), so disk and codecs hide behind it.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="libdeclip-io") as io:
+
+            def read(src: Path) -> tuple[Path, Image]:
+                dst = _output_for(src, args)
+                return dst, _read_input(src, dst, args)
+
+            def write(src: Path, dst: Path, image: Image, result: np.ndarray, notes: list[str]) -> None:
+                try:
+                    report(src, _write_outputs(src, dst, image, result, notes, args, single), None)
+                except failed as exc:
+                    report(src, None, exc)
+
+            reading = io.submit(read, paths[0])
+            for i, src in enumerate(paths):
+                current = reading
+                if i + 1 < len(paths):
+                    reading = io.submit(read, paths[i + 1])
+                try:
+                    dst, image = current.result()
+                    result, notes = _repair(image, args, first, show_tiles)
+                except failed as exc:
+                    report(src, None, exc)
+                    continue
+                io.submit(write, src, dst, image, result, notes)
     bar.close()
     done = len(paths) - len(failures)
     if failures or not single:
