@@ -99,9 +99,12 @@ def _pipeline(path: Path, out: Path, session: Declipper) -> tuple[float, float, 
 
 def _peak_rss_mb(path: Path, out: Path, device: str) -> float:
     cli_args = ["declip", str(path), "-o", str(out), "--overwrite", "-q", "--device", device]
+    # VmHWM, the peak of this process's own memory: ru_maxrss would also count the pages of the
+    # (large) benchmark process that the child shared between fork and exec.
     code = (
-        "import resource; from libdeclip.cli import main; "
-        f"main({cli_args!r}); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "from libdeclip.cli import main; "
+        f"main({cli_args!r}); "
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(proc.stdout.strip().splitlines()[-1]) / 1024.0
