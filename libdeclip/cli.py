@@ -27,7 +27,7 @@ from libdeclip import __version__
 from libdeclip.engine import MODELS_DIR, OnnxEngine
 from libdeclip.errors import DeclipError
 from libdeclip.fit import Fit
-from libdeclip.io import _SUFFIXES, Image, read_image, write_image
+from libdeclip.io import _SUFFIXES, DEFAULT_PNG_LEVEL, Image, read_image, write_image
 from libdeclip.mask import clip_mask
 from libdeclip.session import Declipper
 
@@ -121,7 +121,7 @@ def _write_outputs(
     single: bool,
 ) -> str:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    write_image(dst, image.with_pixels(result), overwrite=args.overwrite)
+    write_image(dst, image.with_pixels(result), overwrite=args.overwrite, png_level=args.png_level)
     mask_path = _side_path(args.mask, src, single, "mask")
     if mask_path is not None:
         mask, _ = clip_mask(image.pixels)
@@ -292,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--feather", type=int, default=0, help="blend into unclipped pixels up to this "
                    "many pixels from clipping (default 0: unclipped pixels untouched)")
     d.add_argument("--jobs", type=int, default=1, help="files processed in parallel on the CPU")
+    d.add_argument("--png-level", type=int, default=DEFAULT_PNG_LEVEL, choices=range(10), metavar="0-9",
+                   help=f"zlib level of PNG outputs (default {DEFAULT_PNG_LEVEL}; 9 = smallest, slowest)")
     d.add_argument("--tile-size", type=int, default=None, help="tile core size in pixels")
     d.add_argument("--mask", help="write the clip mask as PNG here (a folder for several inputs)")
     d.add_argument("--compare", help="write a before | after PNG here (a folder for several inputs)")

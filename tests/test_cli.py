@@ -77,6 +77,22 @@ def test_jobs_and_globs(folder: Path, tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "o").iterdir()] == ["a_declip.png"]
 
 
+def test_a_failed_write_is_reported_and_the_others_finish(folder: Path, tmp_path: Path) -> None:
+    # Outputs are written on an I/O thread while the next file runs: a write that fails there (a
+    # folder stands where b's output would go) is one error line, never a stop or a partial file.
+    out = tmp_path / "out"
+    (out / "b_declip.jpg").mkdir(parents=True)
+    proc = _cli("declip", str(folder), "--out-dir", str(out), "--overwrite", "-q", "--png-level", "9")
+    assert proc.returncode == 1
+    assert "b_declip.jpg: a folder stands there" in proc.stderr and "2 of 4 files declipped, 2 failed" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a_declip.png", "b_declip.jpg", "c_declip.tif"]
+    assert (out / "b_declip.jpg").is_dir() and not list((out / "b_declip.jpg").iterdir())
+    assert not [p for p in out.iterdir() if p.name.endswith(".part")]
+    level9 = (out / "a_declip.png").stat().st_size
+    proc = _cli("declip", str(folder / "a.png"), "-o", str(out / "a_declip.png"), "--overwrite", "-q")
+    assert proc.returncode == 0 and (out / "a_declip.png").stat().st_size > level9  # level 3 is larger
+
+
 def test_info_and_models() -> None:
     proc = _cli("info", str(DEMO_PHOTO))
     assert proc.returncode == 0, proc.stderr
