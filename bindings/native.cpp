@@ -270,6 +270,62 @@ std::array<double, 9> matrix9(const std::vector<double>& m) {
 
 // ------------------------------------------------------------------------------- functions
 
+// Thresholds in the pixels' own type, deciding exactly what the comparison in double decides:
+// integers compare against the rounded level, floats against the nearest float on the right side.
+template <class T>
+struct NativeThreshold {
+    using type = std::conditional_t<std::is_integral_v<T>, int32_t, T>;
+
+    static type at_least(double t) {  // v >= t  <=>  v >= at_least(t)
+        if constexpr (std::is_integral_v<T>) {
+            return static_cast<int32_t>(std::min(std::max(std::ceil(t), -1.0), 65536.0));
+        } else {
+            T f = static_cast<T>(t);
+            if (static_cast<double>(f) < t) f = std::nextafter(f, std::numeric_limits<T>::infinity());
+            return f;
+        }
+    }
+
+    static type at_most(double t) {  // v <= t  <=>  v <= at_most(t)
+        if constexpr (std::is_integral_v<T>) {
+            return static_cast<int32_t>(std::min(std::max(std::floor(t), -1.0), 65536.0));
+        } else {
+            T f = static_cast<T>(t);
+            if (static_cast<double>(f) > t) f = std::nextafter(f, -std::numeric_limits<T>::infinity());
+            return f;
+        }
+    }
+};
+
+// Clip masks of an image whose rows are contiguous (pixel after pixel, channel after channel):
+// each row is compared value by value against thresholds laid out like the row, a loop the
+// compiler vectorises.
+template <class T>
+void masks_of_contiguous_rows(const View& v, const Levels& lv, bool* hp, bool* lp, int threads) {
+    using N = NativeThreshold<T>;
+    using Thr = typename N::type;
+    const long n = v.w * v.c;
+    std::vector<Thr> at_high(static_cast<size_t>(n)), at_low(static_cast<size_t>(n));
+    for (long i = 0; i < n; ++i) {
+        at_high[i] = N::at_least(lv.at_high[i % v.c]);
+        at_low[i] = N::at_most(lv.at_low[i % v.c]);
+    }
+    const Thr* th = at_high.data();
+    const Thr* tl = at_low.data();
+    parallel_rows(v.h, threads, [&](long b, long e) {
+        for (long y = b; y < e; ++y) {
+            const T* row = reinterpret_cast<const T*>(v.data + y * v.sy);
+            bool* hr = hp + y * n;
+            bool* lr = lp + y * n;
+            for (long i = 0; i < n; ++i) {
+                const Thr value = static_cast<Thr>(row[i]);
+                hr[i] = value >= th[i];
+                lr[i] = value <= tl[i];
+            }
+        }
+    });
+}
+
 // Boolean H x W x C masks of values clipped high and low.
 std::tuple<py::array_t<bool>, py::array_t<bool>> clip_masks(const py::array& image, const std::vector<double>& low,
                                                            const std::vector<double>& high, double tolerance) {
@@ -284,6 +340,12 @@ std::tuple<py::array_t<bool>, py::array_t<bool>> clip_masks(const py::array& ima
         py::gil_scoped_release release;
         dispatch(dt, [&](auto tag) {
             using T = typename decltype(tag)::type;
+            if constexpr (!std::is_same_v<T, Half>) {
+                if (v.sc == static_cast<long>(sizeof(T)) && v.sx == c * v.sc) {
+                    masks_of_contiguous_rows<T>(v, lv, hp, lp, g_threads);
+                    return;
+                }
+            }
             for_codes<T>(v, lv, 0, v.h, 0, v.w, g_threads, [&](long r, long x, uint8_t code) {
                 const long i = (r * w + x) * c;
                 for (long k = 0; k < c; ++k) {

@@ -84,7 +84,8 @@ def test_a_failed_write_is_reported_and_the_others_finish(folder: Path, tmp_path
     (out / "b_declip.jpg").mkdir(parents=True)
     proc = _cli("declip", str(folder), "--out-dir", str(out), "--overwrite", "-q", "--png-level", "9")
     assert proc.returncode == 1
-    assert "b_declip.jpg: a folder stands there" in proc.stderr and "2 of 4 files declipped, 2 failed" in proc.stderr
+    assert "b_declip.jpg: a folder stands there" in proc.stderr
+    assert "2 of 4 files declipped, 2 failed" in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["a_declip.png", "b_declip.jpg", "c_declip.tif"]
     assert (out / "b_declip.jpg").is_dir() and not list((out / "b_declip.jpg").iterdir())
     assert not [p for p in out.iterdir() if p.name.endswith(".part")]

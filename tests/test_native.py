@@ -72,6 +72,23 @@ def test_clip_masks_edge_values() -> None:
         want = reference.clip_masks(image, 0.0, 1.0, tol)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
+    # floats next to a level that float32 cannot hold (compared in double by the reference)
+    for dtype in (np.float32, np.float64, np.uint8, np.uint16):
+        for level in (1.0 - 1 / 255, 1 / 255, 0.3):
+            near = np.float32(level) if dtype != np.float64 else np.float64(level)
+            around = [np.nextafter(near, -np.inf), near, np.nextafter(near, np.inf)]
+            values = np.array(around * 3, dtype=np.float64).reshape(1, 3, 3)
+            if dtype in (np.uint8, np.uint16):
+                values = np.array([[[0, 1, 2], [3, 4, 5], [6, 7, 8]]], dtype) + int(level * 100)
+            arr = values.astype(dtype)
+            if dtype in (np.uint8, np.uint16):
+                level = level * 100 + 4.5  # between two code values
+            for lo_level, hi_level in [(level - 1, level), (level, level + 1)]:
+                got = clip_masks(arr, lo_level, hi_level, 0.0)
+                want = reference.clip_masks(arr, lo_level, hi_level, 0.0)
+                assert got[0].any() or got[1].any()
+                np.testing.assert_array_equal(got[0], want[0])
+                np.testing.assert_array_equal(got[1], want[1])
     hi, lo = clip_masks(image, 0.0, 1.0, 0.0)
     assert hi[0, 0, 0] and lo[0, 0, 1] and not hi[0, 1, 0] and not lo[0, 1, 0]  # NaN is not clipped
     grey = np.array([[0, 254, 255], [1, 128, 0]], np.uint8)[..., None]
