@@ -463,6 +463,7 @@ py::array_t<double> apply_fit(const py::array_t<double, py::array::c_style | py:
 // Index i of an axis of length n padded symmetrically (numpy.pad "symmetric": edge repeated, and
 // periodic with period 2n when the padding is longer than the axis).
 inline long symmetric(long i, long n) {
+    if (i < n) return i;
     const long k = i % (2 * n);
     return k < n ? k : 2 * n - 1 - k;
 }
@@ -501,9 +502,31 @@ void gather(const py::array& image, const std::vector<double>& low, const std::v
         }
         parallel_rows(h, g_threads, [&](long b, long e) {
             double px[3];
+            // sRGB RGB with contiguous rows (the common photo): no conversion, so the columns
+            // inside the image are a plain loop the compiler vectorises; the rest (padding)
+            // goes the general way below.
+            const bool plain = space.is_srgb && lv.channels == 3 && v.sc == static_cast<long>(sizeof(T)) &&
+                               v.sx == 3 * v.sc && !std::is_same_v<T, Half>;
+            const long inside = std::max(0L, std::min(w, v.w - wx0));
             for (long r = b; r < e; ++r) {
                 const long y = symmetric(wy0 + r, v.h);
-                for (long c = 0; c < w; ++c) {
+                long c = 0;
+                if constexpr (!std::is_same_v<T, Half>) {
+                    if (plain) {
+                        const T* row = reinterpret_cast<const T*>(v.data + y * v.sy) + 3 * wx0;
+                        float* d0 = dst + r * w;
+                        float* d1 = dst + (h + r) * w;
+                        float* d2 = dst + (2 * h + r) * w;
+                        const double l0 = lv.low[0], l1 = lv.low[1], l2 = lv.low[2];
+                        const double s0 = lv.scale[0], s1 = lv.scale[1], s2 = lv.scale[2];
+                        for (; c < inside; ++c) {
+                            d0[c] = static_cast<float>((static_cast<double>(row[3 * c]) - l0) * s0);
+                            d1[c] = static_cast<float>((static_cast<double>(row[3 * c + 1]) - l1) * s1);
+                            d2[c] = static_cast<float>((static_cast<double>(row[3 * c + 2]) - l2) * s2);
+                        }
+                    }
+                }
+                for (; c < w; ++c) {
                     const long x = symmetric(wx0 + c, v.w);
                     if (!table.empty()) {
                         if constexpr (std::is_integral_v<T>) {
@@ -656,12 +679,53 @@ void write_core(py::array& out, const py::array& image, const std::vector<double
                     return;
                 }
             }
+            // With integers, what the fit makes of an unclipped value depends on its code value
+            // alone: a table (the same computation per code) when the core has more values than
+            // the table has entries. -1: left as it is.
+            std::vector<int32_t> reshaped;
+            long codes = 0;
+            if constexpr (std::is_integral_v<T>) {
+                codes = static_cast<long>(std::numeric_limits<T>::max()) + 1;
+                if (reshapes && h * w * lv.channels > codes) {
+                    reshaped.assign(static_cast<size_t>(codes * lv.channels), -1);
+                    for (int k = 0; k < lv.channels; ++k)
+                        for (long code = 0; code < codes; ++code) {
+                            const double value = static_cast<double>(code);
+                            if (!(value > knee_level[k] || value < toe_level[k])) continue;
+                            const double x = (value - lv.low[k]) / lv.range[k];
+                            const double fitted = fit(x);
+                            if (fitted == x) continue;
+                            T out;
+                            store<T>(reinterpret_cast<char*>(&out), fitted * lv.range[k] + lv.low[k]);
+                            reshaped[k * codes + code] = static_cast<int32_t>(out);
+                        }
+                }
+            }
             parallel_rows(h, g_threads, [&](long b, long e) {
                 double src[3];
                 for (long r = b; r < e; ++r) {
                     long next = has_values ? offset[r] : 0;
                     for (long c = 0; c < w; ++c) {
                         const uint8_t changed = has_values ? mask.changed(r * w + c, lv.channels) : 0;
+                        if (!reshaped.empty()) {
+                            if constexpr (std::is_integral_v<T>) {
+                                for (int k = 0; k < lv.channels; ++k) {
+                                    char* dst = o.at(y0 + r, x0 + c, k);
+                                    if (changed >> k & 1) {
+                                        store<T>(dst, fit(static_cast<double>(vals[next++])) * lv.range[k] + lv.low[k]);
+                                        continue;
+                                    }
+                                    T code;
+                                    std::memcpy(&code, v.at(y0 + r, x0 + c, k), sizeof(T));
+                                    const int32_t out = reshaped[k * codes + code];
+                                    if (out >= 0) {
+                                        const T t = static_cast<T>(out);
+                                        std::memcpy(dst, &t, sizeof(T));
+                                    }
+                                }
+                            }
+                            continue;
+                        }
                         load_pixel<T>(v, y0 + r, x0 + c, src);
                         for (int k = 0; k < lv.channels; ++k) {
                             double fitted;

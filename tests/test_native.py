@@ -185,6 +185,14 @@ def test_pipeline_matches_reference_per_dtype(demo_rgb: np.ndarray, session: Dec
     _compare_pipeline(session, image)
 
 
+def test_pipeline_matches_reference_with_tables(demo_rgb: np.ndarray) -> None:
+    # Tiles larger than 65536 values: 16-bit decoding (Adobe RGB) and the compress fit of
+    # unclipped values go through per-tile tables.
+    with Declipper(device="cpu", tile_size=256) as large:
+        _compare_pipeline(large, as_dtype(demo_rgb[170:331, 250:447], np.uint16), colorspace="adobe-rgb")
+        _compare_pipeline(large, as_dtype(demo_rgb[170:331, 250:447], np.uint16))
+
+
 @pytest.mark.parametrize(
     "case", ["feather", "clamp", "float-fit", "adobe-rgb", "grey", "rgba", "strided", "one-pixel"]
 )
