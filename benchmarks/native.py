@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from libdeclip import Declipper, _native
-from libdeclip.color import get_colorspace
+from libdeclip.color import ColorSpace, get_colorspace
 from libdeclip.fit import Fit
 from libdeclip.io import read_image
 from libdeclip.mask import clip_masks
@@ -138,19 +138,23 @@ def main(argv: list[str] | None = None) -> int:
 
     with Declipper(device="cpu") as session:
         plan = session.plan(*image.shape[:2])
-        space = adobe.native
 
-        def gather_native() -> None:
+        def gather_native(cs: ColorSpace) -> None:
             for t in plan:
                 out = np.empty((3,) + t.window_shape, np.float32)
-                _native.gather(image, low.tolist(), high.tolist(), space, t.wy0, t.wy1, t.wx0, t.wx1, out)
+                _native.gather(image, low.tolist(), high.tolist(), cs.native, t.wy0, t.wy1, t.wx0, t.wx1, out)
 
-        def gather_numpy() -> None:
+        def gather_numpy(cs: ColorSpace) -> None:
             for t in plan:
                 win = (plan.window_of(image, t).astype(np.float64) - low) * (1.0 / (high - low))
-                reference.to_model(win, adobe).transpose(2, 0, 1).astype(np.float32)
+                reference.to_model(win, cs).transpose(2, 0, 1).astype(np.float32)
 
-        compare("gather tiles into model layout (Adobe RGB)", gather_native, gather_numpy)
+        for name, cs in [("Adobe RGB", adobe), ("sRGB", get_colorspace("srgb"))]:
+            compare(
+                f"gather tiles into model layout ({name})",
+                lambda cs=cs: gather_native(cs),  # type: ignore[misc]
+                lambda cs=cs: gather_numpy(cs),  # type: ignore[misc]
+            )
         fixed, srgb = _FixedResidual(), get_colorspace("srgb")
         session.engine.residual = fixed  # type: ignore[method-assign]
         compare(
