@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def gather_numpy(cs: ColorSpace) -> None:
             for t in plan:
-                win = (plan.window_of(image, t).astype(np.float64) - low) * (1.0 / (high - low))
+                win = (reference.window_of(plan, image, t).astype(np.float64) - low) * (1.0 / (high - low))
                 reference.to_model(win, cs).transpose(2, 0, 1).astype(np.float32)
 
         for name, cs in [("Adobe RGB", adobe), ("sRGB", get_colorspace("srgb"))]:

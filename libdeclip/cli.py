@@ -73,12 +73,15 @@ def _side_path(option: str | None, src: Path, single: bool, tag: str) -> Path | 
 
 
 def _to_8bit(image: Image, pixels: np.ndarray) -> np.ndarray:
+    """8-bit sRGB for looking at: scene-linear OpenEXR gets the sRGB curve, the rest its levels."""
     lo, hi = image.clip_levels
     x = (pixels.astype(np.float64) - lo) / (hi - lo)
     if x.ndim == 3 and x.shape[2] in (2, 4):
         x = x[..., :-1]
     if x.ndim == 3 and x.shape[2] == 1:
         x = x[..., 0]
+    if image.format == "exr" and not image.icc_profile:
+        x = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.abs(x) ** (1 / 2.4) - 0.055)
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -108,7 +111,7 @@ def _repair(
         warnings.simplefilter("always")
         result = session.run(
             image.pixels,
-            colorspace=image.icc_profile or args.colorspace,
+            colorspace=image.icc_profile or args.colorspace or image.colorspace,
             fit=args.fit,
             feather=args.feather,
             progress=show_tiles,
@@ -240,7 +243,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         kind = "float" if image.is_float else "integer"
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
-            space = colorspace_from_icc(image.icc_profile).name if image.icc_profile else "sRGB (assumed)"
+            if image.icc_profile:
+                space = colorspace_from_icc(image.icc_profile).name
+            else:
+                space = "linear sRGB (OpenEXR)" if image.format == "exr" else "sRGB (assumed)"
         mask, summary = clip_mask(image.pixels)
         plan = session.plan(h, w)
         touched = sum(bool(mask[t.core].any()) for t in plan)
@@ -288,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "for integer files, float for float files)")
     d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     d.add_argument("--colorspace", default=None, help="colour space of files without an ICC profile "
-                   "(default: srgb)")
+                   "(default: srgb; linear-srgb for OpenEXR)")
     d.add_argument("--feather", type=int, default=0, help="blend into unclipped pixels up to this "
                    "many pixels from clipping (default 0: unclipped pixels untouched)")
     d.add_argument("--jobs", type=int, default=1, help="files processed in parallel on the CPU")

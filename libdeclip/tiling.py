@@ -5,15 +5,14 @@ the same stride phases as a whole-image run, and each halo is at least the recep
 so a core pixel sees exactly the inputs it would see in a whole-image run: tiled output equals
 whole-image output to float rounding. The image is first padded (symmetrically, bottom and right)
 to a multiple of the spatial multiple; tiles at the border stop at that padded edge, just as the
-whole-image run does.
+whole-image run does. The native core (``libdeclip._native.gather``) cuts each window and pads it
+where it crosses the bottom/right border, without padding the whole image.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import numpy as np
 
 __all__ = ["Tile", "TilePlan", "plan_tiles"]
 
@@ -67,28 +66,6 @@ class TilePlan:
 
     def __len__(self) -> int:
         return len(self.tiles)
-
-    def pad(self, array: np.ndarray) -> np.ndarray:
-        """Pad an H x W (x C) array to the plan's canvas, symmetrically at the bottom and right."""
-        pad = [(0, self.padded_height - self.height), (0, self.padded_width - self.width)]
-        pad += [(0, 0)] * (array.ndim - 2)
-        if pad[0][1] == 0 and pad[1][1] == 0:
-            return array
-        return np.pad(array, pad, mode="symmetric")
-
-    def window_of(self, array: np.ndarray, tile: Tile) -> np.ndarray:
-        """The tile's model window cut from ``array`` (H x W x C), padding it where it crosses the
-        bottom/right border exactly as :meth:`pad` would, without padding the whole image."""
-        wy1, wx1 = min(tile.wy1, self.height), min(tile.wx1, self.width)
-        part = array[tile.wy0 : wy1, tile.wx0 : wx1]
-        extra_y, extra_x = tile.wy1 - wy1, tile.wx1 - wx1
-        if extra_y == 0 and extra_x == 0:
-            return part
-        # Symmetric padding of the whole image only ever copies rows/cols near its edge, which
-        # the window holds: the halo reaches the edge whenever the window does, and a window
-        # shorter than its padding spans the whole (small) image.
-        pad = [(0, extra_y), (0, extra_x)] + [(0, 0)] * (array.ndim - 2)
-        return np.pad(part, pad, mode="symmetric")
 
 
 def _round_up(n: int, m: int) -> int:

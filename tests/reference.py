@@ -11,7 +11,7 @@ import numpy as np
 
 from libdeclip.color import SRGB_CURVE, ColorSpace, ToneCurve
 from libdeclip.fit import DEFAULT_KNEE, DEFAULT_TOE, Fit
-from libdeclip.tiling import TilePlan
+from libdeclip.tiling import Tile, TilePlan
 
 # ------------------------------------------------------------------------------ clip detection
 
@@ -143,6 +143,20 @@ def apply_fit(values: np.ndarray, fit: Fit | str, vmin: float, vmax: float,
 # ---------------------------------------------------------------------------------- pipeline
 
 
+def window_of(plan: TilePlan, array: np.ndarray, tile: Tile) -> np.ndarray:
+    """The tile's model window cut from ``array`` (H x W x C), padded symmetrically where it
+    crosses the bottom/right border exactly as padding the whole image would: that padding only
+    copies rows/cols near the edge, which the window holds (the halo reaches the edge whenever the
+    window does, and a window shorter than its padding spans the whole, small, image)."""
+    wy1, wx1 = min(tile.wy1, plan.height), min(tile.wx1, plan.width)
+    part = array[tile.wy0 : wy1, tile.wx0 : wx1]
+    extra_y, extra_x = tile.wy1 - wy1, tile.wx1 - wx1
+    if extra_y == 0 and extra_x == 0:
+        return part
+    pad = [(0, extra_y), (0, extra_x)] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(part, pad, mode="symmetric")
+
+
 def declip(engine, image: np.ndarray, plan: TilePlan, low: np.ndarray, high: np.ndarray, tolerance: float,
            feather: int, space: ColorSpace, fit: Fit) -> np.ndarray:
     """The whole composite of :meth:`libdeclip.Declipper.run`, tile by tile, in numpy.
@@ -160,7 +174,7 @@ def declip(engine, image: np.ndarray, plan: TilePlan, low: np.ndarray, high: np.
         xs = slice(max(0, tile.x0 - feather), min(w, tile.x1 + feather))
         if not any_clipped(colour[ys, xs], low, high, tolerance):
             continue
-        win = (plan.window_of(colour, tile).astype(np.float64) - low) * scale
+        win = (window_of(plan, colour, tile).astype(np.float64) - low) * scale
         if win.shape[2] == 1:
             win = np.repeat(win, 3, axis=2)
         model_win = to_model(win, space)

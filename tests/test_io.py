@@ -226,3 +226,81 @@ def test_tiff_exif_is_carried_over(tmp_path: Path, demo_rgb: np.ndarray, order: 
     assert exif["ExposureTime"] == (1, 250) and exif["ISOSpeedRatings"] == 400
     assert exif["PixelXDimension"] == 50
     np.testing.assert_array_equal(read_image(out).pixels, image.pixels)
+
+
+def _linear(rgb8: np.ndarray) -> np.ndarray:
+    """A real photo decoded to scene-linear light (what an OpenEXR holds)."""
+    x = rgb8.astype(np.float64) / 255.0
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_openexr_round_trips(tmp_path: Path, demo_rgb: np.ndarray, dtype: type, channels: int) -> None:
+    import OpenEXR
+
+    linear = _linear(demo_rgb[:120, :160]) * 1.7 - 0.01  # above 1 and below 0 must survive
+    alpha = np.linspace(0, 1, linear.shape[1])[None, :].repeat(linear.shape[0], axis=0)[..., None]
+    pixels = {1: linear[..., 1], 2: np.concatenate([linear[..., 1:2], alpha], 2), 3: linear,
+              4: np.concatenate([linear, alpha], 2)}[channels].astype(dtype)
+    src = tmp_path / "in.exr"
+    header = {"compression": OpenEXR.PIZ_COMPRESSION, "owner": "a photographer"}
+    exr_channels = (
+        {"Y": np.ascontiguousarray(pixels[..., 0]), "A": np.ascontiguousarray(pixels[..., 1])}
+        if channels == 2 else {{1: "Y", 3: "RGB", 4: "RGBA"}[channels]: pixels}
+    )
+    with OpenEXR.File(header, exr_channels) as f:
+        f.write(str(src))
+    image = read_image(src)
+    assert image.format == "exr" and image.pixels.dtype == dtype and image.colorspace.name == "linear-srgb"
+    np.testing.assert_array_equal(image.pixels, pixels)
+    out = write_image(tmp_path / "out.exr", image)
+    again = read_image(out)
+    np.testing.assert_array_equal(again.pixels, pixels)
+    assert again.exr_header is not None
+    assert again.exr_header["owner"] == "a photographer"
+    assert str(again.exr_header["compression"]).endswith("PIZ_COMPRESSION")
+
+
+def test_openexr_declips_in_linear_light(tmp_path: Path, demo_rgb: np.ndarray) -> None:
+    import subprocess
+    import sys
+
+    import OpenEXR
+
+    linear = _linear(demo_rgb).astype(np.float32)  # clipped at 1.0, as the camera's JPEG was
+    src = tmp_path / "lamps.exr"
+    with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, {"RGB": linear}) as f:
+        f.write(str(src))
+    proc = subprocess.run([sys.executable, "-m", "libdeclip", "declip", str(src), "-q",
+                           "--compare", str(tmp_path / "cmp.png")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = read_image(tmp_path / "lamps_declip.exr")
+    assert out.pixels.dtype == np.float32 and out.pixels.shape == linear.shape
+    clipped = linear >= 1.0 - 1 / 255
+    assert out.pixels[clipped].max() > 1.0  # recovered highlights stay above white (HDR)
+    np.testing.assert_array_equal(out.pixels[~clipped & (linear > 1 / 255)], linear[~clipped & (linear > 1 / 255)])
+    with PILImage.open(tmp_path / "cmp.png") as im:
+        # the before half is shown through the sRGB curve, so it matches the original photo
+        before = np.asarray(im.convert("RGB"))[:, : demo_rgb.shape[1]]
+        assert np.abs(before.astype(int) - demo_rgb.astype(int)).max() <= 1
+
+
+def test_openexr_refusals(tmp_path: Path, demo_rgb: np.ndarray) -> None:
+    import OpenEXR
+
+    layers = tmp_path / "layers.exr"
+    plane = _linear(demo_rgb[:32, :32, 0]).astype(np.float32)
+    with OpenEXR.File({}, {"diffuse.R": plane, "diffuse.G": plane, "Z": plane}) as f:
+        f.write(str(layers))
+    with pytest.raises(UnsupportedInputError, match=r"layers.exr: OpenEXR channels .* are not supported"):
+        read_image(layers)
+    truncated = tmp_path / "cut.exr"
+    with OpenEXR.File({}, {"RGB": _linear(demo_rgb[:64, :64]).astype(np.float32)}) as f:
+        f.write(str(truncated))
+    truncated.write_bytes(truncated.read_bytes()[:500])
+    with pytest.raises(UnsupportedInputError, match="cut.exr: damaged or unreadable EXR"):
+        read_image(truncated)
+    with pytest.raises(UnsupportedInputError, match="OpenEXR holds half or float pixels"):
+        write_image(tmp_path / "x.exr", Image(pixels=demo_rgb, format="exr"))
+    assert not list(tmp_path.glob("*.part")) and not (tmp_path / "x.exr").exists()
