@@ -472,7 +472,8 @@ inline long symmetric(long i, long n) {
 // (numpy.pad mode "symmetric"), clip-normalised, in model space, as 3 x h x w float32.
 void gather(const py::array& image, const std::vector<double>& low, const std::vector<double>& high,
             const Space& space, long wy0, long wy1, long wx0, long wx1,
-            py::array& out) {
+            py::array& out, int threads) {
+    threads = threads > 0 ? threads : g_threads;
     const View v = view_of(image, false, "image");
     const Levels lv(low, high, 0.0, v.c);
     const long h = wy1 - wy0, w = wx1 - wx0;
@@ -500,7 +501,7 @@ void gather(const py::array& image, const std::vector<double>& low, const std::v
                             space.trc[k].forward((static_cast<double>(code) - lv.low[k]) * lv.scale[k]);
             }
         }
-        parallel_rows(h, g_threads, [&](long b, long e) {
+        parallel_rows(h, threads, [&](long b, long e) {
             double px[3];
             // sRGB RGB with contiguous rows (the common photo): no conversion, so the columns
             // inside the image are a plain loop the compiler vectorises; the rest (padding)
@@ -555,7 +556,8 @@ void gather(const py::array& image, const std::vector<double>& low, const std::v
 std::tuple<py::array_t<float>, double, double> recover(
     const py::array& image, const std::vector<double>& low, const std::vector<double>& high, double tolerance,
     int feather, const Space& space, long y0, long y1, long x0, long x1, long wy0, long wx0,
-    const py::array_t<float>& residual) {
+    const py::array_t<float>& residual, int threads) {
+    threads = threads > 0 ? threads : g_threads;
     const View v = view_of(image, false, "image");
     const Levels lv(low, high, tolerance, v.c);
     check_feather(feather);
@@ -573,9 +575,9 @@ std::tuple<py::array_t<float>, double, double> recover(
         py::gil_scoped_release release;
         dispatch(dt, [&](auto tag) {
             using T = typename decltype(tag)::type;
-            const CoreMask mask = CoreMask::build<T>(v, lv, y0, y1, x0, x1, feather, g_threads);
+            const CoreMask mask = CoreMask::build<T>(v, lv, y0, y1, x0, x1, feather, threads);
             // Each thread keeps its rows' values; joined in row order below.
-            const long chunks = std::max(1L, std::min<long>(g_threads, h / 8));
+            const long chunks = std::max(1L, std::min<long>(threads, h / 8));
             parts.resize(static_cast<size_t>(chunks));
             const long step = (h + chunks - 1) / chunks;
             parallel_chunks(chunks, [&](long chunk) {
@@ -633,7 +635,8 @@ std::tuple<py::array_t<float>, double, double> recover(
 void write_core(py::array& out, const py::array& image, const std::vector<double>& low,
                 const std::vector<double>& high, double tolerance, int feather, long y0, long y1, long x0,
                 long x1, const py::object& values_obj, int policy, double vmin, double vmax, double knee,
-                double toe, bool reshapes) {
+                double toe, bool reshapes, int threads) {
+    threads = threads > 0 ? threads : g_threads;
     const View o = view_of(out, true, "out");
     const View v = view_of(image, false, "image");
     if (o.h != v.h || o.w != v.w || o.c != v.c || dtype_of(out) != dtype_of(image))
@@ -664,7 +667,7 @@ void write_core(py::array& out, const py::array& image, const std::vector<double
             std::vector<long> offset;  // index of each row's first recovered value
             CoreMask mask{y0, y1, x0, x1, {}, {}};
             if (has_values) {
-                mask = CoreMask::build<T>(v, lv, y0, y1, x0, x1, feather, g_threads);
+                mask = CoreMask::build<T>(v, lv, y0, y1, x0, x1, feather, threads);
                 offset.assign(static_cast<size_t>(h + 1), 0);
                 for (long r = 0; r < h; ++r) {
                     long count = 0;
@@ -701,7 +704,7 @@ void write_core(py::array& out, const py::array& image, const std::vector<double
                         }
                 }
             }
-            parallel_rows(h, g_threads, [&](long b, long e) {
+            parallel_rows(h, threads, [&](long b, long e) {
                 double src[3];
                 for (long r = b; r < e; ++r) {
                     long next = has_values ? offset[r] : 0;
@@ -783,12 +786,12 @@ PYBIND11_MODULE(_native, m) {
     m.def("apply_fit", &apply_fit, py::arg("values"), py::arg("policy"), py::arg("vmin"), py::arg("vmax"),
           py::arg("knee"), py::arg("toe"));
     m.def("gather", &gather, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("space"),
-          py::arg("wy0"), py::arg("wy1"), py::arg("wx0"), py::arg("wx1"), py::arg("out"));
+          py::arg("wy0"), py::arg("wy1"), py::arg("wx0"), py::arg("wx1"), py::arg("out"), py::arg("threads") = 0);
     m.def("recover", &recover, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"),
           py::arg("feather"), py::arg("space"), py::arg("y0"), py::arg("y1"), py::arg("x0"), py::arg("x1"),
-          py::arg("wy0"), py::arg("wx0"), py::arg("residual"));
+          py::arg("wy0"), py::arg("wx0"), py::arg("residual"), py::arg("threads") = 0);
     m.def("write_core", &write_core, py::arg("out"), py::arg("image"), py::arg("low"), py::arg("high"),
           py::arg("tolerance"), py::arg("feather"), py::arg("y0"), py::arg("y1"), py::arg("x0"), py::arg("x1"),
           py::arg("values"), py::arg("policy"), py::arg("vmin"), py::arg("vmax"), py::arg("knee"), py::arg("toe"),
-          py::arg("reshapes"));
+          py::arg("reshapes"), py::arg("threads") = 0);
 }

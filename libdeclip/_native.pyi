@@ -25,14 +25,14 @@ def apply_fit(
 ) -> np.ndarray: ...
 def gather(
     image: np.ndarray, low: list[float], high: list[float], space: Space,
-    wy0: int, wy1: int, wx0: int, wx1: int, out: np.ndarray,
+    wy0: int, wy1: int, wx0: int, wx1: int, out: np.ndarray, threads: int = 0,
 ) -> None: ...
 def recover(
     image: np.ndarray, low: list[float], high: list[float], tolerance: float, feather: int, space: Space,
-    y0: int, y1: int, x0: int, x1: int, wy0: int, wx0: int, residual: np.ndarray,
+    y0: int, y1: int, x0: int, x1: int, wy0: int, wx0: int, residual: np.ndarray, threads: int = 0,
 ) -> tuple[np.ndarray, float, float]: ...
 def write_core(
     out: np.ndarray, image: np.ndarray, low: list[float], high: list[float], tolerance: float, feather: int,
     y0: int, y1: int, x0: int, x1: int, values: np.ndarray | None, policy: int,
-    vmin: float, vmax: float, knee: float, toe: float, reshapes: bool,
+    vmin: float, vmax: float, knee: float, toe: float, reshapes: bool, threads: int = 0,
 ) -> None: ...

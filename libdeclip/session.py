@@ -87,7 +87,7 @@ class Declipper:
         model: ONNX model following the libdeclip contract (default: shipped DeclipNet v1).
         device: ``"auto"`` (TensorRT, then CUDA, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         tile_size: core size of a tile in pixels (default 512 on CPU, 1024 on GPU).
-        threads: CPU threads for ONNX Runtime (default: its own choice, all cores).
+        threads: CPU threads for ONNX Runtime and the native pixel loops (default: all cores).
         skip_unclipped: skip tiles whose core holds no clipped value (they cannot change); turn
             off only to measure what skipping saves.
 
@@ -104,6 +104,7 @@ class Declipper:
         skip_unclipped: bool = True,
     ) -> None:
         self._engine: OnnxEngine | None = OnnxEngine(model, device=device, threads=threads)
+        self._threads = int(threads) if threads else 0  # 0: the native core's default, all cores
         self.skip_unclipped = skip_unclipped
         default = DEFAULT_TILE_CPU if self._engine.device == "cpu" else DEFAULT_TILE_GPU
         self.tile_size = int(tile_size or default)
@@ -177,7 +178,7 @@ class Declipper:
             _native.write_core(
                 out_colour, colour, low.tolist(), high.tolist(), tolerance, feather,
                 tile.y0, tile.y1, tile.x0, tile.x1, None if rec is None else rec.values,
-                POLICY_CODES[fit], vmin, vmax, DEFAULT_KNEE, DEFAULT_TOE, reshapes,
+                POLICY_CODES[fit], vmin, vmax, DEFAULT_KNEE, DEFAULT_TOE, reshapes, self._threads,
             )
         return out
 
@@ -224,7 +225,9 @@ class Declipper:
             wh, ww = batch[0].window_shape
             model_in = np.empty((len(batch), 3, wh, ww), dtype=np.float32)
             for i, t in enumerate(batch):
-                _native.gather(colour, lo, hi, native_space, t.wy0, t.wy1, t.wx0, t.wx1, model_in[i])
+                _native.gather(
+                    colour, lo, hi, native_space, t.wy0, t.wy1, t.wx0, t.wx1, model_in[i], self._threads
+                )
             return model_in
 
         def scatter(batch: list[Tile], residual: np.ndarray) -> list[_Recovered]:
@@ -232,7 +235,7 @@ class Declipper:
             for t, res in zip(batch, residual, strict=True):
                 values, vmin, vmax = _native.recover(
                     colour, lo, hi, tolerance, feather, native_space,
-                    t.y0, t.y1, t.x0, t.x1, t.wy0, t.wx0, res,
+                    t.y0, t.y1, t.x0, t.x1, t.wy0, t.wx0, res, self._threads,
                 )
                 out.append(_Recovered(t, values, vmin, vmax))
             return out

@@ -260,3 +260,9 @@ def test_half_conversion_rounds_like_numpy() -> None:
                        values.astype(np.float32), 2, 0.0, 1.0, 0.8, 0.05, False)
     want = values.astype(np.float32).astype(np.float64).astype(np.float16)
     np.testing.assert_array_equal(image[0, :, 0], want)
+
+
+def test_thread_count_does_not_change_the_result(demo_rgb: np.ndarray, session: Declipper) -> None:
+    image = as_dtype(demo_rgb[150:400, 100:500], np.uint16)
+    with Declipper(device="cpu", tile_size=96, threads=1) as single:
+        np.testing.assert_array_equal(single.run(image, feather=2), session.run(image, feather=2))
