@@ -96,8 +96,8 @@ def declip(
         progress: show a progress bar over the tiles.
         model: an ONNX model following the libdeclip contract (default: shipped DeclipNet v1).
         tolerance: values within this fraction of the range from a clip level count as clipped.
-        feather: blend the reconstruction into unclipped values up to this many pixels
-            (chessboard distance) from a clipped pixel, with weight 1 - d / (feather + 1).
+        feather: blend the reconstruction into unclipped values up to this many pixels (0 to
+            254; chessboard distance) from a clipped pixel, with weight 1 - d / (feather + 1).
             Default 0: unclipped values are never touched (see the model card for why).
 
     Returns:
