@@ -100,15 +100,19 @@ struct Levels {
         }
     }
 
-    // Bits 0-2: channel clipped high; bits 3-5: clipped low.
-    uint8_t code(const double* v) const {
+    // Bits 0-2: channel clipped high; bits 3-5: clipped low. C: the channel count, known at
+    // compile time in the hot loops.
+    template <int C>
+    uint8_t code_of(const double* v) const {
         uint8_t out = 0;
-        for (int i = 0; i < channels; ++i) {
-            if (v[i] >= at_high[i]) out |= static_cast<uint8_t>(1u << i);
-            if (v[i] <= at_low[i]) out |= static_cast<uint8_t>(8u << i);
+        for (int i = 0; i < C; ++i) {
+            out |= static_cast<uint8_t>((v[i] >= at_high[i]) << i);
+            out |= static_cast<uint8_t>((v[i] <= at_low[i]) << (3 + i));
         }
         return out;
     }
+
+    uint8_t code(const double* v) const { return channels == 1 ? code_of<1>(v) : code_of<3>(v); }
 };
 
 template <class T>
@@ -123,14 +127,10 @@ void codes_rows(const View& v, const Levels& lv, long y0, long y1, long x0, long
     parallel_rows(y1 - y0, threads, [&](long b, long e) {
         for (long r = b; r < e; ++r) {
             const char* p = v.at(y0 + r, x0, 0);
+            double px[C];
             for (long x = 0; x < x1 - x0; ++x, p += v.sx) {
-                uint8_t code = 0;
-                for (int c = 0; c < C; ++c) {
-                    const double value = load<T>(p + c * v.sc);
-                    code |= static_cast<uint8_t>((value >= lv.at_high[c]) << c);
-                    code |= static_cast<uint8_t>((value <= lv.at_low[c]) << (3 + c));
-                }
-                emit(r, x, code);
+                for (int c = 0; c < C; ++c) px[c] = load<T>(p + c * v.sc);
+                emit(r, x, lv.code_of<C>(px));
             }
         }
     });
@@ -152,7 +152,7 @@ void codes_into(const View& v, const Levels& lv, long y0, long y1, long x0, long
     for_codes<T>(v, lv, y0, y1, x0, x1, threads, [&](long r, long x, uint8_t code) { codes[r * w + x] = code; });
 }
 
-// Chessboard (L-infinity) distance to the nearest set pixel, capped at `cap` (<= 255), handed
+// Chessboard (L-infinity) distance to the nearest set (nonzero) pixel, capped at `cap` (<= 255), handed
 // row by row to emit(y, distances). The metric is separable: first each row's distance to its
 // nearest set pixel, then, per pixel, the minimum over rows dy < cap of max(|dy|, that row's
 // distance). Both passes are plain loops over a row that the compiler vectorises, and rows run on
@@ -198,16 +198,13 @@ double feather_weight(int d, int radius) {
 // Which values of a core change, and the blend weight of each pixel: recomputed identically by
 // `recover` and `write_core`, so nothing per tile has to be stored between the two passes.
 struct CoreMask {
-    long y0, y1, x0, x1;          // core in image coordinates
     std::vector<uint8_t> codes;   // core-sized clip codes
     std::vector<double> weights;  // core-sized feather weights (empty when radius is 0)
-
-    long width() const { return x1 - x0; }
 
     template <class T>
     static CoreMask build(const View& v, const Levels& lv, long y0, long y1, long x0, long x1, int radius,
                           int threads) {
-        CoreMask m{y0, y1, x0, x1, {}, {}};
+        CoreMask m;
         const long h = y1 - y0, w = x1 - x0;
         if (radius <= 0) {
             m.codes.resize(static_cast<size_t>(h * w));
@@ -220,13 +217,12 @@ struct CoreMask {
         const long gh = gy1 - gy0, gw = gx1 - gx0;
         std::vector<uint8_t> grown(static_cast<size_t>(gh * gw));
         codes_into<T>(v, lv, gy0, gy1, gx0, gx1, grown.data(), threads);
-        std::vector<uint8_t> clipped(grown.size());
-        for (size_t i = 0; i < grown.size(); ++i) clipped[i] = grown[i] != 0;
         m.codes.resize(static_cast<size_t>(h * w));
         m.weights.resize(static_cast<size_t>(h * w));
         for (long r = 0; r < h; ++r)
             std::copy_n(&grown[static_cast<size_t>((y0 - gy0 + r) * gw + (x0 - gx0))], w, &m.codes[r * w]);
-        chessboard_distance(clipped.data(), gh, gw, radius + 1, threads, [&](long gy, const uint8_t* d) {
+        // a pixel with any nonzero code is a clipped pixel, which is what the distance counts from
+        chessboard_distance(grown.data(), gh, gw, radius + 1, threads, [&](long gy, const uint8_t* d) {
             const long r = gy - (y0 - gy0);
             if (r < 0 || r >= h) return;
             for (long x = 0; x < w; ++x) m.weights[r * w + x] = feather_weight(d[x0 - gx0 + x], radius);
@@ -665,7 +661,7 @@ void write_core(py::array& out, const py::array& image, const std::vector<double
         dispatch(dt, [&](auto tag) {
             using T = typename decltype(tag)::type;
             std::vector<long> offset;  // index of each row's first recovered value
-            CoreMask mask{y0, y1, x0, x1, {}, {}};
+            CoreMask mask;
             if (has_values) {
                 mask = CoreMask::build<T>(v, lv, y0, y1, x0, x1, feather, threads);
                 offset.assign(static_cast<size_t>(h + 1), 0);
@@ -682,9 +678,16 @@ void write_core(py::array& out, const py::array& image, const std::vector<double
                     return;
                 }
             }
-            // With integers, what the fit makes of an unclipped value depends on its code value
-            // alone: a table (the same computation per code) when the core has more values than
-            // the table has entries. -1: left as it is.
+            // What the fit makes of an unclipped value of channel k; false when it stays as it is.
+            const auto refit = [&](double value, int k, double& fitted) {
+                if (!reshapes || !(value > knee_level[k] || value < toe_level[k])) return false;
+                const double x = (value - lv.low[k]) / lv.range[k];
+                fitted = fit(x);
+                return fitted != x;
+            };
+            // With integers that depends on the code value alone: a table of what to write (the
+            // same computation per code; -1: nothing) when the core has more values than the table
+            // has entries.
             std::vector<int32_t> reshaped;
             long codes = 0;
             if constexpr (std::is_integral_v<T>) {
@@ -693,55 +696,40 @@ void write_core(py::array& out, const py::array& image, const std::vector<double
                     reshaped.assign(static_cast<size_t>(codes * lv.channels), -1);
                     for (int k = 0; k < lv.channels; ++k)
                         for (long code = 0; code < codes; ++code) {
-                            const double value = static_cast<double>(code);
-                            if (!(value > knee_level[k] || value < toe_level[k])) continue;
-                            const double x = (value - lv.low[k]) / lv.range[k];
-                            const double fitted = fit(x);
-                            if (fitted == x) continue;
-                            T out;
-                            store<T>(reinterpret_cast<char*>(&out), fitted * lv.range[k] + lv.low[k]);
-                            reshaped[k * codes + code] = static_cast<int32_t>(out);
+                            double fitted;
+                            if (!refit(static_cast<double>(code), k, fitted)) continue;
+                            T written;
+                            store<T>(reinterpret_cast<char*>(&written), fitted * lv.range[k] + lv.low[k]);
+                            reshaped[k * codes + code] = static_cast<int32_t>(written);
                         }
                 }
             }
             parallel_rows(h, threads, [&](long b, long e) {
-                double src[3];
                 for (long r = b; r < e; ++r) {
                     long next = has_values ? offset[r] : 0;
                     for (long c = 0; c < w; ++c) {
                         const uint8_t changed = has_values ? mask.changed(r * w + c, lv.channels) : 0;
-                        if (!reshaped.empty()) {
-                            if constexpr (std::is_integral_v<T>) {
-                                for (int k = 0; k < lv.channels; ++k) {
-                                    char* dst = o.at(y0 + r, x0 + c, k);
-                                    if (changed >> k & 1) {
-                                        store<T>(dst, fit(static_cast<double>(vals[next++])) * lv.range[k] + lv.low[k]);
-                                        continue;
-                                    }
-                                    T code;
-                                    std::memcpy(&code, v.at(y0 + r, x0 + c, k), sizeof(T));
-                                    const int32_t out = reshaped[k * codes + code];
-                                    if (out >= 0) {
-                                        const T t = static_cast<T>(out);
-                                        std::memcpy(dst, &t, sizeof(T));
-                                    }
-                                }
-                            }
-                            continue;
-                        }
-                        load_pixel<T>(v, y0 + r, x0 + c, src);
                         for (int k = 0; k < lv.channels; ++k) {
+                            char* dst = o.at(y0 + r, x0 + c, k);
+                            const char* src = v.at(y0 + r, x0 + c, k);
                             double fitted;
                             if (changed >> k & 1) {
                                 fitted = fit(static_cast<double>(vals[next++]));
-                            } else if (reshapes && (src[k] > knee_level[k] || src[k] < toe_level[k])) {
-                                const double x = (src[k] - lv.low[k]) / lv.range[k];
-                                fitted = fit(x);
-                                if (fitted == x) continue;
-                            } else {
+                            } else if (!reshaped.empty()) {
+                                if constexpr (std::is_integral_v<T>) {
+                                    T code;
+                                    std::memcpy(&code, src, sizeof(T));
+                                    const int32_t written = reshaped[k * codes + code];
+                                    if (written >= 0) {
+                                        const T t = static_cast<T>(written);
+                                        std::memcpy(dst, &t, sizeof(T));
+                                    }
+                                }
+                                continue;
+                            } else if (!refit(load<T>(src), k, fitted)) {
                                 continue;
                             }
-                            store<T>(o.at(y0 + r, x0 + c, k), fitted * lv.range[k] + lv.low[k]);
+                            store<T>(dst, fitted * lv.range[k] + lv.low[k]);
                         }
                     }
                 }
