@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from libdeclip import __version__
+from libdeclip.color import get_colorspace, to_model
 from libdeclip.engine import MODELS_DIR, OnnxEngine
 from libdeclip.errors import DeclipError
 from libdeclip.fit import Fit
@@ -80,8 +81,10 @@ def _to_8bit(image: Image, pixels: np.ndarray) -> np.ndarray:
         x = x[..., :-1]
     if x.ndim == 3 and x.shape[2] == 1:
         x = x[..., 0]
-    if image.format == "exr" and not image.icc_profile:
-        x = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.abs(x) ** (1 / 2.4) - 0.055)
+    if image.format == "exr" and not image.icc_profile:  # linear sRGB -> sRGB-encoded
+        rgb = x if x.ndim == 3 else np.repeat(x[..., None], 3, axis=2)
+        rgb = to_model(rgb, get_colorspace("linear-srgb"))
+        x = rgb if x.ndim == 3 else rgb[..., 0]
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -179,14 +182,24 @@ def _cmd_declip(args: argparse.Namespace) -> int:
             bar.write(message)
         bar.update(1)
 
-    def one(src: Path) -> None:
+    def read(src: Path) -> tuple[Path, Image]:
+        dst = _output_for(src, args)
+        return dst, _read_input(src, dst, args)
+
+    def write(src: Path, dst: Path, image: Image, result: np.ndarray, notes: list[str]) -> None:
         try:
-            dst = _output_for(src, args)
-            image = _read_input(src, dst, args)
-            result, notes = _repair(image, args, session(), show_tiles)
             report(src, _write_outputs(src, dst, image, result, notes, args, single), None)
         except failed as exc:
             report(src, None, exc)
+
+    def one(src: Path) -> None:
+        try:
+            dst, image = read(src)
+            result, notes = _repair(image, args, session(), show_tiles)
+        except failed as exc:
+            report(src, None, exc)
+            return
+        write(src, dst, image, result, notes)
 
     if parallel:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -195,17 +208,6 @@ def _cmd_declip(args: argparse.Namespace) -> int:
         # One file at a time on the model, with its neighbours' reading and writing on a second
         # thread (file decoding and encoding release the GIL), so disk and codecs hide behind it.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="libdeclip-io") as io:
-
-            def read(src: Path) -> tuple[Path, Image]:
-                dst = _output_for(src, args)
-                return dst, _read_input(src, dst, args)
-
-            def write(src: Path, dst: Path, image: Image, result: np.ndarray, notes: list[str]) -> None:
-                try:
-                    report(src, _write_outputs(src, dst, image, result, notes, args, single), None)
-                except failed as exc:
-                    report(src, None, exc)
-
             reading = io.submit(read, paths[0])
             for i, src in enumerate(paths):
                 current = reading

@@ -238,11 +238,10 @@ def _write_exr(image: Image, tmp: str) -> None:
     pixels = image.pixels
     if pixels.dtype not in (np.float16, np.float32):
         raise UnsupportedInputError(f"OpenEXR holds half or float pixels, not {pixels.dtype}")
-    names = {1: ("Y",), 2: ("Y", "A"), 3: ("RGB",), 4: ("RGBA",)}[image.channels]
-    if len(names) == 2:
+    if image.channels == 2:  # grey + alpha: two named planes
         channels = {"Y": np.ascontiguousarray(pixels[..., 0]), "A": np.ascontiguousarray(pixels[..., 1])}
-    else:
-        channels = {names[0]: np.ascontiguousarray(pixels)}
+    else:  # the bindings split "RGB"/"RGBA" into R, G, B, A
+        channels = {{1: "Y", 3: "RGB", 4: "RGBA"}[image.channels]: np.ascontiguousarray(pixels)}
     header: dict[str, Any] = {"compression": OpenEXR.ZIP_COMPRESSION}
     header.update(image.exr_header or {})
     header["type"] = OpenEXR.scanlineimage

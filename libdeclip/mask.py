@@ -15,9 +15,12 @@ from libdeclip import _native
 from libdeclip.errors import UnsupportedInputError
 
 __all__ = [
-    "DEFAULT_TOLERANCE", "ClipSummary", "any_clipped", "clip_mask", "clip_masks",
+    "DEFAULT_TOLERANCE", "SUPPORTED_DTYPES", "ClipSummary", "any_clipped", "clip_mask", "clip_masks",
     "resolve_clip_levels",
 ]
+
+#: Pixel types the library (and its native core) works on.
+SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float16, np.float32, np.float64)
 
 #: Default tolerance, as a fraction of the clip range (about one 8-bit code value).
 DEFAULT_TOLERANCE = 1.0 / 255.0
@@ -73,7 +76,7 @@ def _levels(values: float | Sequence[float] | np.ndarray, channels: int) -> list
 
 
 def _colour_view(image: np.ndarray) -> np.ndarray:
-    if image.dtype.type not in (np.uint8, np.uint16, np.float16, np.float32, np.float64):
+    if image.dtype.type not in SUPPORTED_DTYPES:
         raise UnsupportedInputError(f"unsupported pixel dtype {image.dtype}")
     if image.ndim != 3 or image.shape[2] not in (1, 3):
         raise UnsupportedInputError(f"expected an H x W x C image with C = 1 or 3, got shape {image.shape}")

@@ -20,12 +20,11 @@ from libdeclip.color import ColorSpace, colorspace_from_icc, get_colorspace
 from libdeclip.engine import ModelInfo, OnnxEngine
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.fit import DEFAULT_KNEE, DEFAULT_TOE, POLICY_CODES, Fit, default_fit
-from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, any_clipped, resolve_clip_levels
+from libdeclip.mask import DEFAULT_TOLERANCE, SUPPORTED_DTYPES, ClipLevels, any_clipped, resolve_clip_levels
 from libdeclip.tiling import Tile, TilePlan, plan_tiles
 
 __all__ = ["Declipper", "SUPPORTED_DTYPES"]
 
-SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float16, np.float32, np.float64)
 DEFAULT_TILE_CPU = 512
 DEFAULT_TILE_GPU = 1024
 MAX_FEATHER = 254  # the native core keeps distances in bytes
