@@ -55,8 +55,6 @@ class Tile:
 class TilePlan:
     height: int
     width: int
-    padded_height: int
-    padded_width: int
     halo: int
     tile_size: int
     tiles: tuple[Tile, ...]
@@ -93,4 +91,4 @@ def plan_tiles(height: int, width: int, tile_size: int, radius: int, multiple: i
                     max(0, x0 - halo), min(pw, _round_up(x1, multiple) + halo),
                 )
             )
-    return TilePlan(height, width, ph, pw, halo, size, tuple(tiles))
+    return TilePlan(height, width, halo, size, tuple(tiles))
