@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     lines = [
         f"24 MP 16-bit photo ({image.shape[1]} x {image.shape[0]}, {clipped.mean():.1%} of pixels clipped); "
-        f"{_native.get_threads()} threads; best of {args.repeat} (numpy: {max(1, args.repeat - 1)}); "
+        f"{_native.get_threads()} threads; pow: {_native.pow_implementation()}; "
+        f"best of {args.repeat} (numpy: {max(1, args.repeat - 1)}); "
         "command: `python -m benchmarks.native`",
         "",
         "| stage | native (s) | numpy reference (s) | speed-up | native MP/s |",

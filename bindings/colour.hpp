@@ -8,7 +8,12 @@
 #include <cmath>
 #include <vector>
 
+#include "vecmath.hpp"
+
 namespace declip {
+
+// Values per batch of the array conversions (stack buffers of this size).
+constexpr long kBatch = 256;
 
 struct Curve {
     enum Kind { Linear = 0, Parametric = 1, Table = 2 };
@@ -30,35 +35,55 @@ struct Curve {
         return slope * (x - xp[j]) + fp[j];
     }
 
-    double forward_abs(double x) const {
-        switch (kind) {
-            case Parametric:
-                return x >= d ? std::pow(std::max(a * x + b, 0.0), g) + e : c * x + f;
-            case Table:
-                return x <= 1.0 ? interp(x, xs, ys) : ys.back() + (x - 1.0) * slope_hi;
-            default:
-                return x;
-        }
-    }
-
-    double inverse_abs(double y) const {
-        switch (kind) {
-            case Parametric: {
-                const bool upper = d > 0 ? y >= y_at_d : true;
-                if (upper) return (std::pow(std::max(y - e, 0.0), 1.0 / g) - b) / a;
-                return c != 0 ? (y - f) / c : 0.0;
+    // In place over n values, sign-symmetric as numpy's sign(v) * f(|v|): out-of-gamut negatives
+    // survive. The values are taken in batches so that pow runs over arrays (vecmath.hpp).
+    void forward(double* v, long n) const {
+        if (kind == Linear) return;
+        for (long s = 0; s < n; s += kBatch) {
+            double* u = v + s;
+            const long m = std::min(kBatch, n - s);
+            if (kind == Table) {
+                for (long i = 0; i < m; ++i) {
+                    const double x = std::fabs(u[i]);
+                    u[i] = sign(u[i]) * (x <= 1.0 ? interp(x, xs, ys) : ys.back() + (x - 1.0) * slope_hi);
+                }
+                continue;
             }
-            case Table:
-                return y <= ys.back() ? interp(y, ys, xs) : 1.0 + (y - ys.back()) / slope_hi;
-            default:
-                return y;
+            // Parametric (ICC type 4): Y = (aX + b)^g + e for X >= d, else cX + f.
+            double base[kBatch];
+            for (long i = 0; i < m; ++i) base[i] = std::max(a * std::fabs(u[i]) + b, 0.0);
+            pow_inplace(base, m, g);
+            for (long i = 0; i < m; ++i) {
+                const double x = std::fabs(u[i]);
+                u[i] = sign(u[i]) * (x >= d ? base[i] + e : c * x + f);
+            }
         }
     }
 
-    // Sign-symmetric, as numpy's sign(v) * f(|v|): out-of-gamut negatives survive.
+    void inverse(double* v, long n) const {
+        if (kind == Linear) return;
+        for (long s = 0; s < n; s += kBatch) {
+            double* u = v + s;
+            const long m = std::min(kBatch, n - s);
+            if (kind == Table) {
+                for (long i = 0; i < m; ++i) {
+                    const double y = std::fabs(u[i]);
+                    u[i] = sign(u[i]) * (y <= ys.back() ? interp(y, ys, xs) : 1.0 + (y - ys.back()) / slope_hi);
+                }
+                continue;
+            }
+            double base[kBatch];
+            for (long i = 0; i < m; ++i) base[i] = std::max(std::fabs(u[i]) - e, 0.0);
+            pow_inplace(base, m, 1.0 / g);
+            for (long i = 0; i < m; ++i) {
+                const double y = std::fabs(u[i]);
+                const bool upper = d > 0 ? y >= y_at_d : true;
+                u[i] = sign(u[i]) * (upper ? (base[i] - b) / a : (c != 0 ? (y - f) / c : 0.0));
+            }
+        }
+    }
+
     static double sign(double v) { return static_cast<double>((v > 0) - (v < 0)); }
-    double forward(double v) const { return kind == Linear ? v : sign(v) * forward_abs(std::fabs(v)); }
-    double inverse(double v) const { return kind == Linear ? v : sign(v) * inverse_abs(std::fabs(v)); }
 };
 
 struct Space {
@@ -68,29 +93,33 @@ struct Space {
     Curve srgb;                       // the model's encoding
     bool is_srgb = true;
 
-    static void mul(const std::array<double, 9>& m, const double in[3], double out[3]) {
-        for (int i = 0; i < 3; ++i) out[i] = in[0] * m[3 * i] + in[1] * m[3 * i + 1] + in[2] * m[3 * i + 2];
+    // Channel planes: p[k] holds n values of channel k; converted in place.
+    using Planes = double* const[3];
+
+    static void mix(const std::array<double, 9>& m, Planes p, long n) {
+        for (long i = 0; i < n; ++i) {
+            const double in[3] = {p[0][i], p[1][i], p[2][i]};
+            for (int k = 0; k < 3; ++k) p[k][i] = in[0] * m[3 * k] + in[1] * m[3 * k + 1] + in[2] * m[3 * k + 2];
+        }
     }
 
-    void to_model(double rgb[3]) const {
+    void to_model(Planes p, long n) const {
         if (is_srgb) return;
-        for (int i = 0; i < 3; ++i) rgb[i] = trc[i].forward(rgb[i]);
-        linear_to_model(rgb);
+        for (int k = 0; k < 3; ++k) trc[k].forward(p[k], n);
+        linear_to_model(p, n);
     }
 
     // The second half of to_model, for values already decoded to this space's linear light.
-    void linear_to_model(double lin[3]) const {
-        double mixed[3];
-        mul(to_srgb, lin, mixed);
-        for (int i = 0; i < 3; ++i) lin[i] = srgb.inverse(mixed[i]);
+    void linear_to_model(Planes p, long n) const {
+        mix(to_srgb, p, n);
+        for (int k = 0; k < 3; ++k) srgb.inverse(p[k], n);
     }
 
-    void from_model(double rgb[3]) const {
+    void from_model(Planes p, long n) const {
         if (is_srgb) return;
-        double lin[3], mixed[3];
-        for (int i = 0; i < 3; ++i) lin[i] = srgb.forward(rgb[i]);
-        mul(from_srgb, lin, mixed);
-        for (int i = 0; i < 3; ++i) rgb[i] = trc[i].inverse(mixed[i]);
+        for (int k = 0; k < 3; ++k) srgb.forward(p[k], n);
+        mix(from_srgb, p, n);
+        for (int k = 0; k < 3; ++k) trc[k].inverse(p[k], n);
     }
 };
 

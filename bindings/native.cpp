@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -160,11 +161,11 @@ void codes_into(const View& v, const Levels& lv, long y0, long y1, long x0, long
 template <class Emit>
 void chessboard_distance(const uint8_t* set, long h, long w, int cap, int threads, Emit&& emit) {
     const uint8_t top = static_cast<uint8_t>(cap);
-    std::vector<uint8_t> across(static_cast<size_t>(h * w));
+    std::unique_ptr<uint8_t[]> across(new uint8_t[static_cast<size_t>(h * w)]);  // every byte written below
     parallel_rows(h, threads, [&](long b, long e) {
         for (long y = b; y < e; ++y) {
             const uint8_t* s = set + y * w;
-            uint8_t* a = &across[static_cast<size_t>(y * w)];
+            uint8_t* a = across.get() + y * w;
             for (long x = 0; x < w; ++x) a[x] = s[x] ? 0 : top;
             for (int dx = 1; dx < cap && dx < w; ++dx) {
                 const uint8_t step = static_cast<uint8_t>(dx);
@@ -176,12 +177,12 @@ void chessboard_distance(const uint8_t* set, long h, long w, int cap, int thread
     parallel_rows(h, threads, [&](long b, long e) {
         std::vector<uint8_t> out(static_cast<size_t>(w));
         for (long y = b; y < e; ++y) {
-            std::copy_n(&across[static_cast<size_t>(y * w)], w, out.data());
+            std::copy_n(across.get() + y * w, w, out.data());
             for (int dy = 1; dy < cap; ++dy) {
                 const uint8_t step = static_cast<uint8_t>(dy);
                 for (const long yy : {y - dy, y + dy}) {
                     if (yy < 0 || yy >= h) continue;
-                    const uint8_t* a = &across[static_cast<size_t>(yy * w)];
+                    const uint8_t* a = across.get() + yy * w;
                     for (long x = 0; x < w; ++x) out[x] = std::min(out[x], std::max(a[x], step));
                 }
             }
@@ -381,7 +382,9 @@ py::array_t<double> feather_weights(const py::array_t<bool, py::array::c_style |
     if (clipped.ndim() != 2) throw py::value_error("the clipped-pixel mask must be H x W");
     check_feather(radius);
     const long h = static_cast<long>(clipped.shape(0)), w = static_cast<long>(clipped.shape(1));
-    py::array_t<double> out({h, w});
+    // Zeroed by the allocator (numpy.zeros is calloc): most pixels are far from clipping, and pages
+    // that only hold zeros are never touched.
+    py::array_t<double> out = py::module_::import("numpy").attr("zeros")(py::make_tuple(h, w));
     // numpy bools are bytes holding 0 or 1
     const uint8_t* set = reinterpret_cast<const uint8_t*>(clipped.data());
     double* dst = out.mutable_data();
@@ -389,8 +392,10 @@ py::array_t<double> feather_weights(const py::array_t<bool, py::array::c_style |
         py::gil_scoped_release release;
         double table[256];
         for (int k = 0; k <= radius + 1; ++k) table[k] = feather_weight(k, radius);
+        const uint8_t band = static_cast<uint8_t>(radius);
         chessboard_distance(set, h, w, radius + 1, g_threads, [&](long y, const uint8_t* d) {
-            for (long x = 0; x < w; ++x) dst[y * w + x] = table[d[x]];
+            for (long x = 0; x < w; ++x)
+                if (static_cast<uint8_t>(d[x] - 1) < band) dst[y * w + x] = table[d[x]];
         });
     }
     return out;
@@ -406,10 +411,15 @@ py::array_t<double> convert(const py::array_t<double, py::array::c_style | py::a
     const long n = static_cast<long>(rgb.size() / 3);
     py::gil_scoped_release release;
     parallel_rows(n, g_threads, [&](long b, long e) {
-        for (long i = b; i < e; ++i) {
-            double px[3] = {src[3 * i], src[3 * i + 1], src[3 * i + 2]};
-            into_model ? space.to_model(px) : space.from_model(px);
-            dst[3 * i] = px[0], dst[3 * i + 1] = px[1], dst[3 * i + 2] = px[2];
+        double planes[3][kBatch];
+        const Space::Planes p = {planes[0], planes[1], planes[2]};
+        for (long s = b; s < e; s += kBatch) {
+            const long m = std::min(kBatch, e - s);
+            for (long i = 0; i < m; ++i)
+                for (int k = 0; k < 3; ++k) planes[k][i] = src[3 * (s + i) + k];
+            into_model ? space.to_model(p, m) : space.from_model(p, m);
+            for (long i = 0; i < m; ++i)
+                for (int k = 0; k < 3; ++k) dst[3 * (s + i) + k] = planes[k][i];
         }
     });
     return out;
@@ -491,14 +501,22 @@ void gather(const py::array& image, const std::vector<double>& low, const std::v
             codes = static_cast<long>(std::numeric_limits<T>::max()) + 1;
             if (!space.is_srgb && lv.channels == 3 && h * w > codes) {
                 table.resize(static_cast<size_t>(codes * lv.channels));
-                for (int k = 0; k < lv.channels; ++k)
-                    for (long code = 0; code < codes; ++code)
-                        table[k * codes + code] =
-                            space.trc[k].forward((static_cast<double>(code) - lv.low[k]) * lv.scale[k]);
+                parallel_rows(3 * codes, threads, [&](long b, long e) {
+                    for (long i = b; i < e; ++i) {
+                        const long k = i / codes;
+                        table[i] = (static_cast<double>(i - k * codes) - lv.low[k]) * lv.scale[k];
+                    }
+                    for (long i = b; i < e;) {  // runs of one channel's curve
+                        const long k = i / codes, end = std::min(e, (k + 1) * codes);
+                        space.trc[k].forward(&table[i], end - i);
+                        i = end;
+                    }
+                });
             }
         }
         parallel_rows(h, threads, [&](long b, long e) {
-            double px[3];
+            double planes[3][kBatch];
+            const Space::Planes p = {planes[0], planes[1], planes[2]};
             // sRGB RGB with contiguous rows (the common photo): no conversion, so the columns
             // inside the image are a plain loop the compiler vectorises; the rest (padding)
             // goes the general way below.
@@ -523,24 +541,32 @@ void gather(const py::array& image, const std::vector<double>& low, const std::v
                         }
                     }
                 }
-                for (; c < w; ++c) {
-                    const long x = symmetric(wx0 + c, v.w);
-                    if (!table.empty()) {
-                        if constexpr (std::is_integral_v<T>) {
-                            for (int k = 0; k < 3; ++k) {
-                                T code;
-                                std::memcpy(&code, v.at(y, x, k), sizeof(T));
-                                px[k] = table[k * codes + code];
+                // The rest in batches: decode (table or load and normalise), then convert.
+                for (; c < w; c += kBatch) {
+                    const long m = std::min(kBatch, w - c);
+                    for (long i = 0; i < m; ++i) {
+                        const long x = symmetric(wx0 + c + i, v.w);
+                        double px[3];
+                        if (!table.empty()) {
+                            if constexpr (std::is_integral_v<T>) {
+                                for (int k = 0; k < 3; ++k) {
+                                    T code;
+                                    std::memcpy(&code, v.at(y, x, k), sizeof(T));
+                                    px[k] = table[k * codes + code];
+                                }
                             }
+                        } else {
+                            load_pixel<T>(v, y, x, px);
+                            for (int k = 0; k < lv.channels; ++k) px[k] = (px[k] - lv.low[k]) * lv.scale[k];
+                            if (lv.channels == 1) px[1] = px[2] = px[0];
                         }
-                        space.linear_to_model(px);
-                    } else {
-                        load_pixel<T>(v, y, x, px);
-                        for (int k = 0; k < lv.channels; ++k) px[k] = (px[k] - lv.low[k]) * lv.scale[k];
-                        if (lv.channels == 1) px[1] = px[2] = px[0];
-                        space.to_model(px);
+                        for (int k = 0; k < 3; ++k) planes[k][i] = px[k];
                     }
-                    for (int k = 0; k < 3; ++k) dst[(k * h + r) * w + c] = static_cast<float>(px[k]);
+                    table.empty() ? space.to_model(p, m) : space.linear_to_model(p, m);
+                    for (int k = 0; k < 3; ++k) {
+                        float* d = dst + (k * h + r) * w + c;
+                        for (long i = 0; i < m; ++i) d[i] = static_cast<float>(planes[k][i]);
+                    }
                 }
             }
         });
@@ -579,32 +605,47 @@ std::tuple<py::array_t<float>, double, double> recover(
             parallel_chunks(chunks, [&](long chunk) {
                 {
                     auto& part = parts[static_cast<size_t>(chunk)];
-                    double src[3], x[3], model[3];
+                    // The changed pixels of a row, in batches: their clip-normalised values x, and
+                    // the model's answer for them (into model space, plus the residual, and back).
+                    double x[3][kBatch], model[3][kBatch];
+                    long column[kBatch];
+                    const Space::Planes p = {model[0], model[1], model[2]};
                     for (long r = chunk * step; r < std::min(h, (chunk + 1) * step); ++r)
-                        for (long c = 0; c < w; ++c) {
-                            const long i = r * w + c;
-                            const uint8_t changed = mask.changed(i, lv.channels);
-                            if (!changed) continue;
-                            load_pixel<T>(v, y0 + r, x0 + c, src);
-                            for (int k = 0; k < lv.channels; ++k) x[k] = (src[k] - lv.low[k]) * lv.scale[k];
-                            for (int k = 0; k < 3; ++k) model[k] = x[lv.channels == 1 ? 0 : k];
-                            space.to_model(model);
-                            const long ry = y0 - wy0 + r, rx = x0 - wx0 + c;
-                            for (int k = 0; k < 3; ++k)
-                                model[k] += static_cast<double>(
-                                    *reinterpret_cast<const float*>(res + k * rs0 + ry * rs1 + rx * rs2));
-                            space.from_model(model);
-                            if (lv.channels == 1) model[0] = (model[0] + model[1] + model[2]) / 3.0;
-                            const double weight = mask.weights.empty() ? 0.0 : mask.weights[i];
-                            const uint8_t code = mask.codes[i];
-                            for (int k = 0; k < lv.channels; ++k) {
-                                if (!(changed >> k & 1)) continue;
-                                double nv = x[k];
-                                if (weight != 0.0) nv += weight * (model[k] - x[k]);
-                                // The camera recorded "at least this bright" (or "at most this dark").
-                                if (code >> k & 1) nv = std::max(model[k], x[k]);
-                                if (code >> (3 + k) & 1) nv = std::min(model[k], x[k]);
-                                part.push_back(static_cast<float>(nv));
+                        for (long c0 = 0; c0 < w; c0 += kBatch) {
+                            long m = 0;
+                            for (long c = c0; c < std::min(w, c0 + kBatch); ++c) {
+                                if (!mask.changed(r * w + c, lv.channels)) continue;
+                                double src[3];
+                                load_pixel<T>(v, y0 + r, x0 + c, src);
+                                for (int k = 0; k < lv.channels; ++k) x[k][m] = (src[k] - lv.low[k]) * lv.scale[k];
+                                for (int k = 0; k < 3; ++k) model[k][m] = x[lv.channels == 1 ? 0 : k][m];
+                                column[m++] = c;
+                            }
+                            if (m == 0) continue;
+                            space.to_model(p, m);
+                            for (long j = 0; j < m; ++j) {
+                                const long ry = y0 - wy0 + r, rx = x0 - wx0 + column[j];
+                                for (int k = 0; k < 3; ++k)
+                                    model[k][j] += static_cast<double>(
+                                        *reinterpret_cast<const float*>(res + k * rs0 + ry * rs1 + rx * rs2));
+                            }
+                            space.from_model(p, m);
+                            for (long j = 0; j < m; ++j) {
+                                const long i = r * w + column[j];
+                                const uint8_t changed = mask.changed(i, lv.channels);
+                                double out[3] = {model[0][j], model[1][j], model[2][j]};
+                                if (lv.channels == 1) out[0] = (out[0] + out[1] + out[2]) / 3.0;
+                                const double weight = mask.weights.empty() ? 0.0 : mask.weights[i];
+                                const uint8_t code = mask.codes[i];
+                                for (int k = 0; k < lv.channels; ++k) {
+                                    if (!(changed >> k & 1)) continue;
+                                    double nv = x[k][j];
+                                    if (weight != 0.0) nv += weight * (out[k] - x[k][j]);
+                                    // The camera recorded "at least this bright" (or "at most this dark").
+                                    if (code >> k & 1) nv = std::max(out[k], x[k][j]);
+                                    if (code >> (3 + k) & 1) nv = std::min(out[k], x[k][j]);
+                                    part.push_back(static_cast<float>(nv));
+                                }
                             }
                         }
                 }
@@ -766,6 +807,8 @@ PYBIND11_MODULE(_native, m) {
     m.def("set_threads", [](int n) { g_threads = std::max(1, n); }, py::arg("threads"),
           "Threads the native loops use (default: all cores).");
     m.def("get_threads", [] { return g_threads; });
+    m.def("pow_implementation", [] { return std::string(pow_impl_name()); },
+          "Which pow the colour conversions use: libmvec's vector pow (AVX-512 or AVX2) or scalar std::pow.");
     m.def("clip_masks", &clip_masks, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"),
           "Boolean H x W x C masks of values clipped high and low.");
     m.def("any_clipped", &any_clipped, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"));
