@@ -202,14 +202,20 @@ struct CoreMask {
     std::vector<uint8_t> codes;   // core-sized clip codes
     std::vector<double> weights;  // core-sized feather weights (empty when radius is 0)
 
+    // `given`: the caller's image-sized H x W clip codes (a RAW's mask from its photosites), used
+    // instead of codes computed from the values; null to compute them.
     template <class T>
     static CoreMask build(const View& v, const Levels& lv, long y0, long y1, long x0, long x1, int radius,
-                          int threads) {
+                          int threads, const uint8_t* given = nullptr) {
         CoreMask m;
         const long h = y1 - y0, w = x1 - x0;
+        const auto codes_of = [&](long a0, long a1, long b0, long b1, uint8_t* dst) {
+            if (given == nullptr) return codes_into<T>(v, lv, a0, a1, b0, b1, dst, threads);
+            for (long r = a0; r < a1; ++r) std::copy(given + r * v.w + b0, given + r * v.w + b1, dst + (r - a0) * (b1 - b0));
+        };
         if (radius <= 0) {
             m.codes.resize(static_cast<size_t>(h * w));
-            codes_into<T>(v, lv, y0, y1, x0, x1, m.codes.data(), threads);
+            codes_of(y0, y1, x0, x1, m.codes.data());
             return m;
         }
         // Clipped pixels up to `radius` outside the core reach into it.
@@ -217,7 +223,7 @@ struct CoreMask {
         const long gx0 = std::max(0L, x0 - radius), gx1 = std::min(v.w, x1 + radius);
         const long gh = gy1 - gy0, gw = gx1 - gx0;
         std::vector<uint8_t> grown(static_cast<size_t>(gh * gw));
-        codes_into<T>(v, lv, gy0, gy1, gx0, gx1, grown.data(), threads);
+        codes_of(gy0, gy1, gx0, gx1, grown.data());
         m.codes.resize(static_cast<size_t>(h * w));
         m.weights.resize(static_cast<size_t>(h * w));
         for (long r = 0; r < h; ++r)
@@ -573,14 +579,25 @@ void gather(const py::array& image, const std::vector<double>& low, const std::v
     });
 }
 
+// The caller's clip codes (None: computed from the values): C-contiguous uint8 H x W of the image.
+const uint8_t* given_codes(const py::object& codes, const View& v) {
+    if (codes.is_none()) return nullptr;
+    if (!py::isinstance<py::array_t<uint8_t>>(codes)) throw py::value_error("codes must be a uint8 array");
+    const auto a = codes.cast<py::array_t<uint8_t>>();
+    if (!(a.flags() & py::array::c_style) || a.ndim() != 2 || a.shape(0) != v.h || a.shape(1) != v.w)
+        throw py::value_error("codes must be C-contiguous H x W of the image's size");
+    return a.data();
+}
+
 // Pass 1 for one tile: the new clip-normalised value of every changing value of the core, in
 // row-major pixel order, channel-minor; and their minimum and maximum.
 std::tuple<py::array_t<float>, double, double> recover(
     const py::array& image, const std::vector<double>& low, const std::vector<double>& high, double tolerance,
     int feather, const Space& space, long y0, long y1, long x0, long x1, long wy0, long wx0,
-    const py::array_t<float>& residual, int threads) {
+    const py::array_t<float>& residual, int threads, const py::object& codes) {
     threads = threads > 0 ? threads : g_threads;
     const View v = view_of(image, false, "image");
+    const uint8_t* given = given_codes(codes, v);
     const Levels lv(low, high, tolerance, v.c);
     check_feather(feather);
     if (residual.ndim() != 3 || residual.shape(0) != 3) throw py::value_error("residual must be 3 x h x w");
@@ -597,7 +614,7 @@ std::tuple<py::array_t<float>, double, double> recover(
         py::gil_scoped_release release;
         dispatch(dt, [&](auto tag) {
             using T = typename decltype(tag)::type;
-            const CoreMask mask = CoreMask::build<T>(v, lv, y0, y1, x0, x1, feather, threads);
+            const CoreMask mask = CoreMask::build<T>(v, lv, y0, y1, x0, x1, feather, threads, given);
             // Each thread keeps its rows' values; joined in row order below.
             const long chunks = std::max(1L, std::min<long>(threads, h / 8));
             parts.resize(static_cast<size_t>(chunks));
@@ -672,10 +689,11 @@ std::tuple<py::array_t<float>, double, double> recover(
 void write_core(py::array& out, const py::array& image, const std::vector<double>& low,
                 const std::vector<double>& high, double tolerance, int feather, long y0, long y1, long x0,
                 long x1, const py::object& values_obj, int policy, double vmin, double vmax, double knee,
-                double toe, bool reshapes, int threads) {
+                double toe, bool reshapes, int threads, const py::object& codes) {
     threads = threads > 0 ? threads : g_threads;
     const View o = view_of(out, true, "out");
     const View v = view_of(image, false, "image");
+    const uint8_t* given = given_codes(codes, v);
     if (o.h != v.h || o.w != v.w || o.c != v.c || dtype_of(out) != dtype_of(image))
         throw py::value_error("out must have the image's shape and dtype");
     if (y0 < 0 || x0 < 0 || y1 > v.h || x1 > v.w || y0 >= y1 || x0 >= x1)
@@ -704,7 +722,7 @@ void write_core(py::array& out, const py::array& image, const std::vector<double
             std::vector<long> offset;  // index of each row's first recovered value
             CoreMask mask;
             if (has_values) {
-                mask = CoreMask::build<T>(v, lv, y0, y1, x0, x1, feather, threads);
+                mask = CoreMask::build<T>(v, lv, y0, y1, x0, x1, feather, threads, given);
                 offset.assign(static_cast<size_t>(h + 1), 0);
                 for (long r = 0; r < h; ++r) {
                     long count = 0;
@@ -820,9 +838,10 @@ PYBIND11_MODULE(_native, m) {
           py::arg("wy0"), py::arg("wy1"), py::arg("wx0"), py::arg("wx1"), py::arg("out"), py::arg("threads") = 0);
     m.def("recover", &recover, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"),
           py::arg("feather"), py::arg("space"), py::arg("y0"), py::arg("y1"), py::arg("x0"), py::arg("x1"),
-          py::arg("wy0"), py::arg("wx0"), py::arg("residual"), py::arg("threads") = 0);
+          py::arg("wy0"), py::arg("wx0"), py::arg("residual"), py::arg("threads") = 0,
+          py::arg("codes") = py::none());
     m.def("write_core", &write_core, py::arg("out"), py::arg("image"), py::arg("low"), py::arg("high"),
           py::arg("tolerance"), py::arg("feather"), py::arg("y0"), py::arg("y1"), py::arg("x0"), py::arg("x1"),
           py::arg("values"), py::arg("policy"), py::arg("vmin"), py::arg("vmax"), py::arg("knee"), py::arg("toe"),
-          py::arg("reshapes"), py::arg("threads") = 0);
+          py::arg("reshapes"), py::arg("threads") = 0, py::arg("codes") = py::none());
 }

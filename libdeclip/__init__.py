@@ -77,6 +77,7 @@ def declip(
     model: str | Path | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     feather: int = 0,
+    mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Reconstruct the clipped pixels of a photo.
 
@@ -99,6 +100,10 @@ def declip(
         feather: blend the reconstruction into unclipped values up to this many pixels (0 to
             254; chessboard distance) from a clipped pixel, with weight 1 - d / (feather + 1).
             Default 0: unclipped values are never touched (see the model card for why).
+        mask: which values are clipped, when the caller knows better than the values can say
+            (a camera RAW's mask from its photosites, see :func:`read_image`): H x W x C booleans
+            of values clipped high, or a ``(high, low)`` pair. Default: found from ``clip_levels``
+            and ``tolerance``. A masked value is only ever moved outwards (up where clipped high).
 
     Returns:
         An array of the same shape and dtype. Clipped values are replaced by the reconstruction
@@ -113,5 +118,5 @@ def declip(
     """
     return _session(model, device).run(
         image, clip_levels=clip_levels, colorspace=colorspace, fit=fit, tolerance=tolerance,
-        feather=feather, progress=progress,
+        feather=feather, progress=progress, mask=mask,
     )

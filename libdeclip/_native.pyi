@@ -31,9 +31,11 @@ def gather(
 def recover(
     image: np.ndarray, low: list[float], high: list[float], tolerance: float, feather: int, space: Space,
     y0: int, y1: int, x0: int, x1: int, wy0: int, wx0: int, residual: np.ndarray, threads: int = 0,
+    codes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, float]: ...
 def write_core(
     out: np.ndarray, image: np.ndarray, low: list[float], high: list[float], tolerance: float, feather: int,
     y0: int, y1: int, x0: int, x1: int, values: np.ndarray | None, policy: int,
     vmin: float, vmax: float, knee: float, toe: float, reshapes: bool, threads: int = 0,
+    codes: np.ndarray | None = None,
 ) -> None: ...

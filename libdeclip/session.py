@@ -73,6 +73,26 @@ class _Recovered:
     vmax: float
 
 
+def _clip_codes(mask: np.ndarray | tuple[np.ndarray, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """A caller's clip mask as the native core's H x W codes: bit c for channel c clipped high,
+    bit 3 + c clipped low. ``mask`` is H x W x C (clipped high) or a (high, low) pair."""
+    high, low = mask if isinstance(mask, tuple) else (mask, None)
+    codes = np.zeros(shape[:2], dtype=np.uint8)
+    for bits, m in ((0, high), (3, low)):
+        if m is None:
+            continue
+        m = np.asarray(m, dtype=bool)
+        m = m.reshape(m.shape[0], m.shape[1], -1) if m.ndim >= 2 else m
+        if m.shape[:2] != shape[:2] or m.shape[2] != shape[2]:
+            raise UnsupportedInputError(
+                f"mask of shape {m.shape} does not match the image ({shape[0]} x {shape[1]}, "
+                f"{shape[2]} channels)"
+            )
+        for c in range(shape[2]):
+            codes |= m[..., c].astype(np.uint8) << (bits + c)
+    return codes
+
+
 def feather_weights(clipped_pixels: np.ndarray, radius: int) -> np.ndarray:
     """1 - d / (radius + 1) for pixels at chessboard distance 1 <= d <= radius from a clipped
     pixel, 0 elsewhere (clipped pixels themselves included); float64, H x W."""
@@ -151,6 +171,7 @@ class Declipper:
         tolerance: float = DEFAULT_TOLERANCE,
         feather: int = 0,
         progress: bool = False,
+        mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         """Repair the clipped pixels of ``image``; see :func:`libdeclip.declip` for the arguments."""
         image = _validate(image)
@@ -163,8 +184,9 @@ class Declipper:
         colour = image.reshape(image.shape[0], image.shape[1], -1)[..., : 1 if grey else 3]
         low, high = resolve_clip_levels(image.dtype, colour.shape[2], clip_levels)
         plan = self.plan(image.shape[0], image.shape[1])
+        codes = None if mask is None else _clip_codes(mask, colour.shape)
 
-        recovered = self._recover(colour, low, high, tolerance, feather, space, plan, progress)
+        recovered = self._recover(colour, low, high, tolerance, feather, space, plan, progress, codes)
         out = image.copy()
         out_colour = out.reshape(out.shape[0], out.shape[1], -1)[..., : colour.shape[2]]
         vmax = max([1.0] + [r.vmax for r in recovered if r.values.size])
@@ -177,7 +199,7 @@ class Declipper:
             _native.write_core(
                 out_colour, colour, low.tolist(), high.tolist(), tolerance, feather,
                 tile.y0, tile.y1, tile.x0, tile.x1, None if rec is None else rec.values,
-                POLICY_CODES[fit], vmin, vmax, DEFAULT_KNEE, DEFAULT_TOE, reshapes, self._threads,
+                POLICY_CODES[fit], vmin, vmax, DEFAULT_KNEE, DEFAULT_TOE, reshapes, self._threads, codes,
             )
         return out
 
@@ -191,6 +213,7 @@ class Declipper:
         space: ColorSpace,
         plan: TilePlan,
         progress: bool,
+        codes: np.ndarray | None = None,
     ) -> list[_Recovered]:
         """Run the model on every tile whose core holds a clipped value (or, with ``feather``,
         has one within that many pixels); return what changes in each core.
@@ -209,9 +232,12 @@ class Declipper:
                 slice(max(0, tile.x0 - feather), min(w, tile.x1 + feather)),
             )
 
-        todo = [
-            t for t in plan if not self.skip_unclipped or any_clipped(colour[grown(t)], low, high, tolerance)
-        ]
+        def clipped(tile: Tile) -> bool:
+            if codes is not None:
+                return bool(codes[grown(tile)].any())
+            return any_clipped(colour[grown(tile)], low, high, tolerance)
+
+        todo = [t for t in plan if not self.skip_unclipped or clipped(t)]
         engine = self.engine
         # Tiles of equal window shape run together (a batch on the GPU; one by one on the CPU).
         groups: dict[tuple[int, int], list[Tile]] = {}
@@ -234,7 +260,7 @@ class Declipper:
             for t, res in zip(batch, residual, strict=True):
                 values, vmin, vmax = _native.recover(
                     colour, lo, hi, tolerance, feather, native_space,
-                    t.y0, t.y1, t.x0, t.x1, t.wy0, t.wx0, res, self._threads,
+                    t.y0, t.y1, t.x0, t.x1, t.wy0, t.wx0, res, self._threads, codes,
                 )
                 out.append(_Recovered(t, values, vmin, vmax))
             return out
