@@ -2,6 +2,7 @@
 
     libdeclip declip IN... [-o OUT | --out-dir DIR] [--suffix _declip] [--fit F] [--device D]
                            [--jobs N] [--mask PATH] [--compare PATH] [--overwrite]
+                           [--format dng|tiff32|tiff16] [--exposure EV]     (camera RAW inputs)
     libdeclip info FILE...
     libdeclip models
 
@@ -30,9 +31,10 @@ from libdeclip.errors import DeclipError
 from libdeclip.fit import Fit
 from libdeclip.io import _SUFFIXES, DEFAULT_PNG_LEVEL, Image, read_image, write_image
 from libdeclip.mask import clip_mask
+from libdeclip.raw import RAW_SUFFIXES, develop, is_raw_path
 from libdeclip.session import Declipper
 
-IMAGE_SUFFIXES = set(_SUFFIXES)
+IMAGE_SUFFIXES = set(_SUFFIXES) | RAW_SUFFIXES
 
 
 def _expand(inputs: Sequence[str]) -> list[Path]:
@@ -60,7 +62,10 @@ def _output_for(src: Path, args: argparse.Namespace) -> Path:
     if args.output is not None:
         return Path(args.output)
     folder = Path(args.out_dir) if args.out_dir else src.parent
-    return folder / f"{src.stem}{args.suffix}{src.suffix}"
+    suffix = src.suffix
+    if is_raw_path(src):  # a camera RAW cannot be written back as such: DNG or TIFF
+        suffix = ".dng" if (args.format or "dng") == "dng" else ".tif"
+    return folder / f"{src.stem}{args.suffix}{suffix}"
 
 
 def _side_path(option: str | None, src: Path, single: bool, tag: str) -> Path | None:
@@ -75,6 +80,8 @@ def _side_path(option: str | None, src: Path, single: bool, tag: str) -> Path | 
 
 def _to_8bit(image: Image, pixels: np.ndarray) -> np.ndarray:
     """8-bit sRGB for looking at: scene-linear OpenEXR gets the sRGB curve, the rest its levels."""
+    if image.raw is not None:  # camera RGB: developed to sRGB like the 8-bit output
+        return develop(image.with_pixels(pixels), "srgb8", fit="clamp").pixels
     lo, hi = image.clip_levels
     x = (pixels.astype(np.float64) - lo) / (hi - lo)
     if x.ndim == 3 and x.shape[2] in (2, 4):
@@ -112,13 +119,20 @@ def _repair(
 ) -> tuple[np.ndarray, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = session.run(
-            image.pixels,
-            colorspace=image.icc_profile or args.colorspace or image.colorspace,
-            fit=args.fit,
-            feather=args.feather,
-            progress=show_tiles,
-        )
+        if image.raw is not None:  # masked on the photosites, in camera RGB, kept as float
+            low, high = image.raw.clip_levels
+            result = session.run(
+                image.pixels, clip_levels=(low.tolist(), high.tolist()), colorspace=image.raw.colorspace,
+                tolerance=0.0, mask=image.raw_mask, fit="float", feather=args.feather, progress=show_tiles,
+            )
+        else:
+            result = session.run(
+                image.pixels,
+                colorspace=image.icc_profile or args.colorspace or image.colorspace,
+                fit=args.fit,
+                feather=args.feather,
+                progress=show_tiles,
+            )
     return result, [str(w.message) for w in caught]
 
 
@@ -127,10 +141,15 @@ def _write_outputs(
     single: bool,
 ) -> str:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    write_image(dst, image.with_pixels(result), overwrite=args.overwrite, png_level=args.png_level)
+    if image.raw is not None:
+        fmt = args.format or ("dng" if dst.suffix.lower() == ".dng" else None)
+        write_image(dst, image.with_pixels(result), format=fmt, overwrite=args.overwrite,
+                    png_level=args.png_level, exposure=args.exposure, fit=args.fit or "compress")
+    else:
+        write_image(dst, image.with_pixels(result), overwrite=args.overwrite, png_level=args.png_level)
     mask_path = _side_path(args.mask, src, single, "mask")
     if mask_path is not None:
-        mask, _ = clip_mask(image.pixels)
+        mask = image.raw_mask if image.raw_mask is not None else clip_mask(image.pixels)[0]
         m = np.asarray(mask.any(axis=2), dtype=np.uint8) * 255
         write_image(mask_path, Image(pixels=m, format="png"), overwrite=True)
     compare_path = _side_path(args.compare, src, single, "compare")
@@ -227,6 +246,27 @@ def _cmd_declip(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _print_raw_info(src: Path, image: Image, session: Declipper) -> None:
+    raw, mask = image.raw, image.raw_mask
+    assert raw is not None and mask is not None
+    h, w = image.pixels.shape[:2]
+    plan = session.plan(h, w)
+    touched = sum(bool(mask[t.core].any()) for t in plan)
+    layout = f"Bayer {raw.cfa_pattern}" if raw.cfa_pattern else "linear (demosaiced)"
+    print(f"{src}")
+    print(f"  format     camera RAW ({raw.make} {raw.model}), {w} x {h}, {layout}")
+    print(f"  levels     black {', '.join(f'{b:g}' for b in raw.black)}; white "
+          f"{', '.join(f'{v:g}' for v in raw.white)} (declared {raw.declared_white})")
+    print(f"  balance    as shot R {raw.wb[0]:.3f}, G {raw.wb[1]:.3f}, B {raw.wb[2]:.3f}")
+    print(f"  clip       {raw.clipped_share:.3%} of photosites at white; pixels with a clipped channel "
+          f"{mask.any(axis=2).mean():.2%} (R {mask[..., 0].mean():.2%}, G {mask[..., 1].mean():.2%}, "
+          f"B {mask[..., 2].mean():.2%})")
+    for note in raw.notes:
+        print(f"  note       {note}")
+    print(f"  model      would run {touched} of {len(plan)} tiles ({session.tile_size} px) "
+          f"and change {int(mask.sum()):,} values")
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from libdeclip.color import colorspace_from_icc
 
@@ -242,6 +282,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
         if session is None:
             session = Declipper(device="cpu")
         h, w = image.pixels.shape[:2]
+        if image.raw is not None:
+            _print_raw_info(src, image, session)
+            continue
         kind = "float" if image.is_float else "integer"
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
@@ -302,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--jobs", type=int, default=1, help="files processed in parallel on the CPU")
     d.add_argument("--png-level", type=int, default=DEFAULT_PNG_LEVEL, choices=range(10), metavar="0-9",
                    help=f"zlib level of PNG outputs (default {DEFAULT_PNG_LEVEL}; 9 = smallest, slowest)")
+    d.add_argument("--format", choices=["dng", "tiff32", "tiff16"], default=None,
+                   help="camera RAW inputs: linear DNG (default), scene-referred float32 TIFF in linear "
+                   "Rec. 2020, or 16-bit sRGB TIFF")
+    d.add_argument("--exposure", type=float, default=0.0,
+                   help="camera RAW inputs, TIFF output: exposure in EV (default 0)")
     d.add_argument("--tile-size", type=int, default=None, help="tile core size in pixels")
     d.add_argument("--mask", help="write the clip mask as PNG here (a folder for several inputs)")
     d.add_argument("--compare", help="write a before | after PNG here (a folder for several inputs)")

@@ -7,7 +7,9 @@ exact: pure-gamma curves (Adobe RGB) are so steep near black that a float32 inte
 dark, saturated value by a few 1e-4; with float64 the round trip is exact to float32 rounding.
 
 Named spaces: ``srgb``, ``linear-srgb``, ``display-p3``, ``adobe-rgb``, ``prophoto-rgb``,
-``rec2020``. An embedded ICC profile is read when it is a matrix/TRC RGB profile (colorants plus
+``rec2020``, ``linear-rec2020`` (the working space of camera RAW development);
+:func:`icc_profile` writes a matrix/TRC profile for any named space but ProPhoto.
+An embedded ICC profile is read when it is a matrix/TRC RGB profile (colorants plus
 tone curves: ``curv`` gamma or table, ``para`` types 0-4), which covers the profiles cameras and
 editors embed; anything else gets a warning naming the profile, and sRGB is assumed.
 """
@@ -25,7 +27,7 @@ from libdeclip import _native
 
 __all__ = [
     "ColorSpace", "ToneCurve", "NAMED_SPACES", "get_colorspace", "colorspace_from_icc",
-    "to_model", "from_model",
+    "to_model", "from_model", "icc_profile",
 ]
 
 
@@ -143,6 +145,7 @@ def _named(name: str, primaries: tuple[tuple[float, float], ...], white: tuple[f
 
 
 _SRGB_PRIMARIES = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06))
+_REC2020_PRIMARIES = ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046))
 NAMED_SPACES: dict[str, ColorSpace] = {
     s.name: s
     for s in [
@@ -152,7 +155,8 @@ NAMED_SPACES: dict[str, ColorSpace] = {
         _named("adobe-rgb", ((0.64, 0.33), (0.21, 0.71), (0.15, 0.06)), _WHITE_D65, _GAMMA_ADOBE),
         _named("prophoto-rgb", ((0.7347, 0.2653), (0.1596, 0.8404), (0.0366, 0.0001)), _WHITE_D50,
                _PROPHOTO_CURVE),
-        _named("rec2020", ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046)), _WHITE_D65, _REC2020_CURVE),
+        _named("rec2020", _REC2020_PRIMARIES, _WHITE_D65, _REC2020_CURVE),
+        _named("linear-rec2020", _REC2020_PRIMARIES, _WHITE_D65, _LINEAR),
     ]
 }
 
@@ -246,6 +250,61 @@ def colorspace_from_icc(icc: bytes) -> ColorSpace:
             f"ICC profile {name!r} is not supported ({exc}); assuming sRGB", UserWarning, stacklevel=2
         )
         return NAMED_SPACES["srgb"]
+
+
+def _icc_s15(values: np.ndarray) -> bytes:
+    return b"".join(struct.pack(">i", round(float(v) * 65536)) for v in values)
+
+
+def _icc_text(text: str) -> bytes:
+    """A v2 'desc' tag: ASCII with empty Unicode and ScriptCode parts."""
+    ascii_ = text.encode("ascii", "replace") + b"\0"
+    return b"desc" + bytes(4) + struct.pack(">I", len(ascii_)) + ascii_ + bytes(4 + 4 + 2 + 1 + 67)
+
+
+def _icc_trc(curve: ToneCurve) -> bytes:
+    if curve.kind == "linear":
+        return b"curv" + bytes(4) + struct.pack(">I", 0)  # no entries: identity
+    g, a, b, c, d, e, f, _ = curve.params
+    if curve.kind != "parametric" or e != 0 or f != 0:
+        raise ValueError("only linear and ICC type 0-3 parametric curves can be written")
+    if d == 0 and a == 1 and b == 0:
+        return b"para" + bytes(4) + struct.pack(">HH", 0, 0) + _icc_s15(np.array([g]))
+    return b"para" + bytes(4) + struct.pack(">HH", 3, 0) + _icc_s15(np.array([g, a, b, c, d]))
+
+
+def icc_profile(name: str) -> bytes:
+    """A version 2 matrix/TRC ICC profile of a named colour space, to embed in the files we write.
+
+    Colorants are adapted to the D50 connection space with Bradford, as ICC requires; reading the
+    profile back with :func:`colorspace_from_icc` gives the same space (to 16.16 rounding).
+    """
+    space = get_colorspace(name)
+    if space.curves[0].kind == "parametric" and (space.curves[0].params[5] or space.curves[0].params[6]):
+        raise ValueError(f"{name}: its tone curve has no ICC type 0-3 form")
+    d50 = np.array([0.9642, 1.0, 0.8249])
+    to_xyz_d50 = _adapt(_xy_to_xyz(_WHITE_D65), d50) @ _SRGB_TO_XYZ @ space.to_linear_srgb
+    tags: list[tuple[bytes, bytes]] = [
+        (b"desc", _icc_text(f"libdeclip {name}")),
+        (b"cprt", b"text" + bytes(4) + b"No copyright, use freely\0"),
+        (b"wtpt", b"XYZ " + bytes(4) + _icc_s15(d50)),
+    ]
+    for i, sig in enumerate([b"rXYZ", b"gXYZ", b"bXYZ"]):
+        tags.append((sig, b"XYZ " + bytes(4) + _icc_s15(to_xyz_d50[:, i])))
+    trc = _icc_trc(space.curves[0])
+    tags += [(sig, trc) for sig in (b"rTRC", b"gTRC", b"bTRC")]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        table += struct.pack(">4sII", sig, offset + len(body), len(data))
+        body += data + bytes(-len(data) % 4)
+    size = offset + len(body)
+    header = (
+        struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+        + bytes(12) + b"acsp" + b"APPL" + bytes(4 + 4 + 4 + 4 + 8 + 4) + _icc_s15(d50) + bytes(4)
+    )
+    header += bytes(128 - len(header))
+    return header + struct.pack(">I", len(tags)) + table + body
 
 
 # ------------------------------------------------------------------------------- conversions

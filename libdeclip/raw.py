@@ -1,0 +1,366 @@
+"""Camera RAW: read through rawpy (LibRaw), with the clip mask found on the photosites.
+
+A RAW is read as **camera RGB**: demosaiced (LibRaw's AHD) without white balance, black level
+subtracted, divided by the largest channel's white-level span, float32. Its colour space
+(:attr:`RawInfo.colorspace`) maps that to linear sRGB through the camera's white balance as shot
+and LibRaw's camera matrix, so the model sees a developed, white-balanced picture.
+
+The mask is not guessed from the demosaiced values: a photosite is clipped when it reaches its
+channel's white level (the declared one, or the level where the values pile up when the sensor
+saturates below it), and a pixel's channel c counts as clipped when a clipped photosite of colour c
+lies within :data:`DEMOSAIC_REACH` pixels, how far LibRaw's AHD carries a photosite into the
+values of its colour (measured). Shadows are not masked: in RAW they are noise, not clipping.
+
+Outputs (:func:`develop` and :func:`libdeclip.write_image`): a linear DNG (camera RGB, colour
+matrices, white balance and EXIF of the original, the white level raised by scaling the data
+down, BaselineExposure compensating), a scene-referred float32 TIFF in linear Rec. 2020 with its
+ICC profile, or a display-referred 16-bit sRGB TIFF at a chosen exposure with the fit policy.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import numpy as np
+
+from libdeclip import _dng
+from libdeclip.color import _XYZ_TO_SRGB, ColorSpace, ToneCurve, get_colorspace, icc_profile
+from libdeclip.errors import UnsupportedInputError
+from libdeclip.fit import Fit, apply_fit
+
+if TYPE_CHECKING:
+    from libdeclip.io import Image
+
+__all__ = ["RAW_SUFFIXES", "DEMOSAIC_REACH", "RawInfo", "read_raw", "develop", "is_raw_path"]
+
+#: File name suffixes sent to LibRaw (lower case).
+RAW_SUFFIXES = frozenset(
+    ".3fr .ari .arw .bay .cr2 .cr3 .crw .dcr .dcs .dng .erf .fff .iiq .k25 .kdc .mef .mos .mrw .nef .nrw "
+    ".orf .pef .ptx .raf .raw .rw2 .rwl .rwz .sr2 .srf .srw .x3f".split()
+)
+#: Pixels from a clipped photosite within which AHD demosaicing changes values of its colour
+#: (measured on a real Bayer DNG by raising single photosites; bilinear reaches 1, AHD 4).
+DEMOSAIC_REACH = 4
+#: A white level is "where the values pile up" when at least this share of a channel's
+#: photosites (and 16 of them) sit exactly at its top value.
+_SATURATION_SHARE = 1e-5
+#: Camera RGB is stored as float32 fractions of the white level; exactly representable steps.
+_LIBRAW_TO_EXIF_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
+_WORKING_SPACE = "linear-rec2020"
+_MAX_DNG_HEADROOM = 16.0  # 4 EV above the original white level at most
+
+
+@dataclass(frozen=True)
+class RawInfo:
+    """What libdeclip keeps of a RAW file to develop it and to write it back as DNG."""
+
+    make: str
+    model: str
+    cfa_pattern: str | None  # e.g. "RGGB"; None for linear (demosaiced) raw data
+    black: tuple[float, float, float]  # per RGB channel, raw units
+    white: tuple[float, float, float]  # effective saturation per RGB channel, raw units
+    declared_white: int
+    span: float  # raw units that camera RGB 1.0 stands for (largest white - black)
+    wb: tuple[float, float, float]  # white balance as shot, smallest gain 1
+    cam_to_srgb: tuple[float, ...]  # 3 x 3 row-major: white-balanced camera RGB -> linear sRGB
+    xyz_to_cam: tuple[float, ...]  # 3 x 3 row-major: the DNG ColorMatrix (D65)
+    clipped_share: float  # share of photosites at or above their white level
+    baseline_exposure: float = 0.0
+    orientation: int = 1  # EXIF orientation of the pixels (they are stored as the sensor reads)
+    dng_colour_tags: tuple[Any, ...] = field(default=(), repr=False)  # a source DNG's colour tags
+    notes: tuple[str, ...] = ()
+
+    @property
+    def clip_levels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) per channel of camera RGB. High: each channel's white level; low: half a
+        16-bit step below black, which no value reaches (shadows are not masked)."""
+        high = np.array([(w - b) / self.span for w, b in zip(self.white, self.black, strict=True)])
+        return np.full(3, -0.5 / 65535), high
+
+    @property
+    def colorspace(self) -> ColorSpace:
+        """Camera RGB -> linear sRGB: white balance as shot, then the camera matrix."""
+        m = np.array(self.cam_to_srgb).reshape(3, 3) @ np.diag(self.wb)
+        linear = ToneCurve("linear")
+        return ColorSpace(f"camera:{self.make} {self.model}", (linear, linear, linear), m)
+
+
+def is_raw_path(path: Path) -> bool:
+    return path.suffix.lower() in RAW_SUFFIXES
+
+
+def _tiff_tags(path: Path) -> dict[int, tuple[int, int, Any]]:
+    """IFD 0 tags of a TIFF-based RAW (DNG, NEF, CR2, ARW, ...) as code -> (TIFF type, count,
+    value); {} for other containers (CR3, RAF, ...), which LibRaw alone reads."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            return {t.code: (int(t.dtype), int(t.count), t.value) for t in page.tags}
+    except Exception:
+        return {}
+
+
+def _text_tag(tags: dict[int, tuple[int, int, Any]], *codes: int) -> str | None:
+    for code in codes:
+        if code in tags and isinstance(tags[code][2], str) and tags[code][2].strip():
+            return tags[code][2].strip()
+    return None
+
+
+def _effective_white(values: np.ndarray, declared: float) -> float:
+    """The declared white level, or the lower level where a sensor's values pile up."""
+    if values.size == 0:
+        return declared
+    top = float(values.max())
+    if top >= declared:
+        return declared
+    at_top = int(np.count_nonzero(values == top))
+    if top >= 0.5 * declared and at_top >= max(16, _SATURATION_SHARE * values.size):
+        return top
+    return declared
+
+
+def _dilate(mask: np.ndarray, reach: int) -> np.ndarray:
+    """Square (chessboard) dilation of a boolean image by ``reach`` pixels."""
+    if reach <= 0 or not mask.any():
+        return mask
+    out = mask.copy()
+    for axis in (0, 1):
+        src = out.copy()
+        n = src.shape[axis]
+        for d in range(1, min(reach, n - 1) + 1):
+            lead = [slice(None)] * 2
+            lag = [slice(None)] * 2
+            lead[axis], lag[axis] = slice(d, None), slice(None, n - d)
+            out[tuple(lead)] |= src[tuple(lag)]
+            out[tuple(lag)] |= src[tuple(lead)]
+    return out
+
+
+def read_raw(path: str | os.PathLike[str]) -> Image:
+    """Read a camera RAW file as camera RGB with its clip mask; see the module docstring."""
+    import rawpy
+
+    from libdeclip.io import Image
+
+    path = Path(path)
+    try:
+        raw = rawpy.imread(str(path))
+    except (rawpy.LibRawError, OSError, ValueError) as exc:
+        raise UnsupportedInputError(f"{path}: LibRaw cannot read this RAW file ({exc})") from None
+    with raw:
+        tags = _tiff_tags(path)
+        make = _text_tag(tags, _dng.MAKE) or "unknown"
+        model = _text_tag(tags, _dng.MODEL, _dng.UNIQUE_CAMERA_MODEL) or path.suffix.lstrip(".").upper()
+        desc = raw.color_desc.decode("ascii", "replace")
+        if raw.num_colors != 3 or sorted(set(desc[:4])) != ["B", "G", "R"]:
+            raise UnsupportedInputError(f"{path}: colour filter {desc!r}: only RGB sensors are supported")
+        channel_of = np.array(["RGB".index(ch) for ch in desc[:4]])  # LibRaw colour index -> RGB
+        blacks = np.asarray(raw.black_level_per_channel, dtype=np.float64)
+        declared = int(raw.white_level)
+        per_channel_white = raw.camera_white_level_per_channel
+        linear = raw.raw_type == rawpy.RawType.Stack
+        visible = raw.raw_image_visible
+        black = np.zeros(3)
+        white = np.zeros(3)
+        for k in range(3):
+            idx = [i for i in range(4) if channel_of[i] == k and i < len(blacks)]
+            black[k] = blacks[idx[0]]
+            declared_k = float(per_channel_white[idx[0]]) if per_channel_white is not None else declared
+            if linear:
+                values = visible[..., k]
+            else:
+                values = visible[np.isin(raw.raw_colors_visible, idx)]
+            white[k] = _effective_white(values, declared_k)
+        span = float(np.max(white - black))
+        if span <= 0:
+            raise UnsupportedInputError(f"{path}: white level {white.tolist()} <= black {black.tolist()}")
+
+        notes: list[str] = []
+        if linear:
+            camera = (visible[..., :3].astype(np.float32) - black.astype(np.float32)) / np.float32(span)
+            clipped = visible[..., :3] >= white
+            photosites_clipped = float(clipped.mean())
+            pattern = None
+        else:
+            colours = channel_of[raw.raw_colors_visible]
+            photo_white = white[colours]
+            clipped_sites = visible >= photo_white
+            photosites_clipped = float(clipped_sites.mean())
+            clipped = np.stack(
+                [_dilate(clipped_sites & (colours == k), DEMOSAIC_REACH) for k in range(3)], axis=2
+            )
+            pattern = "".join("RGB"[c] for c in colours[:2, :2].ravel())
+            camera = _demosaic(raw, visible, colours, black, span, path)
+        if camera.shape[:2] != clipped.shape[:2]:
+            raise UnsupportedInputError(
+                f"{path}: LibRaw's image ({camera.shape[1]} x {camera.shape[0]}) is not the sensor's "
+                f"({clipped.shape[1]} x {clipped.shape[0]}); this sensor layout is not supported"
+            )
+
+        wb = np.asarray(raw.camera_whitebalance[:3], dtype=np.float64)
+        if not np.all(wb > 0):
+            notes.append("no white balance in the file: daylight gains of LibRaw used")
+            wb = np.asarray(raw.daylight_whitebalance[:3], dtype=np.float64)
+        if not np.all(wb > 0):
+            notes.append("no white balance known: none applied")
+            wb = np.ones(3)
+        wb = wb / wb.min()
+        cam_to_srgb = np.asarray(raw.color_matrix, dtype=np.float64)[:, :3]
+        if not np.any(cam_to_srgb):
+            notes.append("no colour matrix in the file: camera RGB taken as sRGB")
+            cam_to_srgb = np.eye(3)
+        xyz_to_cam: np.ndarray = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3]
+        if not np.any(xyz_to_cam):  # from the camera -> sRGB matrix: XYZ -> sRGB -> camera
+            xyz_to_cam = np.linalg.inv(cam_to_srgb @ np.diag(wb)) @ _XYZ_TO_SRGB
+        carried = tuple(
+            (code, typ, count, value, True)
+            for code, (typ, count, value) in sorted(tags.items())
+            if code in _dng.CARRIED_COLOUR_TAGS
+        )
+        baseline = 0.0
+        if _dng.BASELINE_EXPOSURE in tags:
+            num, den = tags[_dng.BASELINE_EXPOSURE][2][:2]
+            baseline = num / den if den else 0.0
+        info = RawInfo(
+            make=make, model=model, cfa_pattern=pattern,
+            black=(black[0], black[1], black[2]), white=(white[0], white[1], white[2]),
+            declared_white=declared, span=span, wb=(wb[0], wb[1], wb[2]),
+            cam_to_srgb=tuple(cam_to_srgb.ravel().tolist()), xyz_to_cam=tuple(xyz_to_cam.ravel().tolist()),
+            clipped_share=photosites_clipped, baseline_exposure=baseline,
+            orientation=_LIBRAW_TO_EXIF_ORIENTATION.get(raw.sizes.flip, 1),
+            dng_colour_tags=carried, notes=tuple(notes),
+        )
+    from libdeclip._tiffexif import read_exif
+
+    exif = None
+    if tags:
+        with open(path, "rb") as f:
+            try:
+                exif = read_exif(f)
+            except (ValueError, OSError, IndexError):
+                exif = None
+    return Image(
+        pixels=np.ascontiguousarray(camera, dtype=np.float32), format="raw", path=path, raw=info,
+        raw_mask=clipped, tiff_exif=exif, orientation=info.orientation,
+    )
+
+
+def _demosaic(raw: Any, visible: np.ndarray, colours: np.ndarray, black: np.ndarray, span: float,
+              path: Path) -> np.ndarray:
+    """AHD through LibRaw, in camera RGB, no white balance, no clipping, no rotation; rescaled so
+    that every channel is (photosite - black) / span exactly at its own photosites."""
+    import rawpy
+
+    try:
+        rgb = raw.postprocess(
+            demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD, use_camera_wb=False, user_wb=[1.0, 1.0, 1.0, 1.0],
+            output_color=rawpy.ColorSpace.raw, gamma=(1, 1), no_auto_bright=True, output_bps=16,
+            user_flip=0, highlight_mode=rawpy.HighlightMode.Ignore, user_sat=int(black.min() + span),
+        )
+    except (rawpy.LibRawError, ValueError) as exc:
+        raise UnsupportedInputError(f"{path}: LibRaw cannot develop this RAW file ({exc})") from None
+    camera = np.empty(rgb.shape, dtype=np.float32)
+    for k in range(3):
+        # LibRaw's own scale (maximum, per-channel black) is not exposed: measure it where the
+        # output is the photosite itself (demosaicing keeps measured samples) and invert it.
+        at = (colours == k) & (visible > black[k] + 0.02 * span) & (visible < black[k] + 0.9 * span)
+        at &= rgb[..., k] < 65535
+        measured = visible[at].astype(np.float64) - black[k]
+        if measured.size < 16:
+            gain = 65535.0 / span
+        else:
+            gain = float(np.median(rgb[..., k][at] / measured))
+        camera[..., k] = rgb[..., k] / np.float32(gain * span)
+    return camera
+
+
+# ----------------------------------------------------------------------------------- develop
+
+
+def _to_working(pixels: np.ndarray, info: RawInfo) -> np.ndarray:
+    """Camera RGB -> linear Rec. 2020 (float64 matrix, float32 result)."""
+    to_srgb = info.colorspace.to_linear_srgb
+    to_rec2020 = np.linalg.inv(get_colorspace(_WORKING_SPACE).to_linear_srgb)
+    m = (to_rec2020 @ to_srgb).astype(np.float32)
+    return pixels[..., :3] @ m.T
+
+
+def develop(
+    image: Image, kind: str = "tiff32", *, exposure: float = 0.0, fit: Fit | str = Fit.COMPRESS
+) -> Image:
+    """A declipped RAW (camera RGB, :func:`read_raw`) as an ordinary image to write.
+
+    ``kind``: ``"tiff32"`` scene-referred float32 in linear Rec. 2020 with its ICC profile
+    (values above 1 are the recovered highlights; ``exposure`` in EV scales them); ``"tiff16"``
+    display-referred 16-bit sRGB: exposure, sRGB curve, then ``fit`` brings the values above 1 into
+    range (``"compress"``: a smooth shoulder; ``"clamp"``; ``"float"`` is refused here);
+    ``"srgb8"`` the same in 8 bits (PNG, JPEG, previews).
+    """
+    from libdeclip.color import to_model
+    from libdeclip.io import Image
+
+    if image.raw is None:
+        raise ValueError("develop() takes an image read from a camera RAW file")
+    gain = np.float32(2.0**exposure)
+
+    def as_tiff(pixels: np.ndarray, space: str) -> Image:
+        return Image(
+            pixels=pixels, format="tiff", icc_profile=icc_profile(space), tiff_compression="zlib",
+            tiff_exif=image.tiff_exif, orientation=image.orientation, path=image.path,
+        )
+
+    if kind == "tiff32":
+        return as_tiff((_to_working(image.pixels, image.raw) * gain).astype(np.float32), _WORKING_SPACE)
+    if kind not in ("tiff16", "srgb8"):
+        raise ValueError(f"unknown RAW development {kind!r}; use tiff32, tiff16 or srgb8")
+    fit = Fit(fit)
+    if fit is Fit.FLOAT:
+        raise ValueError("integer output needs fit 'compress' or 'clamp'")
+    linear = image.pixels[..., :3].astype(np.float64) @ image.raw.colorspace.to_linear_srgb.T * float(gain)
+    encoded = to_model(linear, get_colorspace("linear-srgb"))  # linear sRGB -> sRGB-encoded
+    fitted = apply_fit(encoded, fit, float(min(encoded.min(), 0.0)), float(max(encoded.max(), 1.0)))
+    scale = 65535.0 if kind == "tiff16" else 255.0
+    dtype = np.uint16 if kind == "tiff16" else np.uint8
+    return as_tiff(np.clip(np.rint(fitted * scale), 0, scale).astype(dtype), "srgb")
+
+
+def dng_headroom(pixels: np.ndarray) -> float:
+    """How far the white level rises in the DNG: the brightest value, to a power of two, <= 16."""
+    peak = float(np.nanmax(pixels[..., :3])) if pixels.size else 1.0
+    return float(min(_MAX_DNG_HEADROOM, 2.0 ** math.ceil(math.log2(max(peak, 1.0)))))
+
+
+def write_declipped_dng(out: BinaryIO | str, image: Image, exif_placeholder_tag: int | None) -> None:
+    """Camera RGB (declipped, values above 1 allowed) as a LinearRaw DNG: the data are scaled down
+    so that the brightest value fits under the white level; BaselineExposure makes up for it."""
+    info = image.raw
+    if info is None:
+        raise ValueError("a DNG is written from an image read from a camera RAW file")
+    headroom = dng_headroom(image.pixels)
+    top = float(np.nanmax(image.pixels[..., :3]))
+    if top > headroom:
+        warnings.warn(
+            f"recovered values up to {top:.1f}x the white level; the DNG holds {headroom:g}x, "
+            "the rest is clipped",
+            UserWarning, stacklevel=3,
+        )
+    scaled = np.rint(np.nan_to_num(image.pixels[..., :3]) * (65535.0 / headroom))
+    data = np.clip(scaled, 0, 65535).astype(np.uint16)
+    neutral = 1.0 / np.array(info.wb)
+    desc = _dng.DngDescription(
+        black=[0.0], white=[65535], color_matrix_1=np.array(info.xyz_to_cam).reshape(3, 3),
+        as_shot_neutral=neutral / neutral.max(),
+        baseline_exposure=_dng.baseline_exposure_for(headroom, info.baseline_exposure),
+        make=info.make, model=info.model, orientation=image.orientation or 1,
+        carried=list(info.dng_colour_tags), exif_placeholder_tag=exif_placeholder_tag,
+    )
+    _dng.write_dng(out, data, desc)
+
