@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from libdeclip import Declipper, _native
+from libdeclip import Declipper, UnsupportedInputError, _native
 from libdeclip.color import NAMED_SPACES, colorspace_from_icc, from_model, get_colorspace, to_model
 from libdeclip.fit import Fit, apply_fit
 from libdeclip.mask import any_clipped, clip_masks, dtype_range, resolve_clip_levels
@@ -285,3 +285,19 @@ def test_conversion_does_not_depend_on_position_in_a_batch() -> None:
 
 def test_pow_implementation_is_named() -> None:
     assert _native.pow_implementation() in {"libmvec AVX-512", "libmvec AVX2", "scalar std::pow"}
+
+
+def test_given_mask_is_used_instead_of_the_values(demo_rgb: np.ndarray, session: Declipper) -> None:
+    image = as_dtype(demo_rgb[150:400, 100:500], np.uint16)
+    low, high = resolve_clip_levels(image.dtype, 3, None)
+    found = clip_masks(image, low, high, 1 / 255)
+    # the mask the values give, handed in, gives the same result
+    np.testing.assert_array_equal(session.run(image, mask=found, feather=2), session.run(image, feather=2))
+    # a mask of its own: only those values may change, and only outwards
+    mine = np.zeros(image.shape, dtype=bool)
+    mine[60:90, 100:180, 1] = True
+    out = session.run(image, mask=mine)
+    np.testing.assert_array_equal(out[~mine], image[~mine])
+    assert (out[mine] >= image[mine]).all() and (out[mine] != image[mine]).any()
+    with pytest.raises(UnsupportedInputError, match="does not match"):
+        session.run(image, mask=mine[:10])
