@@ -156,6 +156,7 @@ def read_raw(path: str | os.PathLike[str]) -> Image:
     except (rawpy.LibRawError, OSError, ValueError) as exc:
         raise UnsupportedInputError(f"{path}: LibRaw cannot read this RAW file ({exc})") from None
     with raw:
+        flip = raw.sizes.flip  # before postprocess(user_flip=0), which resets it
         tags = _tiff_tags(path)
         make = _text_tag(tags, _dng.MAKE) or "unknown"
         model = _text_tag(tags, _dng.MODEL, _dng.UNIQUE_CAMERA_MODEL) or path.suffix.lstrip(".").upper()
@@ -172,13 +173,17 @@ def read_raw(path: str | os.PathLike[str]) -> Image:
         white = np.zeros(3)
         for k in range(3):
             idx = [i for i in range(4) if channel_of[i] == k and i < len(blacks)]
-            black[k] = blacks[idx[0]]
+            # a Bayer sensor's two greens may have slightly different blacks; linear data has
+            # one plane per channel (LibRaw's fourth entry is unused there)
+            black[k] = float(blacks[k] if linear else np.mean(blacks[idx]))
             declared_k = float(per_channel_white[idx[0]]) if per_channel_white is not None else declared
+            # Sensors that saturate below their declared white show it as a pile-up of photosites
+            # at one value. Linear (demosaiced) raw data come from software that states its white
+            # level, and a flat bright area there is not saturation (our own DNGs have them).
             if linear:
-                values = visible[..., k]
+                white[k] = declared_k
             else:
-                values = visible[np.isin(raw.raw_colors_visible, idx)]
-            white[k] = _effective_white(values, declared_k)
+                white[k] = _effective_white(visible[np.isin(raw.raw_colors_visible, idx)], declared_k)
         span = float(np.max(white - black))
         if span <= 0:
             raise UnsupportedInputError(f"{path}: white level {white.tolist()} <= black {black.tolist()}")
@@ -235,7 +240,7 @@ def read_raw(path: str | os.PathLike[str]) -> Image:
             declared_white=declared, span=span, wb=(wb[0], wb[1], wb[2]),
             cam_to_srgb=tuple(cam_to_srgb.ravel().tolist()), xyz_to_cam=tuple(xyz_to_cam.ravel().tolist()),
             clipped_share=photosites_clipped, baseline_exposure=baseline,
-            orientation=_LIBRAW_TO_EXIF_ORIENTATION.get(raw.sizes.flip, 1),
+            orientation=_LIBRAW_TO_EXIF_ORIENTATION.get(flip, 1),
             dng_colour_tags=carried, notes=tuple(notes),
         )
     from libdeclip._tiffexif import read_exif
