@@ -25,11 +25,13 @@ from libdeclip.errors import DeclipError, EngineError, ModelError, UnsupportedIn
 from libdeclip.fit import Fit
 from libdeclip.io import Image, read_image, write_image
 from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, ClipSummary, clip_mask
+from libdeclip.raw import declip_raw
 from libdeclip.session import ColorSpec, Declipper
 
 __version__ = "0.1.0"
 __all__ = [
     "declip",
+    "declip_raw",
     "Declipper",
     "clip_mask",
     "ClipSummary",

@@ -31,7 +31,7 @@ from libdeclip.errors import DeclipError
 from libdeclip.fit import Fit
 from libdeclip.io import _SUFFIXES, DEFAULT_PNG_LEVEL, Image, read_image, write_image
 from libdeclip.mask import clip_mask
-from libdeclip.raw import RAW_SUFFIXES, develop, is_raw_path
+from libdeclip.raw import RAW_SUFFIXES, declip_raw, develop, is_raw_path
 from libdeclip.session import Declipper
 
 IMAGE_SUFFIXES = set(_SUFFIXES) | RAW_SUFFIXES
@@ -119,12 +119,8 @@ def _repair(
 ) -> tuple[np.ndarray, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if image.raw is not None:  # masked on the photosites, in camera RGB, kept as float
-            low, high = image.raw.clip_levels
-            result = session.run(
-                image.pixels, clip_levels=(low.tolist(), high.tolist()), colorspace=image.raw.colorspace,
-                tolerance=0.0, mask=image.raw_mask, fit="float", feather=args.feather, progress=show_tiles,
-            )
+        if image.raw is not None:  # masked on the photosites, kept as float camera RGB
+            result = declip_raw(session, image, feather=args.feather, progress=show_tiles)
         else:
             result = session.run(
                 image.pixels,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from libdeclip import Declipper, _dng, declip, read_image, write_image
 from libdeclip._tiffexif import read_exif
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.io import Image
-from libdeclip.raw import DEMOSAIC_REACH, develop
+from libdeclip.raw import DEMOSAIC_REACH, declip_raw, develop
 from tests.conftest import SHARED_DATA
 
 RAW_DIR = SHARED_DATA / "raw"
@@ -140,7 +141,8 @@ def test_cfa_dng_levels_mask_and_values(tmp_path: Path, white: int, blacks: list
     expected = _expected_cfa_mask(data, np.full(3, white))
     np.testing.assert_array_equal(image.raw_mask, expected)
     rows, cols = np.nonzero(image.raw_mask[..., 0])  # R photosites: even rows 20-28, even cols 40-50
-    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (16, 32, 36, 54)
+    r = DEMOSAIC_REACH
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (20 - r, 28 + r, 40 - r, 50 + r)
     assert not image.raw_mask[:10].any() and not image.raw_mask[:, :30].any()
     colours = _colours()
     assert info.clipped_share == pytest.approx(np.mean(data >= white))
@@ -277,9 +279,7 @@ def test_real_files_read() -> None:
 def test_real_clipped_file_declips_with_its_mask(tmp_path: Path, declipper: Declipper) -> None:
     image = read_image(RAW_DIR / "rawpy_RAW_KODAK_DC50.KDC")
     assert image.raw is not None and image.raw_mask is not None
-    mask = image.raw_mask
-    out = declipper.run(image.pixels, clip_levels=image.clip_levels, colorspace=image.colorspace,
-                        tolerance=0.0, mask=mask)
+    out = declip_raw(declipper, image)
     _check_declipped(image, out)
     declipped = dataclasses.replace(image, pixels=out)
     _check_dng_output(tmp_path / "kdc.dng", image, declipped)
@@ -294,8 +294,7 @@ def test_real_linear_dng_declips_and_keeps_its_colour_tags(tmp_path: Path, decli
     assert image.raw.baseline_exposure == pytest.approx(0.25)
     crop = np.s_[560:816, 600:856]
     image = dataclasses.replace(image, pixels=image.pixels[crop].copy(), raw_mask=image.raw_mask[crop].copy())
-    out = declipper.run(image.pixels, clip_levels=image.clip_levels, colorspace=image.colorspace,
-                        tolerance=0.0, mask=image.raw_mask)
+    out = declip_raw(declipper, image)
     _check_declipped(image, out)
     path = tmp_path / "eos.dng"
     again = _check_dng_output(path, image, dataclasses.replace(image, pixels=out))
@@ -368,14 +367,14 @@ def test_synthetic_clipped_cfa_end_to_end(tmp_path: Path, declipper: Declipper) 
     assert image.raw is not None and image.raw_mask is not None
     np.testing.assert_array_equal(image.raw_mask, _expected_cfa_mask(data, np.full(3, white)))
 
-    out = declipper.run(image.pixels, clip_levels=image.clip_levels, colorspace=image.colorspace,
-                        tolerance=0.0, mask=image.raw_mask)
+    out = declip_raw(declipper, image)
     _check_declipped(image, out)
-    # the module-level API takes the mask too, with the same result
+    # the module-level API takes a mask too, with the session's result
     np.testing.assert_array_equal(
         declip(image.pixels, clip_levels=image.clip_levels, colorspace=image.colorspace, tolerance=0.0,
                mask=image.raw_mask, device="cpu"),
-        out,
+        declipper.run(image.pixels, clip_levels=image.clip_levels, colorspace=image.colorspace,
+                      tolerance=0.0, mask=image.raw_mask),
     )
     declipped = dataclasses.replace(image, pixels=out)
 
@@ -471,3 +470,25 @@ def test_raw_image_unknown_output_is_refused(tmp_path: Path) -> None:
         write_image(tmp_path / "out.exr", image)
     with pytest.raises(ValueError):
         develop(image, "tiff8")
+
+
+@pytest.mark.skipif(shutil.which("darktable-cli") is None, reason="darktable-cli not installed")
+def test_darktable_shows_the_recovered_highlight(tmp_path: Path, declipper: Declipper) -> None:
+    """Real darktable opens the declipped DNG, and the clipped area comes out brighter, relative
+    to the rest, than in a DNG of the same photo without repair."""
+    from benchmarks import _darktable
+
+    white, black = 4095, 256
+    rng = np.random.default_rng(2)
+    data = np.clip(np.rint(black + _mosaic(_scene()) * (white - black) + rng.normal(0, 2, (H, W))), 0, white)
+    image = read_image(_write_cfa(tmp_path / "clipped.dng", data.astype(np.uint16), [black], white))
+    assert image.raw_mask is not None
+    clipped = image.raw_mask.any(axis=2)
+    assert clipped.any()
+    contrast = []
+    for name, pixels in [("as_read", image.pixels), ("declipped", declip_raw(declipper, image))]:
+        path = write_image(tmp_path / f"{name}.dng", image.with_pixels(pixels))
+        shown = _darktable.develop(path, "clip", tmp_path).mean(axis=2)
+        assert shown.shape == clipped.shape and np.isfinite(shown).all()
+        contrast.append(shown[clipped].mean() / shown[~clipped].mean())
+    assert contrast[1] > contrast[0] * 1.02
