@@ -120,7 +120,7 @@ def _repair(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if image.raw is not None:  # masked on the photosites, kept as float camera RGB
-            result = declip_raw(session, image, feather=args.feather, progress=show_tiles)
+            result = declip_raw(session, image, progress=show_tiles)  # unmasked values never move
         else:
             result = session.run(
                 image.pixels,
@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--colorspace", default=None, help="colour space of files without an ICC profile "
                    "(default: srgb; linear-srgb for OpenEXR)")
     d.add_argument("--feather", type=int, default=0, help="blend into unclipped pixels up to this "
-                   "many pixels from clipping (default 0: unclipped pixels untouched)")
+                   "many pixels from clipping (default 0: unclipped pixels untouched; not for RAW)")
     d.add_argument("--jobs", type=int, default=1, help="files processed in parallel on the CPU")
     d.add_argument("--png-level", type=int, default=DEFAULT_PNG_LEVEL, choices=range(10), metavar="0-9",
                    help=f"zlib level of PNG outputs (default {DEFAULT_PNG_LEVEL}; 9 = smallest, slowest)")

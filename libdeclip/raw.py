@@ -102,7 +102,7 @@ class RawInfo:
         return ColorSpace(f"camera:{self.make} {self.model} (balanced)", (linear, linear, linear), m)
 
 
-def declip_raw(session: Declipper, image: Image, *, feather: int = 0, progress: bool = False) -> np.ndarray:
+def declip_raw(session: Declipper, image: Image, *, progress: bool = False) -> np.ndarray:
     """Declip a RAW read by :func:`read_raw`; returns camera RGB (float32, values above 1 kept).
 
     The model learnt photos clipped at one level in every channel. A sensor's channels saturate at
@@ -111,7 +111,7 @@ def declip_raw(session: Declipper, image: Image, *, feather: int = 0, progress: 
     model is shown the white-balanced picture clipped at the lowest channel's white (what LibRaw's
     Clip mode shows), with the values above it counted as clipped; what it returns is taken back to
     camera RGB and used only where the photosites were clipped, never below what they recorded.
-    Every other value is returned as read.
+    Every other value is returned as read (so there is no feathering into them).
     """
     info, mask = image.raw, image.raw_mask
     if info is None or mask is None:
@@ -125,7 +125,7 @@ def declip_raw(session: Declipper, image: Image, *, feather: int = 0, progress: 
     shown = np.minimum(balanced, np.float32(1.0))
     out = session.run(
         shown, clip_levels=(0.0, 1.0), colorspace=info.balanced_colorspace, tolerance=0.0,
-        mask=mask | above, fit="float", feather=feather, progress=progress,
+        mask=mask | above, fit="float", progress=progress,
     )
     recovered = out * (white / gains)
     result = camera.copy()

@@ -492,3 +492,27 @@ def test_darktable_shows_the_recovered_highlight(tmp_path: Path, declipper: Decl
         assert shown.shape == clipped.shape and np.isfinite(shown).all()
         contrast.append(shown[clipped].mean() / shown[~clipped].mean())
     assert contrast[1] > contrast[0] * 1.02
+
+
+def test_cli_declips_a_raw_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from libdeclip.cli import main
+
+    white, black = 4095, 256
+    data = np.clip(np.rint(black + _mosaic(_scene()) * (white - black)), 0, white).astype(np.uint16)
+    src = _write_cfa(tmp_path / "shot.dng", data, [black], white)
+    assert main(["info", str(src)]) == 0
+    assert "camera RAW" in capsys.readouterr().out
+    assert main(["declip", str(src), "-q", "--device", "cpu"]) == 0  # default: a DNG beside it
+    with rawpy.imread(str(tmp_path / "shot_declip.dng")) as raw:
+        assert raw.raw_type == rawpy.RawType.Stack
+    assert main(["declip", str(src), "-q", "--device", "cpu", "--format", "tiff16", "--exposure", "-1"]) == 0
+    tiff = tifffile.imread(tmp_path / "shot_declip.tif")
+    assert tiff.dtype == np.uint16 and tiff.shape == (H, W, 3)
+    out = tmp_path / "linear.tif"
+    assert main(["declip", str(src), "-q", "--device", "cpu", "--format", "tiff32", "-o", str(out)]) == 0
+    assert tifffile.imread(out).dtype == np.float32
+    # a float fit cannot make a 16-bit file: one clear error, no output
+    bad = tmp_path / "bad.tif"
+    assert main(["declip", str(src), "-q", "--device", "cpu", "--format", "tiff16", "--fit", "float",
+                 "-o", str(bad)]) == 1
+    assert "fit" in capsys.readouterr().err and not bad.exists()
