@@ -5,6 +5,7 @@
                            [--format dng|tiff32|tiff16] [--exposure EV]     (camera RAW inputs)
     libdeclip info FILE...
     libdeclip models
+    libdeclip gimp install|uninstall [--gimp-dir DIR] [--python PY]
 
 Inputs may be files, folders (their images) and glob patterns. A failing file gets one line on
 stderr and never stops the others or leaves a partial output; the exit code is 1 if any failed.
@@ -319,6 +320,24 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gimp(args: argparse.Namespace) -> int:
+    from libdeclip._plugins import gimp_profile_dir, install_gimp, uninstall_gimp
+
+    profile = Path(args.gimp_dir) if args.gimp_dir else gimp_profile_dir()
+    try:
+        if args.action == "install":
+            target = install_gimp(profile, args.python)
+            print(f"installed the GIMP plug-in in {target} (Filters > Enhance > Declip); "
+                  f"restart GIMP. Python for libdeclip: {args.python or sys.executable}")
+        else:
+            removed = uninstall_gimp(profile)
+            print(f"removed {removed}" if removed else f"the GIMP plug-in is not installed in {profile}")
+    except (DeclipError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="libdeclip", description="Repair clipped highlights and shadows in photos."
@@ -355,6 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="bit depth, colour space and clipping of image files")
     i.add_argument("files", nargs="+")
     i.set_defaults(func=_cmd_info)
+    g = sub.add_parser("gimp", help="install or remove the GIMP 3 plug-in")
+    g.add_argument("action", choices=["install", "uninstall"])
+    g.add_argument("--gimp-dir", help="GIMP's user folder (default: $GIMP3_DIRECTORY, else the "
+                   "platform's: ~/.config/GIMP/3.0, ~/Library/Application Support/GIMP/3.0, "
+                   "%%APPDATA%%\\GIMP\\3.0)")
+    g.add_argument("--python", help="the Python with libdeclip that the plug-in runs when GIMP's own "
+                   "Python cannot import it (default: this one)")
+    g.set_defaults(func=_cmd_gimp)
     m = sub.add_parser("models", help="list installed models")
     m.set_defaults(func=_cmd_models)
     return p

@@ -1,0 +1,234 @@
+"""The GIMP 3 plug-in in real GIMP 3.0 (a Debian trixie chroot; see plugins/gimp/chroot.sh).
+
+Each test loads a real photo in gimp-console, runs Filters > Enhance > Declip non-interactively
+(in-process, and through the ``libdeclip`` command of another Python), reads the layer's pixels
+before and after, and compares them with libdeclip's own output computed in the same chroot (same
+ONNX Runtime): equal inside the selection, untouched outside. Skipped when the chroot is absent:
+``make gimp-chroot`` builds it (root, about 2.5 minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from libdeclip import read_image
+from tests.conftest import SHARED_DATA
+
+REPO = Path(__file__).resolve().parent.parent
+CHROOT = Path(os.environ.get("GIMP3_CHROOT", "/opt/trixie"))
+CHROOT_SH = REPO / "plugins" / "gimp" / "chroot.sh"
+PLUGIN = REPO / "plugins" / "gimp" / "libdeclip-declip"
+VENV = "/opt/libdeclip-venv"
+PHOTOS = SHARED_DATA / "clipped" / "hdrcnn"
+
+
+def _unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "running GIMP in the chroot needs root"
+    if not (CHROOT / "usr/bin/gimp-console-3.0").exists():
+        return f"no GIMP 3 chroot at {CHROOT} (make gimp-chroot)"
+    if not (CHROOT / VENV.lstrip("/") / "bin/libdeclip").exists():
+        return f"libdeclip is not installed in {CHROOT}{VENV} (make gimp-chroot)"
+    if not PHOTOS.is_dir():
+        return f"{PHOTOS} absent"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    """A folder inside the chroot (its path there: "/" + relative to the chroot)."""
+    folder = Path(tempfile.mkdtemp(prefix="libdeclip-gimp-", dir=CHROOT / "tmp"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def inside(path: Path) -> str:
+    return "/" + str(path.relative_to(CHROOT))
+
+
+def site_packages() -> str:
+    found = sorted((CHROOT / VENV.lstrip("/") / "lib").glob("python3*/site-packages"))
+    assert found, "no site-packages in the chroot's venv"
+    return inside(found[-1])
+
+
+def in_chroot(*argv: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CHROOT_SH), "run", *argv], input=stdin, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def install_plugin(work: Path) -> Path:
+    profile = work / "profile"
+    target = profile / "plug-ins" / PLUGIN.name
+    shutil.copytree(PLUGIN, target, dirs_exist_ok=True)
+    return profile
+
+
+_BATCH = """
+import json
+from gi.repository import Gimp, Gio, Gegl
+args = json.loads({args!r})
+img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(args["input"]))
+layer = img.get_selected_drawables()[0]
+w, h = layer.get_width(), layer.get_height()
+def grab():
+    return bytes(layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, args["format"],
+                                        Gegl.AbyssPolicy.CLAMP))
+before = grab()
+if args["select"]:
+    x, y, sw, sh = args["select"]
+    img.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, sw, sh)
+proc = Gimp.get_pdb().lookup_procedure("plug-in-libdeclip-declip")
+if proc is None:
+    print("LIBDECLIP-STATUS not-installed")
+else:
+    cfg = proc.create_config()
+    cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    cfg.set_property("image", img)
+    cfg.set_core_object_array("drawables", [layer])
+    cfg.set_property("device", "cpu")
+    cfg.set_property("fit", args["fit"])
+    cfg.set_property("show-mask", args["show_mask"])
+    res = proc.run(cfg)
+    print("LIBDECLIP-STATUS", res.index(0).value_nick)
+    open(args["before"], "wb").write(before)
+    open(args["after"], "wb").write(grab())
+    print("LIBDECLIP-LAYERS", json.dumps([l.get_name() for l in img.get_layers()]))
+print("LIBDECLIP-SIZE", w, h)
+"""
+
+
+def run_plugin(work: Path, photo: Path, *, backend: str, fmt: str, select: tuple[int, int, int, int] | None,
+               fit: str = "compress", show_mask: bool = False,
+               profile: Path | None = None) -> tuple[bytes, bytes, list[str], str]:
+    """Run the plug-in in gimp-console on ``photo``; ``profile``: a GIMP profile it is installed
+    in (default: a copy of the checkout's plug-in, with the chroot's venv given through
+    LIBDECLIP_PYTHON)."""
+    given = profile is not None
+    profile = profile or install_plugin(work)
+    args = {
+        "input": inside(photo), "format": fmt, "select": select, "fit": fit, "show_mask": show_mask,
+        "before": inside(work / "before.bin"), "after": inside(work / "after.bin"),
+    }
+    env = [f"GIMP3_DIRECTORY={inside(profile)}", f"LIBDECLIP_GIMP_BACKEND={backend}"]
+    if backend == "inprocess":
+        env.append(f"PYTHONPATH={site_packages()}")
+    elif not given:
+        env.append(f"LIBDECLIP_PYTHON={VENV}/bin/python")
+    proc = in_chroot("env", *env, "gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval", "-b", "-",
+                     "--quit", stdin=_BATCH.format(args=json.dumps(args)))
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    if "LIBDECLIP-STATUS not-installed" in log:
+        return b"", b"", [], "not-installed\n" + log
+    lines = log.splitlines()
+    status = next((line.split()[1] for line in lines if line.startswith("LIBDECLIP-STATUS")), "none")
+    layers = next((json.loads(line.split(" ", 1)[1]) for line in log.splitlines()
+                   if line.startswith("LIBDECLIP-LAYERS")), [])
+    return (work / "before.bin").read_bytes(), (work / "after.bin").read_bytes(), layers, status + "\n" + log
+
+
+def library_output(work: Path, pixels: np.ndarray, fit: str) -> np.ndarray:
+    """libdeclip.declip on ``pixels`` with the chroot's own libdeclip and ONNX Runtime."""
+    np.save(work / "region.npy", pixels)
+    code = (
+        "import numpy as np, libdeclip\n"
+        f"a = np.load({inside(work / 'region.npy')!r})\n"
+        f"np.save({inside(work / 'expected.npy')!r}, libdeclip.declip(a, fit={fit!r}, device='cpu'))\n"
+    )
+    proc = in_chroot(f"{VENV}/bin/python", "-c", code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return np.load(work / "expected.npy")
+
+
+def _photo_png(work: Path) -> tuple[Path, np.ndarray]:
+    src = sorted(PHOTOS.glob("*.png"))[0]
+    dst = work / "photo.png"
+    shutil.copy(src, dst)
+    return dst, read_image(dst).pixels[..., :3]
+
+
+def _photo_tiff16(work: Path) -> tuple[Path, np.ndarray]:
+    src = sorted(PHOTOS.glob("*.png"))[1]
+    pixels = read_image(src).pixels[..., :3].astype(np.uint16) * 257
+    dst = work / "photo16.tif"
+    tifffile.imwrite(dst, pixels, photometric="rgb")
+    return dst, pixels
+
+
+CASES = {
+    "png-8bit": (_photo_png, "R'G'B' u8", np.uint8),
+    "tiff-16bit": (_photo_tiff16, "R'G'B' u16", np.uint16),
+}
+
+
+@pytest.mark.parametrize("backend", ["inprocess", "subprocess"])
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("selection", [False, True], ids=["whole", "selection"])
+def test_plugin_declips_like_the_library(work: Path, backend: str, case: str, selection: bool) -> None:
+    make, fmt, dtype = CASES[case]
+    photo, pixels = make(work)
+    h, w = pixels.shape[:2]
+    rect = (w // 4, h // 5, w // 2, h // 2) if selection else None
+    before_b, after_b, layers, log = run_plugin(work, photo, backend=backend, fmt=fmt, select=rect)
+    assert log.startswith("success"), log[-3000:]
+    before = np.frombuffer(before_b, dtype=dtype).reshape(h, w, 3)
+    after = np.frombuffer(after_b, dtype=dtype).reshape(h, w, 3)
+    np.testing.assert_array_equal(before, pixels)  # GIMP read the file as we did
+    x, y, sw, sh = rect or (0, 0, w, h)
+    expected = library_output(work, pixels[y : y + sh, x : x + sw], "compress")
+    np.testing.assert_array_equal(after[y : y + sh, x : x + sw], expected)
+    outside = np.ones((h, w), dtype=bool)
+    outside[y : y + sh, x : x + sw] = False
+    np.testing.assert_array_equal(after[outside], before[outside])
+    assert not np.array_equal(after, before)  # the photos have real clipping: something changed
+    assert layers == ["Background"] or len(layers) == 1
+
+
+def test_plugin_adds_the_clip_mask_layer_and_reports_errors(work: Path) -> None:
+    photo, pixels = _photo_png(work)
+    _, _, layers, log = run_plugin(work, photo, backend="subprocess", fmt="R'G'B' u8", select=None,
+                                   show_mask=True)
+    assert log.startswith("success") and layers[0] == "Clip mask (libdeclip)", log[-2000:]
+    # a float fit on an 8-bit image: the plug-in refuses with a message, GIMP reports the error
+    before, after, _, log = run_plugin(work, photo, backend="inprocess", fmt="R'G'B' u8", select=None,
+                                       fit="float")
+    assert log.startswith("execution-error"), log[-2000:]
+    assert "float images only" in log and before == after
+
+
+def test_install_command_on_a_fresh_profile(work: Path) -> None:
+    """`libdeclip gimp install` from the chroot's environment, into an empty GIMP profile: GIMP
+    finds the plug-in, which runs that environment's libdeclip (recorded at install) although
+    GIMP's own Python cannot import it; `uninstall` takes it away again."""
+    profile = work / "fresh-profile"
+    env = ["env", f"GIMP3_DIRECTORY={inside(profile)}"]
+    proc = in_chroot(*env, f"{VENV}/bin/libdeclip", "gimp", "install")
+    assert proc.returncode == 0, proc.stderr
+    settings = json.loads((profile / "plug-ins" / "libdeclip-declip" / "libdeclip.json").read_text())
+    assert settings["python"] in (f"{VENV}/bin/python", f"{VENV}/bin/python3")
+    photo, pixels = _photo_png(work)
+    before, after, _, log = run_plugin(work, photo, backend="subprocess", fmt="R'G'B' u8", select=None,
+                                       profile=profile)
+    assert log.startswith("success"), log[-3000:]
+    assert before != after
+    proc = in_chroot(*env, f"{VENV}/bin/libdeclip", "gimp", "uninstall")
+    assert proc.returncode == 0 and not (profile / "plug-ins" / "libdeclip-declip").exists()
+    _, _, _, log = run_plugin(work, photo, backend="subprocess", fmt="R'G'B' u8", select=None,
+                              profile=profile)
+    assert log.startswith("not-installed"), log[-2000:]
