@@ -232,3 +232,71 @@ def test_install_command_on_a_fresh_profile(work: Path) -> None:
     _, _, _, log = run_plugin(work, photo, backend="subprocess", fmt="R'G'B' u8", select=None,
                               profile=profile)
     assert log.startswith("not-installed"), log[-2000:]
+
+
+_GUI_BATCH = """
+import json, subprocess, time
+from gi.repository import Gimp, Gio, Gegl
+args = json.loads({args!r})
+img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(args["input"]))
+Gimp.Display.new(img)
+Gimp.displays_flush()
+layer = img.get_selected_drawables()[0]
+w, h = layer.get_width(), layer.get_height()
+def grab():
+    return bytes(layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, "R'G'B' u8",
+                                        Gegl.AbyssPolicy.CLAMP))
+def window():
+    for _ in range(60):
+        ids = subprocess.run(["xdotool", "search", "--name", "GIMP$"], capture_output=True, text=True).stdout
+        for wid in ids.split():
+            name = subprocess.run(["xdotool", "getwindowname", wid], capture_output=True, text=True).stdout
+            if "Welcome" not in name:
+                return wid
+        time.sleep(0.5)
+    raise RuntimeError("no image window")
+before = grab()
+proc = Gimp.get_pdb().lookup_procedure("plug-in-libdeclip-declip")
+cfg = proc.create_config()
+cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+cfg.set_property("image", img)
+cfg.set_core_object_array("drawables", [layer])
+cfg.set_property("device", "cpu")
+print("LIBDECLIP-STATUS", proc.run(cfg).index(0).value_nick, flush=True)
+after = grab()
+# Edit > Undo as a user does it: Ctrl+Z in the image window
+subprocess.run(["xdotool", "windowfocus", "--sync", window()], check=True)
+subprocess.run(["xdotool", "key", "ctrl+z"], check=True)
+undone = after
+for _ in range(100):
+    time.sleep(0.1)
+    undone = grab()
+    if undone != after:
+        break
+for name, data in (("before", before), ("after", after), ("undone", undone)):
+    open(args[name], "wb").write(data)
+quit = Gimp.get_pdb().lookup_procedure("gimp-quit")
+c = quit.create_config()
+c.set_property("force", True)
+quit.run(c)
+"""
+
+
+def test_one_undo_step_restores_the_layer_in_the_gimp_window(work: Path) -> None:
+    """In GIMP's real window (under Xvfb): the plug-in's whole change is one undo step, and Ctrl+Z
+    in the image window brings back the original pixels exactly."""
+    photo, pixels = _photo_png(work)
+    profile = install_plugin(work)
+    (profile / "gimprc").write_text("(show-welcome-dialog no)\n")
+    args = {"input": inside(photo), **{n: inside(work / f"{n}.bin") for n in ("before", "after", "undone")}}
+    proc = in_chroot(
+        "env", f"GIMP3_DIRECTORY={inside(profile)}", f"PYTHONPATH={site_packages()}",
+        "timeout", "-k", "5", "240", "xvfb-run", "-a", "-s", "-screen 0 1280x800x24",
+        "gimp-3.0", "--no-splash", "--batch-interpreter=python-fu-eval", "-b", "-",
+        stdin=_GUI_BATCH.format(args=json.dumps(args)),
+    )
+    log = proc.stdout + proc.stderr
+    assert "LIBDECLIP-STATUS success" in log, log[-3000:]
+    before, after, undone = ((work / f"{n}.bin").read_bytes() for n in ("before", "after", "undone"))
+    assert before == pixels.tobytes() and after != before
+    assert undone == before

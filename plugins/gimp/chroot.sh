@@ -30,18 +30,22 @@ build() {
     [ "$(id -u)" = 0 ] || die "building the chroot needs root"
     mirror=${DEBIAN_MIRROR:-$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
     [ -n "$mirror" ] || die "no Debian mirror known: set DEBIAN_MIRROR"
-    if [ ! -x "$ROOT/usr/bin/gimp-console-3.0" ]; then
-        if [ ! -f "$ROOT/etc/debian_version" ]; then
-            command -v debootstrap >/dev/null || { apt-get update -q && apt-get install -y -q debootstrap; }
-            echo "chroot.sh: debootstrap trixie into $ROOT (about 40 s)"
-            debootstrap --variant=minbase trixie "$ROOT" "$mirror" >/dev/null
-        fi
-        cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-        echo "chroot.sh: installing GIMP 3 and build tools (about 2 min)"
+    if [ ! -f "$ROOT/etc/debian_version" ]; then
+        command -v debootstrap >/dev/null || { apt-get update -q && apt-get install -y -q debootstrap; }
+        echo "chroot.sh: debootstrap trixie into $ROOT (about 40 s)"
+        debootstrap --variant=minbase trixie "$ROOT" "$mirror" >/dev/null
+    fi
+    cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+    # GIMP 3 and its Python bindings; a compiler for libdeclip; an X server and tools for the
+    # GUI tests and screenshots (Xvfb, xdotool, xwd)
+    packages="gimp python3-gi gir1.2-gimp-3.0 gir1.2-gegl-0.4 gir1.2-babl-0.1 python3-numpy python3-venv
+              python3-dev g++ cmake make ca-certificates xvfb xauth xdotool x11-apps"
+    missing=$(for p in $packages; do in_root dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null \
+              | grep -q "install ok installed" || echo "$p"; done)
+    if [ -n "$missing" ]; then
+        echo "chroot.sh: installing" $missing "(GIMP: about 1 min)"
         in_root apt-get update -q >/dev/null
-        in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-            gimp python3-gi gir1.2-gimp-3.0 gir1.2-gegl-0.4 gir1.2-babl-0.1 python3-numpy \
-            python3-venv python3-dev g++ cmake make ca-certificates >/dev/null
+        in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null
     fi
     cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
     # pip inside trusts what the host's pip trusts (a proxy's CA, where there is one)
