@@ -290,7 +290,7 @@ class Declip(Gimp.PlugIn):
             name)
         proc.set_attribution("libdeclip", "libdeclip contributors", "2026")
         flags = GObject.ParamFlags.READWRITE
-        proc.add_choice_argument("fit", "_Range", "What happens to values recovered beyond the range",
+        proc.add_choice_argument("fit", "R_ange", "What happens to values recovered beyond the range",
                                  _choice(FITS), "compress", flags)
         proc.add_choice_argument("device", "_Device", "Where the network runs", _choice(DEVICES), "auto",
                                  flags)
