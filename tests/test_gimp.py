@@ -22,6 +22,7 @@ import pytest
 import tifffile
 
 from libdeclip import read_image
+from libdeclip.color import icc_profile
 from tests.conftest import SHARED_DATA
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,9 +87,12 @@ args = json.loads({args!r})
 img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(args["input"]))
 layer = img.get_selected_drawables()[0]
 w, h = layer.get_width(), layer.get_height()
+fmt = args["format"]
+if fmt == "native":  # the layer's own values, in the image's colour space
+    from gi.repository import Babl
+    fmt = Babl.get_name(Babl.format_with_space("R'G'B' u16", layer.get_format()))
 def grab():
-    return bytes(layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, args["format"],
-                                        Gegl.AbyssPolicy.CLAMP))
+    return bytes(layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, fmt, Gegl.AbyssPolicy.CLAMP))
 before = grab()
 if args["select"]:
     x, y, sw, sh = args["select"]
@@ -143,13 +147,16 @@ def run_plugin(work: Path, photo: Path, *, backend: str, fmt: str, select: tuple
     return (work / "before.bin").read_bytes(), (work / "after.bin").read_bytes(), layers, status + "\n" + log
 
 
-def library_output(work: Path, pixels: np.ndarray, fit: str) -> np.ndarray:
+def library_output(work: Path, pixels: np.ndarray, fit: str, icc: bytes | None = None) -> np.ndarray:
     """libdeclip.declip on ``pixels`` with the chroot's own libdeclip and ONNX Runtime."""
     np.save(work / "region.npy", pixels)
+    (work / "profile.icc").write_bytes(icc or b"")
     code = (
         "import numpy as np, libdeclip\n"
         f"a = np.load({inside(work / 'region.npy')!r})\n"
-        f"np.save({inside(work / 'expected.npy')!r}, libdeclip.declip(a, fit={fit!r}, device='cpu'))\n"
+        f"icc = open({inside(work / 'profile.icc')!r}, 'rb').read() or None\n"
+        f"out = libdeclip.declip(a, fit={fit!r}, device='cpu', colorspace=icc)\n"
+        f"np.save({inside(work / 'expected.npy')!r}, out)\n"
     )
     proc = in_chroot(f"{VENV}/bin/python", "-c", code)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -168,6 +175,17 @@ def _photo_tiff16(work: Path) -> tuple[Path, np.ndarray]:
     pixels = read_image(src).pixels[..., :3].astype(np.uint16) * 257
     dst = work / "photo16.tif"
     tifffile.imwrite(dst, pixels, photometric="rgb")
+    return dst, pixels
+
+
+def _photo_tiff16_adobe(work: Path) -> tuple[Path, np.ndarray]:
+    """16-bit Adobe RGB: GIMP must hand over the file's own values (not converted to sRGB) and
+    the plug-in must tell libdeclip their profile."""
+    src = sorted(PHOTOS.glob("*.png"))[2]
+    pixels = read_image(src).pixels[..., :3].astype(np.uint16) * 257
+    dst = work / "photo16_adobe.tif"
+    icc = icc_profile("adobe-rgb")
+    tifffile.imwrite(dst, pixels, photometric="rgb", extratags=[(34675, "B", len(icc), icc, True)])
     return dst, pixels
 
 
@@ -300,3 +318,16 @@ def test_one_undo_step_restores_the_layer_in_the_gimp_window(work: Path) -> None
     before, after, undone = ((work / f"{n}.bin").read_bytes() for n in ("before", "after", "undone"))
     assert before == pixels.tobytes() and after != before
     assert undone == before
+
+
+@pytest.mark.parametrize("backend", ["inprocess", "subprocess"])
+def test_plugin_keeps_the_image_colour_space(work: Path, backend: str) -> None:
+    photo, pixels = _photo_tiff16_adobe(work)
+    h, w = pixels.shape[:2]
+    # read back in the image's own space: the batch script asks for the layer's own format
+    before_b, after_b, _, log = run_plugin(work, photo, backend=backend, fmt="native", select=None)
+    assert log.startswith("success"), log[-3000:]
+    before = np.frombuffer(before_b, dtype=np.uint16).reshape(h, w, 3)
+    after = np.frombuffer(after_b, dtype=np.uint16).reshape(h, w, 3)
+    np.testing.assert_array_equal(before, pixels)
+    np.testing.assert_array_equal(after, library_output(work, pixels, "compress", icc_profile("adobe-rgb")))

@@ -56,18 +56,33 @@ class DeclipError(Exception):
 
 
 def _layout(image, drawable):
-    """(GEGL format, sample type, dtype name, channels, linear?) for the drawable's pixels."""
+    """(colour model, sample type, dtype name, channels, linear?) of the drawable's pixels."""
     name = image.get_precision().value_nick.upper()  # e.g. "U16-NON-LINEAR", "FLOAT-LINEAR"
     kind = name.split("-")[0]
     sample, dtype = _SAMPLES.get(kind, ("float", "float32"))
     linear = name.endswith("-LINEAR") and not name.endswith("NON-LINEAR")
     alpha = drawable.has_alpha()
     model = ("RGBA" if alpha else "RGB") if linear else ("R'G'B'A" if alpha else "R'G'B'")
-    return f"{model} {sample}", sample, dtype, 4 if alpha else 3, linear
+    return model, sample, dtype, 4 if alpha else 3, linear
+
+
+def _in_image_space(fmt, drawable):
+    """The babl format ``fmt`` in the image's own colour space (its profile's primaries), so that
+    the values are the image's own and not converted to sRGB. Plain names mean sRGB in babl."""
+    try:
+        gi.require_version("Babl", "0.1")
+        from gi.repository import Babl
+
+        return Babl.get_name(Babl.format_with_space(fmt, drawable.get_format()))
+    except (ImportError, ValueError, TypeError, AttributeError):
+        return fmt
 
 
 def _colorspace(image, linear):
-    """What the pixels' encoding means, for libdeclip: the image's ICC profile, or sRGB."""
+    """What the pixels' encoding means, for libdeclip: the image's ICC profile (its own values are
+    read), or sRGB; linear-light images are read as linear sRGB (GEGL converts them)."""
+    if linear:
+        return "linear-srgb"
     profile = image.get_color_profile()
     if profile is not None:
         data = profile.get_icc_profile()
@@ -192,21 +207,21 @@ def declip_drawable(image, drawable, fit, device, show_mask, python):
     found, x, y, width, height = drawable.mask_intersect()
     if not found or width == 0 or height == 0:
         raise DeclipError("The selection does not touch this layer: nothing to declip.")
-    fmt, sample, dtype, channels, linear = _layout(image, drawable)
+    model, sample, dtype, channels, linear = _layout(image, drawable)
     if fit == "float" and sample in ("u8", "u16"):
         raise DeclipError("'Keep' works on float images only: choose Compress or Clamp, or change "
                           "Image > Precision to 32-bit float.")
     space = _colorspace(image, linear)
     rect = Gegl.Rectangle.new(x, y, width, height)
+    if sample == "half" and not _in_process_available():  # the exchange TIFF has no half floats
+        sample, dtype = "float", "float32"
+    fmt = f"{model} {sample}" if linear else _in_image_space(f"{model} {sample}", drawable)
     Gimp.progress_init("Declipping (libdeclip)")
     pixels = bytes(drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.CLAMP))
     Gimp.progress_update(0.1)
     if _in_process_available():
         out, mask = _declip_in_process(pixels, width, height, channels, dtype, space, fit, device, show_mask)
     else:
-        if sample == "half":  # the exchange format has no half floats: read as float instead
-            fmt, sample, dtype = fmt.replace("half", "float"), "float", "float32"
-            pixels = bytes(drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.CLAMP))
         out, mask = _declip_subprocess(pixels, width, height, channels, sample, space, fit, device,
                                        show_mask, python)
     Gimp.progress_update(0.9)
