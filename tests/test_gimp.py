@@ -97,6 +97,9 @@ before = grab()
 if args["select"]:
     x, y, sw, sh = args["select"]
     img.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, sw, sh)
+    if args.get("feather"):
+        Gimp.Selection.feather(img, args["feather"])
+    print("LIBDECLIP-BOUNDS", *layer.mask_intersect()[1:], flush=True)
 proc = Gimp.get_pdb().lookup_procedure("plug-in-libdeclip-declip")
 if proc is None:
     print("LIBDECLIP-STATUS not-installed")
@@ -118,7 +121,7 @@ print("LIBDECLIP-SIZE", w, h)
 
 
 def run_plugin(work: Path, photo: Path, *, backend: str, fmt: str, select: tuple[int, int, int, int] | None,
-               fit: str = "compress", show_mask: bool = False,
+               fit: str = "compress", show_mask: bool = False, feather: float = 0.0,
                profile: Path | None = None) -> tuple[bytes, bytes, list[str], str]:
     """Run the plug-in in gimp-console on ``photo``; ``profile``: a GIMP profile it is installed
     in (default: a copy of the checkout's plug-in, with the chroot's venv given through
@@ -127,6 +130,7 @@ def run_plugin(work: Path, photo: Path, *, backend: str, fmt: str, select: tuple
     profile = profile or install_plugin(work)
     args = {
         "input": inside(photo), "format": fmt, "select": select, "fit": fit, "show_mask": show_mask,
+        "feather": feather,
         "before": inside(work / "before.bin"), "after": inside(work / "after.bin"),
     }
     env = [f"GIMP3_DIRECTORY={inside(profile)}", f"LIBDECLIP_GIMP_BACKEND={backend}"]
@@ -138,6 +142,9 @@ def run_plugin(work: Path, photo: Path, *, backend: str, fmt: str, select: tuple
                      "--quit", stdin=_BATCH.format(args=json.dumps(args)))
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
+    bounds = next((ln.split()[1:] for ln in log.splitlines() if ln.startswith("LIBDECLIP-BOUNDS")), None)
+    if bounds:
+        (work / "bounds.json").write_text(json.dumps([int(v) for v in bounds]))
     if "LIBDECLIP-STATUS not-installed" in log:
         return b"", b"", [], "not-installed\n" + log
     lines = log.splitlines()
@@ -331,3 +338,34 @@ def test_plugin_keeps_the_image_colour_space(work: Path, backend: str) -> None:
     after = np.frombuffer(after_b, dtype=np.uint16).reshape(h, w, 3)
     np.testing.assert_array_equal(before, pixels)
     np.testing.assert_array_equal(after, library_output(work, pixels, "compress", icc_profile("adobe-rgb")))
+
+
+def test_feathered_selection_blends(work: Path) -> None:
+    """A feathered selection: the middle gets libdeclip's values, the edge a blend between them and
+    the original (GIMP's merge of the shadow buffer), the outside nothing."""
+    photo, pixels = _photo_png(work)
+    h, w = pixels.shape[:2]
+    x, y, sw, sh = w // 4, h // 5, w // 2, h // 2
+    before_b, after_b, _, log = run_plugin(work, photo, backend="inprocess", fmt="R'G'B' u8",
+                                           select=(x, y, sw, sh), feather=40.0)
+    assert log.startswith("success"), log[-3000:]
+    before = np.frombuffer(before_b, dtype=np.uint8).reshape(h, w, 3).astype(int)
+    after = np.frombuffer(after_b, dtype=np.uint8).reshape(h, w, 3).astype(int)
+    # the plug-in works on the selection's bounds, which feathering widens
+    bx0, by0, bw, bh = json.loads((work / "bounds.json").read_text())
+    bx1, by1 = bx0 + bw, by0 + bh
+    assert bx0 < x and by0 < y and bx1 > x + sw and by1 > y + sh
+    full = np.zeros_like(before)
+    full[by0:by1, bx0:bx1] = library_output(work, pixels[by0:by1, bx0:bx1], "compress")
+    inner = np.s_[y + 25 : y + sh - 25, x + 25 : x + sw - 25]
+    np.testing.assert_array_equal(after[inner], full[inner])
+    band = np.zeros((h, w), dtype=bool)
+    band[by0:by1, bx0:bx1] = True
+    band[inner] = False
+    lo, hi = np.minimum(before, full), np.maximum(before, full)
+    assert np.all((after[band] >= lo[band] - 1) & (after[band] <= hi[band] + 1))
+    blended = band[..., None] & (after != before) & (after != full)
+    assert blended.any()  # some edge values are part way between the two
+    outside = np.ones((h, w), dtype=bool)
+    outside[by0:by1, bx0:bx1] = False
+    np.testing.assert_array_equal(after[outside], before[outside])
