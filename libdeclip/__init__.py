@@ -26,7 +26,7 @@ from libdeclip.fit import Fit
 from libdeclip.io import Image, read_image, write_image
 from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, ClipSummary, clip_mask
 from libdeclip.raw import declip_raw
-from libdeclip.session import ColorSpec, Declipper
+from libdeclip.session import ColorSpec, Declipper, Progress
 
 __version__ = "0.1.0"
 __all__ = [
@@ -75,7 +75,7 @@ def declip(
     colorspace: ColorSpec = None,
     fit: Fit | str | None = None,
     device: str = "auto",
-    progress: bool = False,
+    progress: Progress = False,
     model: str | Path | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     feather: int = 0,
@@ -96,7 +96,8 @@ def declip(
             unclipped value exactly preserved) or ``"float"`` (default for floats: kept, HDR).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a missing GPU falls back to the
             CPU with a :class:`DeviceFallbackWarning`.
-        progress: show a progress bar over the tiles.
+        progress: ``True`` for a progress bar over the tiles (tqdm), or a function called with
+            (tiles done, tiles to run) as they complete, for a GUI's own progress bar.
         model: an ONNX model following the libdeclip contract (default: shipped DeclipNet v1).
         tolerance: values within this fraction of the range from a clip level count as clipped.
         feather: blend the reconstruction into unclipped values up to this many pixels (0 to

@@ -35,7 +35,7 @@ from libdeclip.fit import Fit, apply_fit
 
 if TYPE_CHECKING:
     from libdeclip.io import Image
-    from libdeclip.session import Declipper
+    from libdeclip.session import Declipper, Progress
 
 __all__ = ["RAW_SUFFIXES", "DEMOSAIC_REACH", "RawInfo", "read_raw", "declip_raw", "develop", "is_raw_path"]
 
@@ -102,7 +102,7 @@ class RawInfo:
         return ColorSpace(f"camera:{self.make} {self.model} (balanced)", (linear, linear, linear), m)
 
 
-def declip_raw(session: Declipper, image: Image, *, progress: bool = False) -> np.ndarray:
+def declip_raw(session: Declipper, image: Image, *, progress: Progress = False) -> np.ndarray:
     """Declip a RAW read by :func:`read_raw`; returns camera RGB (float32, values above 1 kept).
 
     The model learnt photos clipped at one level in every channel. A sensor's channels saturate at

@@ -8,6 +8,7 @@ Everything is done tile by tile, so memory follows the tile size, not the image.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,26 @@ class _Recovered:
     values: np.ndarray  # float32
     vmin: float
     vmax: float
+
+
+#: ``True`` for a tqdm bar over the tiles, or a function called with (tiles done, tiles to run)
+#: as they complete (a GUI's progress bar).
+Progress: TypeAlias = bool | Callable[[int, int], None]
+
+
+class _CallbackProgress:
+    """tqdm's update/close, reported to ``fn(done, total)``."""
+
+    def __init__(self, fn: Callable[[int, int], None], total: int) -> None:
+        self.fn, self.total, self.done = fn, total, 0
+        fn(0, total)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        self.fn(self.done, self.total)
+
+    def close(self) -> None:
+        pass
 
 
 def _clip_codes(mask: np.ndarray | tuple[np.ndarray, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
@@ -170,7 +191,7 @@ class Declipper:
         fit: Fit | str | None = None,
         tolerance: float = DEFAULT_TOLERANCE,
         feather: int = 0,
-        progress: bool = False,
+        progress: Progress = False,
         mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         """Repair the clipped pixels of ``image``; see :func:`libdeclip.declip` for the arguments."""
@@ -212,7 +233,7 @@ class Declipper:
         feather: int,
         space: ColorSpace,
         plan: TilePlan,
-        progress: bool,
+        progress: Progress,
         codes: np.ndarray | None = None,
     ) -> list[_Recovered]:
         """Run the model on every tile whose core holds a clipped value (or, with ``feather``,
@@ -265,8 +286,10 @@ class Declipper:
                 out.append(_Recovered(t, values, vmin, vmax))
             return out
 
-        bar = None
-        if progress:
+        bar: Any = None
+        if callable(progress):
+            bar = _CallbackProgress(progress, len(todo))
+        elif progress:
             from tqdm import tqdm
 
             bar = tqdm(total=len(todo), desc="tiles", unit="tile", leave=False)

@@ -230,3 +230,16 @@ def test_feather_band(demo_rgb: np.ndarray) -> None:
     mask = np.zeros((9, 9), bool)
     mask[4, 4] = True
     np.testing.assert_allclose(feather_weights(mask, 3)[4, 1:8], [0.25, 0.5, 0.75, 0, 0.75, 0.5, 0.25])
+
+
+def test_progress_callback_counts_the_tiles() -> None:
+    from libdeclip import Declipper
+
+    image = np.full((150, 200, 3), 0.4, dtype=np.float32)
+    image[10:20, 10:20] = 1.0  # clipped in one tile of the 3 x 4
+    image[70:80, 140:150] = 1.0  # and in another
+    calls: list[tuple[int, int]] = []
+    with Declipper(device="cpu", tile_size=64) as session:
+        session.run(image, progress=lambda done, total: calls.append((done, total)))
+    assert calls[0] == (0, 2) and calls[-1] == (2, 2)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)

@@ -134,8 +134,12 @@ def _declip_in_process(pixels, width, height, channels, dtype, space, fit, devic
     import libdeclip
 
     array = np.frombuffer(pixels, dtype=dtype).reshape(height, width, channels)
+
+    def progress(done, total):
+        Gimp.progress_update(0.1 + 0.8 * done / max(total, 1))
+
     try:
-        out = libdeclip.declip(array, colorspace=space, fit=fit, device=device)
+        out = libdeclip.declip(array, colorspace=space, fit=fit, device=device, progress=progress)
     except libdeclip.DeclipError as exc:
         raise DeclipError(str(exc)) from None
     mask = None
