@@ -44,7 +44,7 @@ DEVICES = [("auto", "Automatic", "GPU when there is one, else CPU"), ("cpu", "CP
            ("cuda", "GPU (CUDA)", "NVIDIA GPU")]
 SETTINGS = os.path.join(HERE, "libdeclip.json")
 
-# GIMP precision -> (GEGL sample type, numpy dtype name, perceptual?)
+# GIMP precision -> (GEGL sample type, numpy dtype name); 32-bit integer and double go as float
 _SAMPLES = {
     "U8": ("u8", "uint8"), "U16": ("u16", "uint16"), "U32": ("float", "float32"),
     "HALF": ("half", "float16"), "FLOAT": ("float", "float32"), "DOUBLE": ("float", "float32"),
@@ -87,7 +87,7 @@ def _colorspace(image, linear):
     if profile is not None:
         data = profile.get_icc_profile()
         return bytes(data.get_data() if hasattr(data, "get_data") else data)
-    return "linear-srgb" if linear else "srgb"
+    return "srgb"
 
 
 def _settings_python():
