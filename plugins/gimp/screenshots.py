@@ -3,9 +3,9 @@
     python plugins/gimp/screenshots.py [--out docs/images]
 
 Opens the demo photo in GIMP 3 (plugins/gimp/chroot.sh; run `make gimp-chroot` first), then
-captures the plug-in's dialog and the window before and after declipping. xdotool drives the
-keyboard; xwd grabs the screen, converted here to PNG. (Menus cannot be captured this way: GTK's
-popup menus come out black in Xvfb's screen dumps.)
+captures the Filters > Enhance menu with the entry, the plug-in's dialog, and the window before
+and after declipping. xdotool drives the keyboard; xwd grabs the screen, converted here to PNG.
+GTK draws its popup menus black in Xvfb unless GDK_GL=disable.
 """
 
 from __future__ import annotations
@@ -68,10 +68,13 @@ print("run:", proc.run(cfg).index(0).value_nick, flush=True)
 Gimp.displays_flush()
 sh("xdotool", "windowfocus", "--sync", win)
 shot("after")
-quit = Gimp.get_pdb().lookup_procedure("gimp-quit")
-c = quit.create_config()
-c.set_property("force", True)
-quit.run(c)
+# Filters > Enhance, opened by the menus' mnemonics once this script has ended and GIMP is idle;
+# then GIMP is stopped.
+import os
+subprocess.Popen(["sh", "-c", "sleep 3; xdotool mousemove 1270 790; "
+                  "xdotool key alt+r; sleep 1; xdotool key h; sleep 2; "
+                  "xwd -root -silent -out " + args["dir"] + "/menu.xwd; kill " + str(os.getppid())],
+                 start_new_session=True)
 """
 
 
@@ -111,22 +114,24 @@ def main(argv: list[str] | None = None) -> int:
         site = sorted((CHROOT / "opt/libdeclip-venv/lib").glob("python3*/site-packages"))[-1]
         proc = subprocess.run(
             [str(REPO / "plugins/gimp/chroot.sh"), "run", "env", f"GIMP3_DIRECTORY={inside}/profile",
+             "GDK_GL=disable",
              f"PYTHONPATH=/{site.relative_to(CHROOT)}", "timeout", "-k", "5", "120", "xvfb-run", "-a", "-s",
              "-screen 0 1280x800x24", "gimp-3.0", "--no-splash", "--batch-interpreter=python-fu-eval",
              "-b", "-"], input=batch, capture_output=True, text=True,
         )
         print("\n".join(line for line in proc.stdout.splitlines() if line.startswith(("dialog", "run"))))
-        missing = [n for n in ("before", "dialog", "after") if not (work / f"{n}.xwd").exists()]
+        missing = [n for n in ("before", "menu", "dialog", "after") if not (work / f"{n}.xwd").exists()]
         if missing:
             said = (proc.stdout + proc.stderr)[-3000:]
             print(f"error: no screenshot {missing}; GIMP said:\n{said}", file=sys.stderr)
             return 1
         args.out.mkdir(parents=True, exist_ok=True)
-        shots = {name: read_xwd(work / f"{name}.xwd") for name in ("before", "dialog", "after")}
+        shots = {name: read_xwd(work / f"{name}.xwd") for name in ("before", "menu", "dialog", "after")}
         # GIMP's window fills the top left of the screen; the rest is the empty root window
         filled = np.nonzero(shots["before"].any(axis=2))
         window = np.s_[: filled[0].max() + 1, : filled[1].max() + 1]
-        Image.fromarray(shots["dialog"][window]).save(args.out / "gimp-dialog.png", optimize=True)
+        for name in ("menu", "dialog"):
+            Image.fromarray(shots[name][window]).save(args.out / f"gimp-{name}.png", optimize=True)
         # the canvas: the span of rows and columns where many pixels changed (not the pointer's
         # outline or the layer thumbnail in the dock), with a margin
         changed = (shots["before"].astype(int) - shots["after"]).any(axis=2)
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         x0, x1 = max(0, cols.min() - 40), cols.max() + 40
         pair = np.concatenate([shots["before"][y0:y1, x0:x1], shots["after"][y0:y1, x0:x1]], axis=1)
         Image.fromarray(pair).save(args.out / "gimp-before-after.png", optimize=True)
-        print(f"wrote {args.out}/gimp-dialog.png and gimp-before-after.png")
+        print(f"wrote {args.out}/gimp-menu.png, gimp-dialog.png and gimp-before-after.png")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
