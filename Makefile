@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test wheel sanitize gimp-chroot train-v1 quality clean
+.PHONY: demo test wheel sanitize gimp-chroot darktable train-v1 quality clean
 
 # The native core (bindings/, CMakeLists.txt) is compiled by pip through scikit-build-core: it needs
 # a C++17 compiler and CMake >= 3.18 (pybind11 comes from PyPI). Editing its sources rebuilds it.
@@ -28,6 +28,7 @@ demo: $(VENV)/.runtime
 
 test: $(VENV)/.dev wheel
 	-$(MAKE) --no-print-directory gimp-chroot
+	-$(MAKE) --no-print-directory darktable
 	$(VENV)/bin/ruff check libdeclip training benchmarks tests plugins
 	$(VENV)/bin/mypy libdeclip
 	$(PY) -m pytest -q --doctest-modules libdeclip tests
@@ -63,6 +64,16 @@ sanitize:
 gimp-chroot:
 	@if [ "$$(id -u)" != 0 ]; then echo "gimp-chroot: needs root; the GIMP tests will be skipped"; exit 1; fi
 	plugins/gimp/chroot.sh build
+
+# darktable (Debian 12: 4.2), Xvfb and lua5.4 for the Lua script's tests in real darktable, from
+# Debian packages (root; about 20 s once). `make test` tries it and goes on without it.
+darktable:
+	@if command -v darktable-cli >/dev/null && command -v lua5.4 >/dev/null && command -v xvfb-run >/dev/null; then \
+		echo "darktable: installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends darktable xvfb xauth lua5.4 >/dev/null; \
+	else echo "darktable: needs root to install; the darktable tests will be skipped"; exit 1; fi
 
 # Reproduce model v1 (see libdeclip/models/MODEL_CARD.md), then export it.
 train-v1: $(VENV)/.dev

@@ -1,0 +1,150 @@
+"""The darktable Lua script in real darktable (library mode: lua5.4 loads libdarktable under Xvfb).
+
+The script's declip action runs on real photos (a JPEG, a 16-bit TIFF, a camera RAW) imported in a
+fresh library: darktable exports each one, the script runs libdeclip, imports the result, groups it
+with the original and copies tags, rating and colour labels. The result must equal libdeclip's own
+output on the TIFF darktable exported. Skipped when darktable, Xvfb or lua5.4 are missing
+(`make darktable` installs them from Debian packages).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from libdeclip import read_image
+from libdeclip.cli import main as libdeclip_main
+from tests.conftest import SHARED_DATA
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "plugins" / "darktable" / "libdeclip.lua"
+LIBDARKTABLE = Path("/usr/lib/x86_64-linux-gnu/darktable/libdarktable.so")
+COMMAND = Path(sys.executable).parent / "libdeclip"
+
+
+def _unavailable() -> str | None:
+    for tool in ("lua5.4", "xvfb-run"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (make darktable)"
+    if not LIBDARKTABLE.exists():
+        return "darktable is not installed (make darktable)"
+    if not (SHARED_DATA / "clipped").is_dir() or not (SHARED_DATA / "raw").is_dir():
+        return "../shared/data absent"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
+
+_HARNESS = """
+package.cpath = package.cpath .. ";{libdir}/lib?.so"
+local args = {args}
+local dt = require("darktable")("--library", args.work .. "/library.db", "--configdir", args.work .. "/config",
+                                "--cachedir", args.work .. "/cache")
+local script = dofile(args.script)
+local M = script.libdeclip
+local opts = M.options()
+opts.command, opts.device, opts.keep_export = args.command, "cpu", true
+local tag = dt.tags.create("test|libdeclip")
+local images = {{}}
+for i, path in ipairs(args.photos) do
+  local image = dt.database.import(path)
+  dt.tags.attach(tag, image)
+  image.rating = 4
+  image.red = true
+  images[i] = image
+end
+for i, image in ipairs(images) do
+  local new, export = M.declip_image(image, opts)
+  local result = {{source = args.photos[i]}}
+  if new then
+    local tags = {{}}
+    for _, t in ipairs(dt.tags.get_tags(new)) do tags[#tags + 1] = t.name end
+    result.output = new.path .. "/" .. new.filename
+    result.export = export
+    result.grouped = (new.group_leader == image.group_leader)
+    result.rating, result.red, result.tags = new.rating, new.red, table.concat(tags, ",")
+  else
+    result.error = export
+  end
+  print("LIBDECLIP-RESULT " .. args.json(result))
+end
+print("LIBDECLIP-QUOTE " .. M.command_line({{"a b", "it's", "$(touch x)", ";", "\\\\"}}))
+"""
+
+_JSON = """function(t)
+  local parts = {}
+  for k, v in pairs(t) do
+    local value = type(v) == "string" and string.format("%q", v):gsub("\\\\\\n", "\\\\n") or tostring(v)
+    parts[#parts + 1] = string.format("%q", k) .. ":" .. value
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end"""
+
+
+def _lua_string(s: str) -> str:
+    """A Lua long-bracket literal: taken verbatim, quotes, backslashes, $ and all."""
+    assert "]==]" not in s
+    return "[==[" + s + "]==]"
+
+
+def run_harness(work: Path, photos: list[Path]) -> tuple[list[dict[str, object]], str]:
+    args = (
+        "{" + f"work = {_lua_string(str(work))}, script = {_lua_string(str(SCRIPT))}, "
+        f"command = {_lua_string(str(COMMAND))}, photos = {{{', '.join(_lua_string(str(p)) for p in photos)}}}, "
+        f"json = {_JSON}" + "}"
+    )
+    harness = work / "harness.lua"
+    harness.write_text(_HARNESS.format(libdir=LIBDARKTABLE.parent, args=args))
+    proc = subprocess.run(["timeout", "-k", "5", "300", "xvfb-run", "-a", "lua5.4", str(harness)],
+                          capture_output=True, text=True, cwd=work)
+    log = proc.stdout + proc.stderr
+    results = [json.loads(line.split(" ", 1)[1]) for line in proc.stdout.splitlines()
+               if line.startswith("LIBDECLIP-RESULT ")]
+    return results, log
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> list[Path]:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    jpeg = sorted((SHARED_DATA / "clipped" / "singlehdr").glob("*.jpg"))[0]
+    # a name a shell would love to run: quotes, $(...), ;, spaces, non-ASCII
+    tricky = folder / "it's \"a\" $(touch PWNED) ;ls `id` é.jpg"
+    shutil.copy(jpeg, tricky)
+    tiff = folder / "sixteen.tif"
+    png = sorted((SHARED_DATA / "clipped" / "hdrcnn").glob("*.png"))[0]
+    tifffile.imwrite(tiff, read_image(png).pixels[..., :3].astype(np.uint16) * 257, photometric="rgb")
+    raw = folder / "colorchart.dng"
+    shutil.copy(SHARED_DATA / "raw" / "tinydng_colorchart.dng", raw)
+    return [tricky, tiff, raw]
+
+
+def test_script_declips_groups_and_tags_in_darktable(tmp_path: Path, photos: list[Path]) -> None:
+    work = tmp_path / "dt"
+    work.mkdir()
+    results, log = run_harness(work, photos)
+    assert len(results) == len(photos), log[-3000:]
+    for result in results:
+        assert "error" not in result, (result, log[-2000:])
+        output, export = Path(str(result["output"])), Path(str(result["export"]))
+        assert output.is_file() and output.parent == photos[0].parent
+        assert result["grouped"] is True and result["rating"] == 4 and result["red"] is True
+        assert "test|libdeclip" in str(result["tags"]).split(",")
+        # the same as libdeclip's own result on the TIFF darktable exported
+        expected = tmp_path / f"expected_{output.name}"
+        assert libdeclip_main(["declip", str(export), "-o", str(expected), "-q", "--device", "cpu"]) == 0
+        np.testing.assert_array_equal(read_image(output).pixels, read_image(expected).pixels)
+        export.unlink()
+    assert not list(tmp_path.rglob("PWNED")) and not (work / "PWNED").exists()  # nothing was run
+    quoted = next(line for line in log.splitlines() if line.startswith("LIBDECLIP-QUOTE"))
+    echoed = subprocess.run(["sh", "-c", "printf '%s\\n' " + quoted.split(" ", 1)[1]], capture_output=True,
+                            text=True, cwd=work)
+    assert echoed.stdout.splitlines() == ["a b", "it's", "$(touch x)", ";", "\\"]
+    assert not (work / "x").exists()
