@@ -45,8 +45,8 @@ pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavaila
 _HARNESS = """
 package.cpath = package.cpath .. ";{libdir}/lib?.so"
 local args = {args}
-local dt = require("darktable")("--library", args.work .. "/library.db", "--configdir", args.work .. "/config",
-                                "--cachedir", args.work .. "/cache")
+local dt = require("darktable")("--library", args.work .. "/library.db",
+                                "--configdir", args.work .. "/config", "--cachedir", args.work .. "/cache")
 local script = dofile(args.script)
 local M = script.libdeclip
 local opts = M.options()
@@ -95,10 +95,10 @@ def _lua_string(s: str) -> str:
 
 
 def run_harness(work: Path, photos: list[Path]) -> tuple[list[dict[str, object]], str]:
+    listed = ", ".join(_lua_string(str(p)) for p in photos)
     args = (
         "{" + f"work = {_lua_string(str(work))}, script = {_lua_string(str(SCRIPT))}, "
-        f"command = {_lua_string(str(COMMAND))}, photos = {{{', '.join(_lua_string(str(p)) for p in photos)}}}, "
-        f"json = {_JSON}" + "}"
+        f"command = {_lua_string(str(COMMAND))}, photos = {{{listed}}}, json = {_JSON}" + "}"
     )
     harness = work / "harness.lua"
     harness.write_text(_HARNESS.format(libdir=LIBDARKTABLE.parent, args=args))
