@@ -148,3 +148,55 @@ def test_script_declips_groups_and_tags_in_darktable(tmp_path: Path, photos: lis
                             text=True, cwd=work)
     assert echoed.stdout.splitlines() == ["a b", "it's", "$(touch x)", ";", "\\"]
     assert not (work / "x").exists()
+
+
+_GUI_HARNESS = """
+local dt = require "darktable"
+local out = io.open({result}, "w")
+local ok, err = pcall(function()
+  local script = dofile({script})
+  local M = script.libdeclip
+  out:write("panel ", tostring(dt.gui.libs["libdeclip"] ~= nil), "\\n")
+  dt.preferences.write("libdeclip", "command", "string", {command})
+  dt.preferences.write("libdeclip", "device", "enum", "cpu")
+  local image = dt.database.import({photo})
+  image.rating = 2
+  dt.gui.selection({{image}})
+  M.button.clicked_callback(M.button)  -- the panel's button, as a click runs it
+  for _, other in ipairs(image:get_group_members()) do
+    if other.id ~= image.id then
+      out:write("grouped ", other.path .. "/" .. other.filename, " rating ", other.rating, "\\n")
+    end
+  end
+  script.destroy()
+  out:write("hidden ", tostring(not dt.gui.libs["libdeclip"].visible), "\\n")
+  script.restart()
+end)
+out:write(ok and "OK\\n" or ("FAIL " .. tostring(err) .. "\\n"))
+out:close()
+dt.gui.action("global/quit", 0, "", "", 1.0)
+"""
+
+
+def test_panel_button_in_the_darktable_gui(tmp_path: Path) -> None:
+    """The script in darktable's real GUI (under Xvfb): its lighttable panel is there, its button
+    declips the selection (job, preferences) and groups the result; script_manager's destroy hides
+    the panel and restart shows it again."""
+    photo = tmp_path / "photo.png"
+    shutil.copy(sorted((SHARED_DATA / "clipped" / "hdrcnn").glob("*.png"))[0], photo)
+    result = tmp_path / "result.txt"
+    harness = tmp_path / "harness.lua"
+    harness.write_text(_GUI_HARNESS.format(result=_lua_string(str(result)), script=_lua_string(str(SCRIPT)),
+                                           command=_lua_string(str(COMMAND)), photo=_lua_string(str(photo))))
+    proc = subprocess.run(
+        ["timeout", "-k", "5", "240", "xvfb-run", "-a", "darktable", "--configdir", str(tmp_path / "config"),
+         "--cachedir", str(tmp_path / "cache"), "--library", ":memory:", "--luacmd",
+         f'dofile("{harness}")'], capture_output=True, text=True)
+    log = proc.stdout + proc.stderr
+    assert result.exists(), log[-3000:]
+    text = result.read_text()
+    assert text.endswith("OK\n") and "LUA ERROR" not in log, text + log[-3000:]
+    assert "panel true" in text and "hidden true" in text
+    grouped = next(line for line in text.splitlines() if line.startswith("grouped "))
+    output = Path(grouped.split()[1])
+    assert output == tmp_path / "photo_declip.tif" and output.is_file() and grouped.endswith("rating 2")

@@ -204,7 +204,7 @@ function M.declip_images(images, opts, job)
   return done, failures
 end
 
-local function declip_selection()
+function M.declip_selection()
   local images = dt.gui.action_images
   if #images == 0 then
     dt.print(_("select the images to declip"))
@@ -231,20 +231,21 @@ end
 -- (a Lua program using darktable, as the tests do) registering them would wait for a GUI forever.
 local function install()
   if not gui then return end
+  M.button = dt.new_widget("button") {
+    label = _("declip"),
+    tooltip = _("repair clipped highlights and shadows of the selected images"),
+    clicked_callback = function() M.declip_selection() end,
+  }
   do
     dt.register_lib(MODULE, _("libdeclip"), true, false,
       {[dt.gui.views.lighttable] = {"DT_UI_CONTAINER_PANEL_RIGHT_CENTER", 700}},
       dt.new_widget("box") {
         orientation = "vertical",
-        dt.new_widget("button") {
-          label = _("declip"),
-          tooltip = _("repair clipped highlights and shadows of the selected images"),
-          clicked_callback = declip_selection,
-        },
+        M.button,
       })
     registered.lib = true
   end
-  dt.register_event(MODULE, "shortcut", function() declip_selection() end, _("declip selected images"))
+  dt.register_event(MODULE, "shortcut", function() M.declip_selection() end, _("declip selected images"))
   dt.register_storage(MODULE, _("declip with libdeclip"), store, nil,
     function(storage, format) return format.extension == "tif" end)
   registered.events = true
@@ -260,7 +261,7 @@ end
 local function restart()
   if not registered.events then return end
   dt.gui.libs[MODULE].visible = true
-  dt.register_event(MODULE, "shortcut", function() declip_selection() end, _("declip selected images"))
+  dt.register_event(MODULE, "shortcut", function() M.declip_selection() end, _("declip selected images"))
   dt.register_storage(MODULE, _("declip with libdeclip"), store, nil,
     function(storage, format) return format.extension == "tif" end)
 end
