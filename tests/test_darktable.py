@@ -168,6 +168,18 @@ local ok, err = pcall(function()
       out:write("grouped ", other.path .. "/" .. other.filename, " rating ", other.rating, "\\n")
     end
   end
+  -- a job cancelled while the first of two images is being declipped stops before the second
+  local job = dt.gui.create_job("test", true, function(j) j.valid = false end)
+  local declip_image = M.declip_image
+  M.declip_image = function(...)
+    local r = {{declip_image(...)}}
+    job.valid = false
+    return table.unpack(r)
+  end
+  local second = dt.database.import({photo2})
+  local done = M.declip_images({{image, second}}, M.options(), job)
+  M.declip_image = declip_image
+  out:write("after cancel ", #done, "\\n")
   script.destroy()
   out:write("hidden ", tostring(not dt.gui.libs["libdeclip"].visible), "\\n")
   script.restart()
@@ -182,12 +194,14 @@ def test_panel_button_in_the_darktable_gui(tmp_path: Path) -> None:
     """The script in darktable's real GUI (under Xvfb): its lighttable panel is there, its button
     declips the selection (job, preferences) and groups the result; script_manager's destroy hides
     the panel and restart shows it again."""
-    photo = tmp_path / "photo.png"
+    photo, photo2 = tmp_path / "photo.png", tmp_path / "second.png"
     shutil.copy(sorted((SHARED_DATA / "clipped" / "hdrcnn").glob("*.png"))[0], photo)
+    shutil.copy(sorted((SHARED_DATA / "clipped" / "hdrcnn").glob("*.png"))[1], photo2)
     result = tmp_path / "result.txt"
     harness = tmp_path / "harness.lua"
     harness.write_text(_GUI_HARNESS.format(result=_lua_string(str(result)), script=_lua_string(str(SCRIPT)),
-                                           command=_lua_string(str(COMMAND)), photo=_lua_string(str(photo))))
+                                           command=_lua_string(str(COMMAND)), photo=_lua_string(str(photo)),
+                                           photo2=_lua_string(str(photo2))))
     proc = subprocess.run(
         ["timeout", "-k", "5", "240", "xvfb-run", "-a", "darktable", "--configdir", str(tmp_path / "config"),
          "--cachedir", str(tmp_path / "cache"), "--library", ":memory:", "--luacmd",
@@ -196,7 +210,8 @@ def test_panel_button_in_the_darktable_gui(tmp_path: Path) -> None:
     assert result.exists(), log[-3000:]
     text = result.read_text()
     assert text.endswith("OK\n") and "LUA ERROR" not in log, text + log[-3000:]
-    assert "panel true" in text and "hidden true" in text
+    assert "panel true" in text and "hidden true" in text and "after cancel 1" in text
+    assert not (tmp_path / "second_declip.tif").exists()
     grouped = next(line for line in text.splitlines() if line.startswith("grouped "))
     output = Path(grouped.split()[1])
     assert output == tmp_path / "photo_declip.tif" and output.is_file() and grouped.endswith("rating 2")

@@ -199,7 +199,7 @@ function M.declip_images(images, opts, job)
       dt.print_error(MODULE .. ": " .. message)
       dt.print(message)
     end
-    if job then job.percent = i / #images end
+    if job and job.valid then job.percent = i / #images end  -- a cancelled job is gone
   end
   return done, failures
 end
