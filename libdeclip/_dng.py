@@ -8,7 +8,6 @@ TIFF structure; this module only chooses the DNG tags. Uncompressed, because eve
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -82,6 +81,9 @@ def write_dng(
     if cfa_pattern is not None and (data.ndim != 2 or len(cfa_pattern) != 4 or set(cfa_pattern) - set("RGB")):
         raise ValueError("a CFA DNG holds H x W photosites and a 2 x 2 pattern such as 'RGGB'")
     samples = 3 if cfa_pattern is None else 1
+    # one black level, one per sample, or (CFA) one per photosite of the 2 x 2 repeat
+    if len(desc.black) not in {1, samples, 4 if cfa_pattern else samples}:
+        raise ValueError(f"need 1, {samples} or (CFA) 4 black levels, got {len(desc.black)}")
     carried_codes = {t[0] for t in desc.carried}
     tags: list[ExtraTag] = [
         (DNG_VERSION, 1, 4, bytes([1, 4, 0, 0]), True),
@@ -112,9 +114,6 @@ def write_dng(
             tags.append((BLACK_LEVEL_REPEAT_DIM, 3, 2, (2, 2), True))
     if desc.exif_placeholder_tag is not None:
         tags.append((desc.exif_placeholder_tag, 4, 1, 0, True))
-    # one black level, one per sample, or (CFA) one per photosite of the 2 x 2 repeat
-    if len(desc.black) not in {1, samples, 4 if cfa_pattern else samples}:
-        raise ValueError(f"need 1, {samples} or (CFA) 4 black levels, got {len(desc.black)}")
 
     import tifffile
 
@@ -129,7 +128,3 @@ def write_dng(
         metadata=None,
     )
 
-
-def baseline_exposure_for(headroom: float, source: float = 0.0) -> float:
-    """BaselineExposure that keeps the brightness of data scaled down by ``headroom``."""
-    return source + math.log2(headroom)

@@ -138,12 +138,10 @@ def _write_outputs(
     single: bool,
 ) -> str:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if image.raw is not None:
-        fmt = args.format or ("dng" if dst.suffix.lower() == ".dng" else None)
-        write_image(dst, image.with_pixels(result), format=fmt, overwrite=args.overwrite,
-                    png_level=args.png_level, exposure=args.exposure, fit=args.fit or "compress")
-    else:
-        write_image(dst, image.with_pixels(result), overwrite=args.overwrite, png_level=args.png_level)
+    # --format, --exposure and --fit's development apply to camera RAW inputs only
+    write_image(dst, image.with_pixels(result), format=args.format if image.raw is not None else None,
+                overwrite=args.overwrite, png_level=args.png_level, exposure=args.exposure,
+                fit=args.fit or "compress")
     mask_path = _side_path(args.mask, src, single, "mask")
     if mask_path is not None:
         mask = image.raw_mask if image.raw_mask is not None else clip_mask(image.pixels)[0]

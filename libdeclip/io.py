@@ -367,7 +367,7 @@ def write_image(
         kind = RAW_OUTPUTS[fmt]
         if kind != "dng":
             image = develop(image, kind, exposure=exposure, fit=fit)
-            fmt = "tiff" if kind != "srgb8" or fmt == "tiff" else fmt
+            fmt = "tiff" if fmt in ("tiff32", "tiff16") else fmt
     elif fmt == "dng":
         raise UnsupportedInputError(f"{path}: only images read from camera RAW files can be written as DNG")
     if fmt not in FORMATS:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -53,7 +53,6 @@ DEMOSAIC_REACH = 1
 #: A white level is "where the values pile up" when at least this share of a channel's
 #: photosites (and 16 of them) sit exactly at its top value.
 _SATURATION_SHARE = 1e-5
-#: Camera RGB is stored as float32 fractions of the white level; exactly representable steps.
 _LIBRAW_TO_EXIF_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
 _WORKING_SPACE = "linear-rec2020"
 _MAX_DNG_HEADROOM = 16.0  # 4 EV above the original white level at most
@@ -87,19 +86,18 @@ class RawInfo:
         return np.full(3, -0.5 / 65535), high
 
     @property
-    def colorspace(self) -> ColorSpace:
-        """Camera RGB -> linear sRGB: white balance as shot, then the camera matrix."""
-        m = np.array(self.cam_to_srgb).reshape(3, 3) @ np.diag(self.wb)
-        linear = ToneCurve("linear")
-        return ColorSpace(f"camera:{self.make} {self.model}", (linear, linear, linear), m)
-
-
-    @property
     def balanced_colorspace(self) -> ColorSpace:
         """White-balanced camera RGB -> linear sRGB (the camera matrix alone)."""
         linear = ToneCurve("linear")
         m = np.array(self.cam_to_srgb).reshape(3, 3)
         return ColorSpace(f"camera:{self.make} {self.model} (balanced)", (linear, linear, linear), m)
+
+    @property
+    def colorspace(self) -> ColorSpace:
+        """Camera RGB -> linear sRGB: white balance as shot, then the camera matrix."""
+        balanced = self.balanced_colorspace
+        return replace(balanced, name=f"camera:{self.make} {self.model}",
+                       to_linear_srgb=balanced.to_linear_srgb @ np.diag(self.wb))
 
 
 def declip_raw(session: Declipper, image: Image, *, progress: Progress = False) -> np.ndarray:
@@ -212,6 +210,7 @@ def read_raw(path: str | os.PathLike[str]) -> Image:
         per_channel_white = raw.camera_white_level_per_channel
         linear = raw.raw_type == rawpy.RawType.Stack
         visible = raw.raw_image_visible
+        colours = None if linear else channel_of[raw.raw_colors_visible]  # RGB channel per photosite
         black = np.zeros(3)
         white = np.zeros(3)
         for k in range(3):
@@ -223,24 +222,22 @@ def read_raw(path: str | os.PathLike[str]) -> Image:
             # Sensors that saturate below their declared white show it as a pile-up of photosites
             # at one value. Linear (demosaiced) raw data come from software that states its white
             # level, and a flat bright area there is not saturation (our own DNGs have them).
-            if linear:
+            if colours is None:
                 white[k] = declared_k
             else:
-                white[k] = _effective_white(visible[np.isin(raw.raw_colors_visible, idx)], declared_k)
+                white[k] = _effective_white(visible[colours == k], declared_k)
         span = float(np.max(white - black))
         if span <= 0:
             raise UnsupportedInputError(f"{path}: white level {white.tolist()} <= black {black.tolist()}")
 
         notes: list[str] = []
-        if linear:
+        if colours is None:
             camera = (visible[..., :3].astype(np.float32) - black.astype(np.float32)) / np.float32(span)
             clipped = visible[..., :3] >= white
             photosites_clipped = float(clipped.mean())
             pattern = None
         else:
-            colours = channel_of[raw.raw_colors_visible]
-            photo_white = white[colours]
-            clipped_sites = visible >= photo_white
+            clipped_sites = visible >= white[colours]
             photosites_clipped = float(clipped_sites.mean())
             clipped = np.stack(
                 [_dilate(clipped_sites & (colours == k), DEMOSAIC_REACH) for k in range(3)], axis=2
@@ -372,17 +369,15 @@ def develop(
     fit = Fit(fit)
     if fit is Fit.FLOAT:
         raise ValueError("integer output needs fit 'compress' or 'clamp'")
-    linear = image.pixels[..., :3].astype(np.float64) @ image.raw.colorspace.to_linear_srgb.T * float(gain)
-    encoded = to_model(linear, get_colorspace("linear-srgb"))  # linear sRGB -> sRGB-encoded
+    encoded = to_model(image.pixels[..., :3].astype(np.float64) * float(gain), image.raw.colorspace)
     fitted = apply_fit(encoded, fit, float(min(encoded.min(), 0.0)), float(max(encoded.max(), 1.0)))
     scale = 65535.0 if kind == "tiff16" else 255.0
     dtype = np.uint16 if kind == "tiff16" else np.uint8
     return as_tiff(np.clip(np.rint(fitted * scale), 0, scale).astype(dtype), "srgb")
 
 
-def dng_headroom(pixels: np.ndarray) -> float:
+def dng_headroom(peak: float) -> float:
     """How far the white level rises in the DNG: the brightest value, to a power of two, <= 16."""
-    peak = float(np.nanmax(pixels[..., :3])) if pixels.size else 1.0
     return float(min(_MAX_DNG_HEADROOM, 2.0 ** math.ceil(math.log2(max(peak, 1.0)))))
 
 
@@ -392,8 +387,8 @@ def write_declipped_dng(out: BinaryIO | str, image: Image, exif_placeholder_tag:
     info = image.raw
     if info is None:
         raise ValueError("a DNG is written from an image read from a camera RAW file")
-    headroom = dng_headroom(image.pixels)
     top = float(np.nanmax(image.pixels[..., :3]))
+    headroom = dng_headroom(top)
     if top > headroom:
         warnings.warn(
             f"recovered values up to {top:.1f}x the white level; the DNG holds {headroom:g}x, "
@@ -406,7 +401,7 @@ def write_declipped_dng(out: BinaryIO | str, image: Image, exif_placeholder_tag:
     desc = _dng.DngDescription(
         black=[0.0], white=[65535], color_matrix_1=np.array(info.xyz_to_cam).reshape(3, 3),
         as_shot_neutral=neutral / neutral.max(),
-        baseline_exposure=_dng.baseline_exposure_for(headroom, info.baseline_exposure),
+        baseline_exposure=info.baseline_exposure + math.log2(headroom),  # keeps the brightness
         make=info.make, model=info.model, orientation=image.orientation or 1,
         carried=list(info.dng_colour_tags), exif_placeholder_tag=exif_placeholder_tag,
     )
