@@ -31,6 +31,7 @@ CHROOT_SH = REPO / "plugins" / "gimp" / "chroot.sh"
 PLUGIN = REPO / "plugins" / "gimp" / "libdeclip-declip"
 VENV = "/opt/libdeclip-venv"
 PHOTOS = SHARED_DATA / "clipped" / "hdrcnn"
+GUI_HELPERS = (REPO / "plugins" / "gimp" / "gui_batch.py").read_text()  # image_window(), for GUI batches
 
 
 def _unavailable() -> str | None:
@@ -271,15 +272,6 @@ w, h = layer.get_width(), layer.get_height()
 def grab():
     return bytes(layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, "R'G'B' u8",
                                         Gegl.AbyssPolicy.CLAMP))
-def window():
-    for _ in range(60):
-        ids = subprocess.run(["xdotool", "search", "--name", "GIMP$"], capture_output=True, text=True).stdout
-        for wid in ids.split():
-            name = subprocess.run(["xdotool", "getwindowname", wid], capture_output=True, text=True).stdout
-            if "Welcome" not in name:
-                return wid
-        time.sleep(0.5)
-    raise RuntimeError("no image window")
 before = grab()
 proc = Gimp.get_pdb().lookup_procedure("plug-in-libdeclip-declip")
 cfg = proc.create_config()
@@ -290,7 +282,7 @@ cfg.set_property("device", "cpu")
 print("LIBDECLIP-STATUS", proc.run(cfg).index(0).value_nick, flush=True)
 after = grab()
 # Edit > Undo as a user does it: Ctrl+Z in the image window
-subprocess.run(["xdotool", "windowfocus", "--sync", window()], check=True)
+subprocess.run(["xdotool", "windowfocus", "--sync", image_window()], check=True)
 subprocess.run(["xdotool", "key", "ctrl+z"], check=True)
 undone = after
 for _ in range(100):
@@ -318,7 +310,7 @@ def test_one_undo_step_restores_the_layer_in_the_gimp_window(work: Path) -> None
         "env", f"GIMP3_DIRECTORY={inside(profile)}", f"PYTHONPATH={site_packages()}",
         "timeout", "-k", "5", "240", "xvfb-run", "-a", "-s", "-screen 0 1280x800x24",
         "gimp-3.0", "--no-splash", "--batch-interpreter=python-fu-eval", "-b", "-",
-        stdin=_GUI_BATCH.format(args=json.dumps(args)),
+        stdin=GUI_HELPERS + _GUI_BATCH.format(args=json.dumps(args)),
     )
     log = proc.stdout + proc.stderr
     assert "LIBDECLIP-STATUS success" in log, log[-3000:]

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHROOT = Path("/opt/trixie")
 PLUGIN = REPO / "plugins" / "gimp" / "libdeclip-declip"
 PHOTO = REPO / "examples" / "night_lamps.png"
+GUI_HELPERS = (Path(__file__).resolve().parent / "gui_batch.py").read_text()  # image_window()
 
 _BATCH = """
 import json, subprocess, time
@@ -36,19 +37,10 @@ def sh(*argv):
 def shot(name):
     time.sleep(1.0)
     sh("xwd", "-root", "-silent", "-out", args["dir"] + "/" + name + ".xwd")
-def window():
-    for _ in range(60):
-        ids = subprocess.run(["xdotool", "search", "--name", "GIMP$"], capture_output=True, text=True).stdout
-        for wid in ids.split():
-            name = subprocess.run(["xdotool", "getwindowname", wid], capture_output=True, text=True).stdout
-            if "Welcome" not in name:
-                return wid
-        time.sleep(0.5)
-    raise RuntimeError("no image window")
 img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(args["photo"]))
 Gimp.Display.new(img)
 Gimp.displays_flush()
-win = window()
+win = image_window()
 sh("xdotool", "windowfocus", "--sync", win)
 shot("before")
 # the dialog: a helper process photographs it, then cancels it
@@ -110,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(PLUGIN, profile / "plug-ins" / PLUGIN.name)
         (profile / "gimprc").write_text("(show-welcome-dialog no)\n")
         shutil.copy(PHOTO, work / PHOTO.name)
-        batch = _BATCH.format(args=json.dumps({"photo": f"{inside}/{PHOTO.name}", "dir": inside}))
+        args_json = json.dumps({"photo": f"{inside}/{PHOTO.name}", "dir": inside})
+        batch = GUI_HELPERS + _BATCH.format(args=args_json)
         site = sorted((CHROOT / "opt/libdeclip-venv/lib").glob("python3*/site-packages"))[-1]
         proc = subprocess.run(
             [str(REPO / "plugins/gimp/chroot.sh"), "run", "env", f"GIMP3_DIRECTORY={inside}/profile",

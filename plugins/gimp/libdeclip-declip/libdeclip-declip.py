@@ -217,13 +217,14 @@ def declip_drawable(image, drawable, fit, device, show_mask, python):
                           "Image > Precision to 32-bit float.")
     space = _colorspace(image, linear)
     rect = Gegl.Rectangle.new(x, y, width, height)
-    if sample == "half" and not _in_process_available():  # the exchange TIFF has no half floats
+    in_process = _in_process_available()
+    if sample == "half" and not in_process:  # the exchange TIFF has no half floats
         sample, dtype = "float", "float32"
     fmt = f"{model} {sample}" if linear else _in_image_space(f"{model} {sample}", drawable)
     Gimp.progress_init("Declipping (libdeclip)")
     pixels = bytes(drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.CLAMP))
     Gimp.progress_update(0.1)
-    if _in_process_available():
+    if in_process:
         out, mask = _declip_in_process(pixels, width, height, channels, dtype, space, fit, device, show_mask)
     else:
         out, mask = _declip_subprocess(pixels, width, height, channels, sample, space, fit, device,
