@@ -219,12 +219,19 @@ end
 
 -- ------------------------------------------------------------------------------ darktable hooks
 
-local registered = {}
+local registered = false  -- the GUI hooks exist (GUI mode only)
 
 -- export storage: darktable exports with the format chosen in the export module, we declip
 local function store(storage, image, format, filename, number, total, high_quality, extra)
   local new, message = M.declip_image(image, M.options(), filename)
   if not new then dt.print(message) end
+end
+
+-- The shortcut and the export target; registered again by restart after destroy.
+local function register_hooks()
+  dt.register_event(MODULE, "shortcut", function() M.declip_selection() end, _("declip selected images"))
+  dt.register_storage(MODULE, _("declip with libdeclip"), store, nil,
+    function(storage, format) return format.extension == "tif" end)
 end
 
 -- The panel, the shortcut and the export target exist in darktable's GUI only; in library mode
@@ -236,34 +243,27 @@ local function install()
     tooltip = _("repair clipped highlights and shadows of the selected images"),
     clicked_callback = function() M.declip_selection() end,
   }
-  do
-    dt.register_lib(MODULE, _("libdeclip"), true, false,
-      {[dt.gui.views.lighttable] = {"DT_UI_CONTAINER_PANEL_RIGHT_CENTER", 700}},
-      dt.new_widget("box") {
-        orientation = "vertical",
-        M.button,
-      })
-    registered.lib = true
-  end
-  dt.register_event(MODULE, "shortcut", function() M.declip_selection() end, _("declip selected images"))
-  dt.register_storage(MODULE, _("declip with libdeclip"), store, nil,
-    function(storage, format) return format.extension == "tif" end)
-  registered.events = true
+  dt.register_lib(MODULE, _("libdeclip"), true, false,
+    {[dt.gui.views.lighttable] = {"DT_UI_CONTAINER_PANEL_RIGHT_CENTER", 700}},
+    dt.new_widget("box") {
+      orientation = "vertical",
+      M.button,
+    })
+  register_hooks()
+  registered = true
 end
 
 local function destroy()
-  if not registered.events then return end
+  if not registered then return end
   dt.gui.libs[MODULE].visible = false
   dt.destroy_event(MODULE, "shortcut")
   dt.destroy_storage(MODULE)
 end
 
 local function restart()
-  if not registered.events then return end
+  if not registered then return end
   dt.gui.libs[MODULE].visible = true
-  dt.register_event(MODULE, "shortcut", function() M.declip_selection() end, _("declip selected images"))
-  dt.register_storage(MODULE, _("declip with libdeclip"), store, nil,
-    function(storage, format) return format.extension == "tif" end)
+  register_hooks()
 end
 
 install()
