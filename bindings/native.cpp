@@ -594,7 +594,7 @@ const uint8_t* given_codes(const py::object& codes, const View& v) {
 std::tuple<py::array_t<float>, double, double> recover(
     const py::array& image, const std::vector<double>& low, const std::vector<double>& high, double tolerance,
     int feather, const Space& space, long y0, long y1, long x0, long x1, long wy0, long wx0,
-    const py::array_t<float>& residual, int threads, const py::object& codes) {
+    const py::array_t<float>& residual, int threads, const py::object& codes, bool consistency) {
     threads = threads > 0 ? threads : g_threads;
     const View v = view_of(image, false, "image");
     const uint8_t* given = given_codes(codes, v);
@@ -658,9 +658,10 @@ std::tuple<py::array_t<float>, double, double> recover(
                                     if (!(changed >> k & 1)) continue;
                                     double nv = x[k][j];
                                     if (weight != 0.0) nv += weight * (out[k] - x[k][j]);
-                                    // The camera recorded "at least this bright" (or "at most this dark").
-                                    if (code >> k & 1) nv = std::max(out[k], x[k][j]);
-                                    if (code >> (3 + k) & 1) nv = std::min(out[k], x[k][j]);
+                                    // The camera recorded "at least this bright" (or "at most this dark"):
+                                    // with `consistency`, a clipped value only ever moves outwards.
+                                    if (code >> k & 1) nv = consistency ? std::max(out[k], x[k][j]) : out[k];
+                                    if (code >> (3 + k) & 1) nv = consistency ? std::min(out[k], x[k][j]) : out[k];
                                     part.push_back(static_cast<float>(nv));
                                 }
                             }
@@ -839,7 +840,7 @@ PYBIND11_MODULE(_native, m) {
     m.def("recover", &recover, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"),
           py::arg("feather"), py::arg("space"), py::arg("y0"), py::arg("y1"), py::arg("x0"), py::arg("x1"),
           py::arg("wy0"), py::arg("wx0"), py::arg("residual"), py::arg("threads") = 0,
-          py::arg("codes") = py::none());
+          py::arg("codes") = py::none(), py::arg("consistency") = true);
     m.def("write_core", &write_core, py::arg("out"), py::arg("image"), py::arg("low"), py::arg("high"),
           py::arg("tolerance"), py::arg("feather"), py::arg("y0"), py::arg("y1"), py::arg("x0"), py::arg("x1"),
           py::arg("values"), py::arg("policy"), py::arg("vmin"), py::arg("vmax"), py::arg("knee"), py::arg("toe"),

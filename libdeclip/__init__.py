@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from libdeclip.classic import METHODS, declip_classic
 from libdeclip.color import NAMED_SPACES, ColorSpace
 from libdeclip.engine import DEFAULT_MODEL, DeviceFallbackWarning, ModelInfo
 from libdeclip.errors import DeclipError, EngineError, ModelError, UnsupportedInputError
@@ -31,6 +32,7 @@ from libdeclip.session import ColorSpec, Declipper, Progress
 __version__ = "0.1.0"
 __all__ = [
     "declip",
+    "METHODS",
     "declip_raw",
     "Declipper",
     "clip_mask",
@@ -80,6 +82,8 @@ def declip(
     tolerance: float = DEFAULT_TOLERANCE,
     feather: int = 0,
     mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
+    method: str = "declipnet",
+    consistency: bool = True,
 ) -> np.ndarray:
     """Reconstruct the clipped pixels of a photo.
 
@@ -106,20 +110,33 @@ def declip(
         mask: which values are clipped, when the caller knows better than the values can say
             (a camera RAW's mask from its photosites, see :func:`read_image`): H x W x C booleans
             of values clipped high, or a ``(high, low)`` pair. Default: found from ``clip_levels``
-            and ``tolerance``. A masked value is only ever moved outwards (up where clipped high).
+            and ``tolerance``.
+        method: ``"declipnet"`` (default: the network) or a classical method without a model,
+            one of :data:`METHODS` (``"cross-channel"``, ``"inpaint-opposed"``, ``"biharmonic"``;
+            see :mod:`libdeclip.classic`). ``model``, ``device``, ``progress`` and ``feather``
+            only apply to the network (the classical methods change clipped values only).
+        consistency: hold the reconstruction to what the camera recorded: a value clipped high
+            is only ever moved up (at or above its clip level), one clipped low only down.
+            ``False`` takes the method's answer as it is (to measure what the constraint does).
 
     Returns:
         An array of the same shape and dtype. Clipped values are replaced by the reconstruction
-        (never moved inside their clip level); every other value farther than ``feather`` pixels
-        from a clipped pixel is returned bit-identical, except that ``fit="compress"`` also eases
-        values above its knee (0.8) and below its toe (0.05) so that the recovered range fits.
+        (with ``consistency``, never moved inside their clip level); every other value farther
+        than ``feather`` pixels from a clipped pixel is returned bit-identical, except that
+        ``fit="compress"`` also eases values above its knee (0.8) and below its toe (0.05) so that
+        the recovered range fits.
 
     Raises:
         UnsupportedInputError: bad shape, dtype, values or arguments.
         ModelError: the model file is missing or breaks the contract.
         EngineError: ONNX Runtime failed.
     """
+    if method != "declipnet":
+        return declip_classic(
+            image, method, clip_levels=clip_levels, colorspace=colorspace, fit=fit,
+            tolerance=tolerance, mask=mask, consistency=consistency,
+        )
     return _session(model, device).run(
         image, clip_levels=clip_levels, colorspace=colorspace, fit=fit, tolerance=tolerance,
-        feather=feather, progress=progress, mask=mask,
+        feather=feather, progress=progress, mask=mask, consistency=consistency,
     )

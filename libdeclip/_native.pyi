@@ -31,7 +31,7 @@ def gather(
 def recover(
     image: np.ndarray, low: list[float], high: list[float], tolerance: float, feather: int, space: Space,
     y0: int, y1: int, x0: int, x1: int, wy0: int, wx0: int, residual: np.ndarray, threads: int = 0,
-    codes: np.ndarray | None = None,
+    codes: np.ndarray | None = None, consistency: bool = True,
 ) -> tuple[np.ndarray, float, float]: ...
 def write_core(
     out: np.ndarray, image: np.ndarray, low: list[float], high: list[float], tolerance: float, feather: int,

@@ -8,7 +8,7 @@ Everything is done tile by tile, so memory follows the tile size, not the image.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,13 +65,52 @@ def _validate(image: Any) -> np.ndarray:
 
 
 @dataclass
-class _Recovered:
+class Recovered:
     """The new clip-normalised values of one tile's changing values (row-major, channel-minor)."""
 
     tile: Tile
     values: np.ndarray  # float32
     vmin: float
     vmax: float
+
+
+def prepare(
+    image: Any, clip_levels: ClipLevels | None, colorspace: ColorSpec, fit: Fit | str | None, feather: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Fit, ColorSpace]:
+    """Check a call's image and arguments: (image, colour view, low, high, fit, colour space); the
+    colour view is H x W x C (C = 1 for grey, else 3, alpha left out)."""
+    image = _validate(image)
+    if not 0 <= int(feather) <= MAX_FEATHER:
+        raise UnsupportedInputError(f"feather must be 0 to {MAX_FEATHER} pixels, got {feather}")
+    fit = Fit(fit) if fit is not None else default_fit(image.dtype)
+    space = _resolve_colorspace(colorspace)
+    grey = image.ndim == 2 or image.shape[2] == 1
+    colour = image.reshape(image.shape[0], image.shape[1], -1)[..., : 1 if grey else 3]
+    low, high = resolve_clip_levels(image.dtype, colour.shape[2], clip_levels)
+    return image, colour, low, high, fit, space
+
+
+def composite(
+    image: np.ndarray, colour: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float, feather: int,
+    fit: Fit, tiles: Iterable[Tile], recovered: list[Recovered], codes: np.ndarray | None, threads: int,
+) -> np.ndarray:
+    """The output: a copy of ``image`` with each tile's recovered values written in through the
+    fit policy (in the image's dtype). ``tiles`` covers the image."""
+    out = image.copy()
+    out_colour = out.reshape(out.shape[0], out.shape[1], -1)[..., : colour.shape[2]]
+    vmax = max([1.0] + [r.vmax for r in recovered if r.values.size])
+    vmin = min([0.0] + [r.vmin for r in recovered if r.values.size])
+    reshapes = fit is Fit.COMPRESS and (vmax > 1.0 or vmin < 0.0)
+    by_tile = {r.tile: r for r in recovered}
+    # The fit curve also moves unclipped values beyond its knee and toe: then every tile.
+    for tile in tiles if reshapes else by_tile:
+        rec = by_tile.get(tile)
+        _native.write_core(
+            out_colour, colour, low.tolist(), high.tolist(), tolerance, feather,
+            tile.y0, tile.y1, tile.x0, tile.x1, None if rec is None else rec.values,
+            POLICY_CODES[fit], vmin, vmax, DEFAULT_KNEE, DEFAULT_TOE, reshapes, threads, codes,
+        )
+    return out
 
 
 #: ``True`` for a tqdm bar over the tiles, or a function called with (tiles done, tiles to run)
@@ -94,7 +133,7 @@ class _CallbackProgress:
         pass
 
 
-def _clip_codes(mask: np.ndarray | tuple[np.ndarray, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+def clip_codes(mask: np.ndarray | tuple[np.ndarray, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
     """A caller's clip mask as the native core's H x W codes: bit c for channel c clipped high,
     bit 3 + c clipped low. ``mask`` is H x W x C (clipped high) or a (high, low) pair."""
     high, low = mask if isinstance(mask, tuple) else (mask, None)
@@ -193,36 +232,21 @@ class Declipper:
         feather: int = 0,
         progress: Progress = False,
         mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
+        consistency: bool = True,
     ) -> np.ndarray:
-        """Repair the clipped pixels of ``image``; see :func:`libdeclip.declip` for the arguments."""
-        image = _validate(image)
+        """Repair the clipped pixels of ``image`` with the model; see :func:`libdeclip.declip` for the
+        arguments."""
         feather = int(feather)
-        if not 0 <= feather <= MAX_FEATHER:
-            raise UnsupportedInputError(f"feather must be 0 to {MAX_FEATHER} pixels, got {feather}")
-        fit = Fit(fit) if fit is not None else default_fit(image.dtype)
-        space = _resolve_colorspace(colorspace)
-        grey = image.ndim == 2 or image.shape[2] == 1
-        colour = image.reshape(image.shape[0], image.shape[1], -1)[..., : 1 if grey else 3]
-        low, high = resolve_clip_levels(image.dtype, colour.shape[2], clip_levels)
+        image, colour, low, high, fit, space = prepare(image, clip_levels, colorspace, fit, feather)
         plan = self.plan(image.shape[0], image.shape[1])
-        codes = None if mask is None else _clip_codes(mask, colour.shape)
+        codes = None if mask is None else clip_codes(mask, colour.shape)
 
-        recovered = self._recover(colour, low, high, tolerance, feather, space, plan, progress, codes)
-        out = image.copy()
-        out_colour = out.reshape(out.shape[0], out.shape[1], -1)[..., : colour.shape[2]]
-        vmax = max([1.0] + [r.vmax for r in recovered if r.values.size])
-        vmin = min([0.0] + [r.vmin for r in recovered if r.values.size])
-        reshapes = fit is Fit.COMPRESS and (vmax > 1.0 or vmin < 0.0)
-        by_tile = {r.tile: r for r in recovered}
-        # The fit curve also moves unclipped values beyond its knee and toe: then every tile.
-        for tile in plan if reshapes else by_tile:
-            rec = by_tile.get(tile)
-            _native.write_core(
-                out_colour, colour, low.tolist(), high.tolist(), tolerance, feather,
-                tile.y0, tile.y1, tile.x0, tile.x1, None if rec is None else rec.values,
-                POLICY_CODES[fit], vmin, vmax, DEFAULT_KNEE, DEFAULT_TOE, reshapes, self._threads, codes,
-            )
-        return out
+        recovered = self._recover(
+            colour, low, high, tolerance, feather, space, plan, progress, codes, consistency
+        )
+        return composite(
+            image, colour, low, high, tolerance, feather, fit, plan, recovered, codes, self._threads
+        )
 
     def _recover(
         self,
@@ -235,7 +259,8 @@ class Declipper:
         plan: TilePlan,
         progress: Progress,
         codes: np.ndarray | None = None,
-    ) -> list[_Recovered]:
+        consistency: bool = True,
+    ) -> list[Recovered]:
         """Run the model on every tile whose core holds a clipped value (or, with ``feather``,
         has one within that many pixels); return what changes in each core.
 
@@ -276,14 +301,14 @@ class Declipper:
                 )
             return model_in
 
-        def scatter(batch: list[Tile], residual: np.ndarray) -> list[_Recovered]:
+        def scatter(batch: list[Tile], residual: np.ndarray) -> list[Recovered]:
             out = []
             for t, res in zip(batch, residual, strict=True):
                 values, vmin, vmax = _native.recover(
                     colour, lo, hi, tolerance, feather, native_space,
-                    t.y0, t.y1, t.x0, t.x1, t.wy0, t.wx0, res, self._threads, codes,
+                    t.y0, t.y1, t.x0, t.x1, t.wy0, t.wx0, res, self._threads, codes, consistency,
                 )
-                out.append(_Recovered(t, values, vmin, vmax))
+                out.append(Recovered(t, values, vmin, vmax))
             return out
 
         bar: Any = None
@@ -293,11 +318,11 @@ class Declipper:
             from tqdm import tqdm
 
             bar = tqdm(total=len(todo), desc="tiles", unit="tile", leave=False)
-        recovered: list[_Recovered] = []
+        recovered: list[Recovered] = []
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="libdeclip-tiles") as worker:
                 next_in: Future[np.ndarray] | None = worker.submit(gather, batches[0]) if batches else None
-                pending: Future[list[_Recovered]] | None = None
+                pending: Future[list[Recovered]] | None = None
                 for k, batch in enumerate(batches):
                     assert next_in is not None
                     model_in = next_in.result()

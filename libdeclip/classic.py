@@ -1,0 +1,317 @@
+"""Classical declipping without a model: the baselines the network has to beat.
+
+Three methods, after the descriptions in their papers and darktable's documentation:
+
+- ``cross-channel``: a clipped channel is estimated from the surviving channels of the same pixel
+  by linear regression on the colour statistics of nearby unclipped pixels (the conditional mean
+  of a local Gaussian colour model, in the spirit of Zhang & Brainard 2004 and Masood et al.
+  2009). The neighbourhood grows (17, 65, 257 px boxes) until it holds enough unclipped pixels.
+  Pixels with every channel clipped have nothing to regress on and are left as they are.
+- ``inpaint-opposed``: in the spirit of darktable's default RAW method. In linear light, a clipped
+  channel becomes the mean of the other two channels (cube-root average over the 3 x 3
+  neighbourhood) plus the chrominance offset of that channel measured on the unclipped border of
+  the clipped region (per connected region; over the whole image where a region's border is too
+  small). It restores colour more than brightness, and repairs highlights only (in linear light
+  a shadow's chrominance offset is below the noise).
+- ``biharmonic``: each clipped channel is inpainted from its own unclipped boundary by biharmonic
+  interpolation under a little tension (a sparse solve; scikit-image's ``inpaint_biharmonic``
+  clamps its result to the range of the known values, which rules out any highlight), then solved
+  again with the values that fell inside their clip level fixed at it (an active-set solution of
+  the constrained problem: a highlight stays at or above its clip level, a shadow at or below).
+
+All work on clip-normalised, sRGB-encoded values (the network's model space: clip levels at 0 and
+1), so they see the same picture as the network; ``inpaint-opposed`` linearises it first. The
+composite, the consistency constraint and the fit policy are the network's (:mod:`libdeclip.session`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from libdeclip.color import from_model, to_model
+from libdeclip.errors import UnsupportedInputError
+from libdeclip.fit import Fit
+from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, clip_masks
+from libdeclip.session import ColorSpec, Recovered, clip_codes, composite, prepare
+from libdeclip.tiling import Tile
+
+__all__ = ["METHODS", "CLASSICAL_METHODS", "declip_classic", "reconstruct"]
+
+#: Every declipping method, the network first (the default).
+METHODS = ("declipnet", "cross-channel", "inpaint-opposed", "biharmonic")
+#: The methods of this module (no model file needed).
+CLASSICAL_METHODS = METHODS[1:]
+
+# cross-channel: box sizes tried in turn, and the unclipped pixels a box must hold to be trusted
+_REGRESSION_BOXES = (17, 65, 257)
+_REGRESSION_MIN_PIXELS = 24
+# Ridge on the surviving channels' covariance (a standard deviation of 0.01 of the range): keeps
+# the slope finite in flat neighbourhoods, where it matters least.
+_REGRESSION_RIDGE = 1e-4
+# inpaint-opposed: border width around a clipped region, and the border a region needs for its
+# own chrominance
+_OPPOSED_BORDER = 3
+_OPPOSED_MIN_BORDER = 8
+# biharmonic: active-set rounds, and the most unknowns solved at full resolution per region
+_BIHARMONIC_ROUNDS = 3
+_BIHARMONIC_MAX_UNKNOWNS = 40_000
+# Tension (a membrane term, weight relative to the squared Laplacian): pure biharmonic fills
+# extrapolate the boundary's slopes without bound across large regions; tension damps that over a
+# few pixels. Of 0.03, 0.1, 0.3, 1 and 3 on six BSDS500 *training* photos, lower values recovered
+# highlights better and shadows worse; 0.3 gained on both sides of most photos.
+_BIHARMONIC_TENSION = 0.3
+
+
+# ----------------------------------------------------------------------------------- cross-channel
+
+
+def _box_moments(x: np.ndarray, weight: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted local count, means (H x W x 3) and covariances (H x W x 3 x 3) over size x size boxes."""
+    from scipy.ndimage import uniform_filter
+
+    def box(a: np.ndarray) -> np.ndarray:
+        return uniform_filter(a, size=size, mode="reflect")
+
+    count = box(weight)
+    safe = np.maximum(count, 1e-12)
+    mean = np.stack([box(weight * x[..., k]) for k in range(3)], axis=-1) / safe[..., None]
+    cov = np.empty(x.shape[:2] + (3, 3))
+    for i in range(3):
+        for j in range(i, 3):
+            moment = box(weight * x[..., i] * x[..., j]) / safe
+            cov[..., i, j] = cov[..., j, i] = moment - mean[..., i] * mean[..., j]
+    return count * size * size, mean, cov
+
+
+def _cross_channel(x: np.ndarray, clipped: np.ndarray) -> np.ndarray:
+    out = x.copy()
+    valid = np.logical_not(clipped.any(axis=2))
+    n_clipped = clipped.sum(axis=2)
+    todo = (n_clipped > 0) & (n_clipped < 3)
+    for size in _REGRESSION_BOXES:
+        if not todo.any():
+            break
+        count, mean, cov = _box_moments(x, valid.astype(np.float64), size)
+        ready = todo & (count >= _REGRESSION_MIN_PIXELS)
+        # One batched solve per pattern of surviving channels.
+        for pattern in {tuple(p) for p in clipped[ready]}:
+            lost = np.flatnonzero(pattern)
+            kept = np.flatnonzero(~np.asarray(pattern))
+            where = ready & (clipped == np.asarray(pattern)).all(axis=2)
+            m, c, v = mean[where], cov[where], x[where]
+            c_kk = c[:, kept][:, :, kept] + _REGRESSION_RIDGE * np.eye(len(kept))
+            c_kl = c[:, kept][:, :, lost]
+            slope = np.linalg.solve(c_kk, c_kl)  # n x kept x lost
+            dev = (v[:, kept] - m[:, kept])[:, None, :]
+            est = m[:, lost] + (dev @ slope)[:, 0, :]
+            values = out[where]
+            values[:, lost] = est
+            out[where] = values
+        todo &= ~ready
+    return out
+
+
+# --------------------------------------------------------------------------------- inpaint-opposed
+
+
+def _srgb_decode(v: np.ndarray) -> np.ndarray:
+    a = np.abs(v)
+    lin = np.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055) ** 2.4)
+    return np.sign(v) * lin
+
+
+def _srgb_encode(v: np.ndarray) -> np.ndarray:
+    a = np.abs(v)
+    enc = np.where(a <= 0.0031308, a * 12.92, 1.055 * a ** (1 / 2.4) - 0.055)
+    return np.sign(v) * enc
+
+
+def _inpaint_opposed(x: np.ndarray, clipped: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import binary_dilation, label, uniform_filter
+
+    lin = _srgb_decode(x)
+    # The opposed reference: per colour, the mean of the other two colours' 3 x 3 means, averaged
+    # as cube roots (darktable's choice: closer to perceived brightness than a plain mean).
+    cube = np.cbrt(np.stack([uniform_filter(lin[..., k], size=3, mode="reflect") for k in range(3)], axis=-1))
+    ref = np.stack([((cube.sum(axis=2) - cube[..., k]) / 2.0) ** 3 for k in range(3)], axis=-1)
+    chroma = lin - ref
+
+    any_clipped = clipped.any(axis=2)
+    regions, n = label(binary_dilation(any_clipped, iterations=_OPPOSED_BORDER), structure=np.ones((3, 3)))
+    border = (regions > 0) & ~any_clipped
+    global_chroma = chroma[border].mean(axis=0) if border.any() else np.zeros(3)
+    # Mean chrominance of each region's border (index 0: outside every region).
+    counts = np.bincount(regions[border], minlength=n + 1).astype(np.float64)
+    sums = np.stack([np.bincount(regions[border], weights=chroma[border][:, k], minlength=n + 1)
+                     for k in range(3)], axis=-1)
+    region_chroma = np.where(
+        (counts >= _OPPOSED_MIN_BORDER)[:, None], sums / np.maximum(counts, 1.0)[:, None], global_chroma
+    )
+    estimate = _srgb_encode(ref + region_chroma[regions])
+    out = x.copy()
+    out[clipped] = estimate[clipped]
+    return out
+
+
+# ------------------------------------------------------------------------------------- biharmonic
+
+
+def _second_difference(n: int) -> Any:
+    """The 1-D second difference on n samples, reflecting at both ends."""
+    from scipy import sparse
+
+    d = sparse.diags([1.0, -2.0, 1.0], [-1, 0, 1], shape=(n, n)).tolil()
+    if n > 1:
+        d[0, 0] = d[n - 1, n - 1] = -1.0
+    else:
+        d[0, 0] = 0.0
+    return d.tocsr()
+
+
+def _biharmonic_region(values: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+    """Solve the biharmonic equation under tension (squared 5-point Laplacian minus the tension
+    times the Laplacian) for the ``unknown`` values of a small 2-D array, the others held fixed;
+    reflecting at the array's edges. Unlike
+    :func:`skimage.restoration.inpaint_biharmonic` the result is not clamped to the range of the
+    known values, which is the whole point for a highlight."""
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
+
+    h, w = values.shape
+    laplacian = (sparse.kron(sparse.eye(h), _second_difference(w))
+                 + sparse.kron(_second_difference(h), sparse.eye(w)))
+    a = (laplacian @ laplacian - _BIHARMONIC_TENSION * laplacian).tocsr()
+    u = unknown.ravel()
+    rows = a[u]
+    rhs = -(rows[:, ~u] @ values.ravel()[~u])
+    out = values.copy()
+    out[unknown] = spsolve(rows[:, u].tocsc(), rhs)
+    return out
+
+
+def _inpaint_channel(values: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+    """Biharmonic inpainting of one channel, region by region (each on its bounding box grown by
+    the stencil's reach). A region too large for a direct solve is solved on a downscaled copy of
+    its box and scaled back up: a smooth fill holds little more than those low frequencies."""
+    from scipy.ndimage import find_objects, label, zoom
+
+    out = values.copy()
+    regions, _ = label(unknown, structure=np.ones((3, 3)))
+    h, w = values.shape
+    for i, box in enumerate(find_objects(regions), start=1):
+        if box is None:
+            continue
+        roi = (slice(max(box[0].start - 2, 0), min(box[0].stop + 2, h)),
+               slice(max(box[1].start - 2, 0), min(box[1].stop + 2, w)))
+        region = regions[roi] == i
+        size = int(region.sum())
+        if size <= _BIHARMONIC_MAX_UNKNOWNS:
+            out[roi][region] = _biharmonic_region(out[roi], region)[region]
+            continue
+        step = int(np.ceil(np.sqrt(size / _BIHARMONIC_MAX_UNKNOWNS)))
+        coarse_values = out[roi][::step, ::step]
+        coarse_region = region[::step, ::step]
+        coarse = _biharmonic_region(coarse_values, coarse_region)
+        rh, rw = region.shape
+        up = zoom(coarse, step, order=1, mode="nearest", grid_mode=True)[:rh, :rw]
+        up = np.pad(up, ((0, rh - up.shape[0]), (0, rw - up.shape[1])), mode="edge")
+        out[roi][region] = up[region]
+    return out
+
+
+def _biharmonic(x: np.ndarray, high: np.ndarray, low: np.ndarray, constrained: bool) -> np.ndarray:
+    out = x.copy()
+    for k in range(x.shape[2]):
+        unknown = high[..., k] | low[..., k]
+        for _ in range(_BIHARMONIC_ROUNDS):
+            if not unknown.any():
+                break
+            filled = _inpaint_channel(x[..., k], unknown)
+            out[..., k][unknown] = filled[unknown]
+            if not constrained:
+                break
+            # Values that fell inside their clip level stay at the recorded value (the level):
+            # fixed as known, the rest is solved again with them as boundary.
+            inside = unknown & ((high[..., k] & (filled < x[..., k])) | (low[..., k] & (filled > x[..., k])))
+            if not inside.any():
+                break
+            out[..., k][inside] = x[..., k][inside]
+            unknown &= ~inside
+    return out
+
+
+# ------------------------------------------------------------------------------------------ public
+
+
+_RECONSTRUCT: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, bool], np.ndarray]] = {
+    "cross-channel": lambda x, high, low, constrained: _cross_channel(x, high | low),
+    "inpaint-opposed": lambda x, high, low, constrained: _inpaint_opposed(x, high),
+    "biharmonic": _biharmonic,
+}
+
+
+def reconstruct(
+    method: str, x: np.ndarray, high: np.ndarray, low: np.ndarray, constrained: bool = True
+) -> np.ndarray:
+    """The reconstruction of clip-normalised model-space values ``x`` (H x W x 3 float64) by a
+    classical ``method``, given the per-channel masks of values clipped ``high`` and ``low``.
+    ``constrained`` makes ``biharmonic`` solve the constrained problem (the others estimate each
+    value on its own, and the caller projects them).
+
+    Returns H x W x 3 float64; only masked values differ from ``x``.
+    """
+    if method not in _RECONSTRUCT:
+        raise UnsupportedInputError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    if not (high.any() or low.any()):
+        return x.copy()
+    return _RECONSTRUCT[method](x, high, low, constrained)
+
+
+def declip_classic(
+    image: Any,
+    method: str,
+    *,
+    clip_levels: ClipLevels | None = None,
+    colorspace: ColorSpec = None,
+    fit: Fit | str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
+    consistency: bool = True,
+    threads: int = 0,
+) -> np.ndarray:
+    """:func:`libdeclip.declip` with a classical ``method`` (see the module's description). These
+    methods estimate clipped values only, so there is nothing to feather into unclipped ones."""
+    if method not in CLASSICAL_METHODS:
+        raise UnsupportedInputError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    image, colour, low, high, fit, space = prepare(image, clip_levels, colorspace, fit, 0)
+    channels = colour.shape[2]
+    if mask is None:
+        clipped_high, clipped_low = clip_masks(colour, low, high, tolerance)
+    else:
+        codes = clip_codes(mask, colour.shape)
+        clipped_high = np.stack([(codes >> k & 1).astype(bool) for k in range(channels)], axis=-1)
+        clipped_low = np.stack([(codes >> (3 + k) & 1).astype(bool) for k in range(channels)], axis=-1)
+    codes = clip_codes((clipped_high, clipped_low), colour.shape)
+
+    x = (colour.astype(np.float64) - low) / (high - low)  # clip-normalised, the input's encoding
+    to3 = (lambda a: np.repeat(a, 3, axis=2)) if channels == 1 else (lambda a: a)
+    rec = reconstruct(method, to_model(to3(x), space), to3(clipped_high), to3(clipped_low), consistency)
+    rec = from_model(rec, space)
+    if channels == 1:
+        rec = rec.mean(axis=2, keepdims=True)
+
+    new = x.copy()
+    if consistency:
+        new[clipped_high] = np.maximum(rec[clipped_high], x[clipped_high])
+        new[clipped_low] = np.minimum(rec[clipped_low], x[clipped_low])
+    else:
+        clipped = clipped_high | clipped_low
+        new[clipped] = rec[clipped]
+    values = new[clipped_high | clipped_low].astype(np.float32)  # row-major, channel-minor: the native order
+    h, w = colour.shape[:2]
+    whole = Tile(0, h, 0, w, 0, h, 0, w)
+    recovered = [Recovered(whole, values, float(values.min(initial=0.0)), float(values.max(initial=1.0)))]
+    return composite(image, colour, low, high, tolerance, 0, fit, [whole], recovered, codes, threads)
