@@ -1,7 +1,8 @@
 """The ``libdeclip`` command.
 
     libdeclip declip IN... [-o OUT | --out-dir DIR] [--suffix _declip] [--fit F] [--device D]
-                           [--jobs N] [--mask PATH] [--compare PATH] [--overwrite]
+                           [--method M] [--no-consistency] [--jobs N] [--mask PATH]
+                           [--compare PATH] [--report DIR] [--overwrite]
                            [--format dng|tiff32|tiff16] [--exposure EV]     (camera RAW inputs)
     libdeclip info FILE...
     libdeclip models
@@ -18,21 +19,23 @@ import glob
 import os
 import sys
 import threading
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from libdeclip import __version__
-from libdeclip.color import get_colorspace, to_model
+from libdeclip import METHODS, __version__, declip
+from libdeclip._report import Report, ReportEntry, entry_for
+from libdeclip._report import to_8bit as _to_8bit
 from libdeclip.engine import MODELS_DIR, OnnxEngine
 from libdeclip.errors import DeclipError
 from libdeclip.fit import Fit
 from libdeclip.io import _SUFFIXES, DEFAULT_PNG_LEVEL, Image, read_image, write_image
 from libdeclip.mask import clip_mask
-from libdeclip.raw import RAW_SUFFIXES, declip_raw, develop, is_raw_path
+from libdeclip.raw import RAW_SUFFIXES, declip_raw, is_raw_path
 from libdeclip.session import Declipper
 
 IMAGE_SUFFIXES = set(_SUFFIXES) | RAW_SUFFIXES
@@ -79,23 +82,6 @@ def _side_path(option: str | None, src: Path, single: bool, tag: str) -> Path | 
     return p / f"{src.stem}_{tag}.png"
 
 
-def _to_8bit(image: Image, pixels: np.ndarray) -> np.ndarray:
-    """8-bit sRGB for looking at: scene-linear OpenEXR gets the sRGB curve, the rest its levels."""
-    if image.raw is not None:  # camera RGB: developed to sRGB like the 8-bit output
-        return develop(image.with_pixels(pixels), "srgb8", fit="clamp").pixels
-    lo, hi = image.clip_levels
-    x = (pixels.astype(np.float64) - lo) / (hi - lo)
-    if x.ndim == 3 and x.shape[2] in (2, 4):
-        x = x[..., :-1]
-    if x.ndim == 3 and x.shape[2] == 1:
-        x = x[..., 0]
-    if image.format == "exr" and not image.icc_profile:  # linear sRGB -> sRGB-encoded
-        rgb = x if x.ndim == 3 else np.repeat(x[..., None], 3, axis=2)
-        rgb = to_model(rgb, get_colorspace("linear-srgb"))
-        x = rgb if x.ndim == 3 else rgb[..., 0]
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
-
-
 def _compare_picture(image: Image, result: np.ndarray) -> np.ndarray:
     from PIL import Image as PILImage
 
@@ -116,19 +102,28 @@ def _read_input(src: Path, dst: Path, args: argparse.Namespace) -> Image:
 
 
 def _repair(
-    image: Image, args: argparse.Namespace, session: Declipper, show_tiles: bool
+    image: Image, args: argparse.Namespace, session: Declipper | None, show_tiles: bool
 ) -> tuple[np.ndarray, list[str]]:
+    """Declip one image: with the model through ``session``, or a classical method (no session)."""
+    if image.raw is not None and session is None:
+        raise DeclipError(f"{image.path}: --method {args.method} works on RGB images; camera RAW files "
+                          "use declipnet")
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if image.raw is not None:  # masked on the photosites, kept as float camera RGB
+        warnings.simplefilter("always")  # an ICC profile's note, a device fallback: one line each
+        colorspace = image.icc_profile or args.colorspace or image.colorspace
+        if session is None:
+            result = declip(image.pixels, method=args.method, colorspace=colorspace, fit=args.fit,
+                            feather=args.feather, consistency=args.consistency)
+        elif image.raw is not None:  # masked on the photosites, kept as float camera RGB
             result = declip_raw(session, image, progress=show_tiles)  # unmasked values never move
         else:
             result = session.run(
                 image.pixels,
-                colorspace=image.icc_profile or args.colorspace or image.colorspace,
+                colorspace=colorspace,
                 fit=args.fit,
                 feather=args.feather,
                 progress=show_tiles,
+                consistency=args.consistency,
             )
     return result, [str(w.message) for w in caught]
 
@@ -166,18 +161,21 @@ def _cmd_declip(args: argparse.Namespace) -> int:
         return 1
     if args.out_dir:
         Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+    model = args.method == "declipnet"  # the classical methods need no model session
     try:
         jobs = max(1, int(args.jobs))
         threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
-        first = Declipper(device=args.device, threads=threads, tile_size=args.tile_size)
-    except (DeclipError, ValueError) as exc:
+        first = Declipper(device=args.device, threads=threads, tile_size=args.tile_size) if model else None
+        report_pages = Report(args.report) if args.report else None
+    except (DeclipError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     local = threading.local()
-    parallel = jobs > 1 and first.device == "cpu"  # a GPU session serves every file
+    parallel = jobs > 1 and (first is None or first.device == "cpu")  # a GPU session serves every file
+    order = {src: i for i, src in enumerate(paths)}
 
-    def session() -> Declipper:
-        if not parallel:
+    def session() -> Declipper | None:
+        if not parallel or first is None:
             return first
         if not hasattr(local, "session"):
             local.session = Declipper(device="cpu", threads=threads, tile_size=args.tile_size)
@@ -188,32 +186,57 @@ def _cmd_declip(args: argparse.Namespace) -> int:
     show_tiles = single and not args.quiet
     failed = (DeclipError, OSError, ValueError)
 
+    report_failed: list[str] = []
+
     def report(src: Path, message: str | None, exc: BaseException | None) -> None:
         if exc is not None:
             failures.append(str(src))
             bar.write(f"error: {exc}", file=sys.stderr)
+            page_entry(src, lambda: ReportEntry(str(src), method=args.method, error=str(exc)))
         elif message and not args.quiet:
             bar.write(message)
         bar.update(1)
+
+    def page_entry(src: Path, make: Callable[[], ReportEntry]) -> None:
+        """Add a file to the --report page (its previews are written now); a failure here is the
+        report's, not the file's."""
+        if report_pages is None:
+            return
+        try:
+            report_pages.add(make(), order=order[src])
+        except (DeclipError, OSError, ValueError) as exc:
+            report_failed.append(str(src))
+            bar.write(f"error: --report: {src}: {exc}", file=sys.stderr)
 
     def read(src: Path) -> tuple[Path, Image]:
         dst = _output_for(src, args)
         return dst, _read_input(src, dst, args)
 
-    def write(src: Path, dst: Path, image: Image, result: np.ndarray, notes: list[str]) -> None:
+    def write(
+        src: Path, dst: Path, image: Image, result: np.ndarray, notes: list[str], seconds: float
+    ) -> None:
         try:
-            report(src, _write_outputs(src, dst, image, result, notes, args, single), None)
+            message = _write_outputs(src, dst, image, result, notes, args, single)
         except failed as exc:
             report(src, None, exc)
+            return
+        page_entry(src, lambda: entry_for(str(src), image, result, method=args.method, seconds=seconds,
+                                          output=dst, notes=notes))
+        report(src, message, None)
+
+    def repair(image: Image, on: Declipper | None) -> tuple[np.ndarray, list[str], float]:
+        start = time.perf_counter()
+        result, notes = _repair(image, args, on, show_tiles)
+        return result, notes, time.perf_counter() - start
 
     def one(src: Path) -> None:
         try:
             dst, image = read(src)
-            result, notes = _repair(image, args, session(), show_tiles)
+            result, notes, seconds = repair(image, session())
         except failed as exc:
             report(src, None, exc)
             return
-        write(src, dst, image, result, notes)
+        write(src, dst, image, result, notes, seconds)
 
     if parallel:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -229,16 +252,24 @@ def _cmd_declip(args: argparse.Namespace) -> int:
                     reading = io.submit(read, paths[i + 1])
                 try:
                     dst, image = current.result()
-                    result, notes = _repair(image, args, first, show_tiles)
+                    result, notes, seconds = repair(image, first)
                 except failed as exc:
                     report(src, None, exc)
                     continue
-                io.submit(write, src, dst, image, result, notes)
+                io.submit(write, src, dst, image, result, notes, seconds)
     bar.close()
     done = len(paths) - len(failures)
     if failures or not single:
         print(f"{done} of {len(paths)} files declipped, {len(failures)} failed", file=sys.stderr)
-    return 1 if failures else 0
+    if report_pages is not None:
+        try:
+            index = report_pages.write()
+        except OSError as exc:
+            print(f"error: --report: {exc}", file=sys.stderr)
+            return 1
+        if not args.quiet:
+            print(f"report: {index}", file=sys.stderr)
+    return 1 if failures or report_failed else 0
 
 
 def _print_raw_info(src: Path, image: Image, session: Declipper) -> None:
@@ -351,6 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--fit", choices=[f.value for f in Fit], help="range policy (default: compress "
                    "for integer files, float for float files)")
     d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    d.add_argument("--method", choices=METHODS, default="declipnet",
+                   help="declipnet (default: the network) or a classical method without a model "
+                   "(RGB images only)")
+    d.add_argument("--no-consistency", dest="consistency", action="store_false",
+                   help="do not hold clipped values at or beyond their clip level (to see what the "
+                   "constraint does)")
     d.add_argument("--colorspace", default=None, help="colour space of files without an ICC profile "
                    "(default: srgb; linear-srgb for OpenEXR)")
     d.add_argument("--feather", type=int, default=0, help="blend into unclipped pixels up to this "
@@ -366,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--tile-size", type=int, default=None, help="tile core size in pixels")
     d.add_argument("--mask", help="write the clip mask as PNG here (a folder for several inputs)")
     d.add_argument("--compare", help="write a before | after PNG here (a folder for several inputs)")
+    d.add_argument("--report", metavar="DIR", help="write DIR/index.html: a static page with a before/"
+                   "after slider, the clip mask and the figures of every file (no server needed)")
     d.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars or per-file lines")
     d.set_defaults(func=_cmd_declip)

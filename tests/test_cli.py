@@ -102,3 +102,64 @@ def test_info_and_models() -> None:
     proc = _cli("models")
     assert proc.returncode == 0 and "declipnet-v1.onnx: declipnet v1" in proc.stdout
     assert _cli("info", "missing.png").returncode == 1
+
+
+class _FakeSession:
+    """Stands in for the model session: records what the CLI asks of it."""
+
+    device = "cpu"
+    calls: list[dict[str, object]] = []
+
+    def __init__(self, **kwargs: object) -> None:
+        pass
+
+    def run(self, pixels: np.ndarray, **kwargs: object) -> np.ndarray:
+        self.calls.append(kwargs)
+        return pixels
+
+
+def test_method_and_consistency_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      demo_rgb: np.ndarray) -> None:
+    import libdeclip
+    from libdeclip import cli
+
+    # declipnet (the default) goes through the session, with or without the constraint
+    monkeypatch.setattr(cli, "Declipper", _FakeSession)
+    assert cli.main(["declip", str(DEMO_PHOTO), "-o", str(tmp_path / "n.png"), "-q"]) == 0
+    assert cli.main(["declip", str(DEMO_PHOTO), "-o", str(tmp_path / "m.png"), "-q", "--no-consistency"]) == 0
+    assert [c["consistency"] for c in _FakeSession.calls] == [True, False]
+
+    # a classical method never builds a session (no ONNX), also with --jobs, and writes exactly
+    # what libdeclip.declip(method=...) returns
+    def no_model(**kwargs: object) -> None:
+        raise AssertionError("a classical method loaded the model")
+
+    monkeypatch.setattr(cli, "Declipper", no_model)
+    src = tmp_path / "in"
+    src.mkdir()
+    PILImage.fromarray(demo_rgb).save(src / "a.png")
+    PILImage.fromarray(demo_rgb[:200, :300]).save(src / "b.png")
+    out = tmp_path / "out"
+    assert cli.main(["declip", str(src), "--out-dir", str(out), "--method", "inpaint-opposed",
+                     "--no-consistency", "--jobs", "2", "-q"]) == 0
+    for name, pixels in (("a", demo_rgb), ("b", demo_rgb[:200, :300])):
+        expected = libdeclip.declip(pixels, method="inpaint-opposed", consistency=False)
+        written = read_image(out / f"{name}_declip.png").pixels
+        np.testing.assert_array_equal(written, expected)
+    assert not np.array_equal(read_image(out / "a_declip.png").pixels, demo_rgb)
+
+
+def test_classical_method_on_camera_raw_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from libdeclip import cli
+    from tests.test_raw import _cfa_data, _write_cfa
+
+    data = _cfa_data(np.full(3, 256.0), 4095)
+    data[20:30, 40:52] = 4095
+    raw = _write_cfa(tmp_path / "photo.dng", data, [256], 4095)
+    monkeypatch.setattr(cli, "Declipper", None)  # never called
+    assert cli.main(["declip", str(raw), "--method", "cross-channel", "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    refused = "--method cross-channel works on RGB images; camera RAW files use declipnet"
+    assert err == [f"error: {raw}: {refused}", "0 of 1 files declipped, 1 failed"]
+    assert not (tmp_path / "photo_declip.dng").exists()
