@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test wheel sanitize gimp-chroot darktable train-v1 quality clean
+.PHONY: demo test wheel sanitize gimp-chroot darktable chromium train-v1 quality clean
 
 # The native core (bindings/, CMakeLists.txt) is compiled by pip through scikit-build-core: it needs
 # a C++17 compiler and CMake >= 3.18 (pybind11 comes from PyPI). Editing its sources rebuilds it.
@@ -29,6 +29,7 @@ demo: $(VENV)/.runtime
 test: $(VENV)/.dev wheel
 	-$(MAKE) --no-print-directory gimp-chroot
 	-$(MAKE) --no-print-directory darktable
+	-$(MAKE) --no-print-directory chromium
 	$(VENV)/bin/ruff check libdeclip training benchmarks tests plugins
 	$(VENV)/bin/mypy libdeclip
 	$(PY) -m pytest -q --doctest-modules libdeclip tests
@@ -75,6 +76,17 @@ darktable:
 			--no-install-recommends darktable xvfb xauth lua5.4 >/dev/null; \
 	else echo "darktable: needs root to install; the darktable tests will be skipped"; exit 1; fi
 
+# Chromium and its WebDriver (Debian packages, root; about 30 s once) for the --report page's test in
+# a real headless browser, and for docs/images/report.png (python -m benchmarks.report_screenshot).
+# `make test` tries it and goes on without it (tests/test_report.py skips the browser test).
+chromium:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium: installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends chromium chromium-driver >/dev/null; \
+	else echo "chromium: needs root to install; the report's browser test will be skipped"; exit 1; fi
+
 # Reproduce model v1 (see libdeclip/models/MODEL_CARD.md), then export it.
 train-v1: $(VENV)/.dev
 	$(PY) -m training.train --config training/configs/v1_mse.toml
@@ -83,6 +95,20 @@ train-v1: $(VENV)/.dev
 
 quality: $(VENV)/.dev
 	$(PY) -m benchmarks.quality
+
+# Every benchmark, then BENCHMARKS.md rebuilt from their results (benchmarks/results/) and the prose
+# in benchmarks/BENCHMARKS.template.md (long: run it alone on the machine). The camera RAW benchmark
+# runs when ../shared/data/raw is there, with darktable's modes when darktable-cli is installed.
+.PHONY: bench
+bench: $(VENV)/.dev
+	$(PY) -m benchmarks.build_md --record-machine
+	$(PY) -m benchmarks.quality
+	$(PY) -m benchmarks.speed
+	$(PY) -m benchmarks.native
+	if [ -d ../shared/data/raw ]; then $(PY) -m benchmarks.raw_quality; \
+	else echo "bench: ../shared/data/raw not found: the camera RAW benchmark is left out"; fi
+	$(PY) -m benchmarks.train_cost > benchmarks/results/train_cost.txt
+	$(PY) -m benchmarks.build_md
 
 clean:
 	rm -rf $(VENV) demo_out build *.egg-info
