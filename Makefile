@@ -109,6 +109,10 @@ bench: $(VENV)/.dev
 	else echo "bench: ../shared/data/raw not found: the camera RAW benchmark is left out"; fi
 	$(PY) -m benchmarks.train_cost > benchmarks/results/train_cost.txt
 	$(PY) -m benchmarks.build_md
+	# The report page over the real clipped photos (no ground truth: to look at), in build/bench/.
+	if [ -d ../shared/data/clipped ]; then $(VENV)/bin/libdeclip declip ../shared/data/clipped/hdrcnn \
+		../shared/data/clipped/singlehdr --out-dir build/bench/declipped --report build/bench/report \
+		--overwrite -q && echo "bench: report in build/bench/report/index.html"; fi
 
 clean:
 	rm -rf $(VENV) demo_out build *.egg-info
