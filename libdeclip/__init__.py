@@ -88,7 +88,8 @@ def declip(
     """Reconstruct the clipped pixels of a photo.
 
     Args:
-        image: H x W x 3 RGB, H x W x 4 RGBA (alpha passed through untouched) or H x W grey;
+        image: H x W x 3 RGB, H x W x 4 RGBA (alpha passed through untouched), H x W grey or
+            H x W x 2 grey + alpha;
             dtype uint8, uint16, float16, float32 or float64.
         clip_levels: ``(low, high)``, numbers or one per colour channel. Default: the dtype's
             range, (0, 255), (0, 65535) or (0.0, 1.0).

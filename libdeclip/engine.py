@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -12,11 +14,18 @@ import numpy as np
 
 from libdeclip.errors import EngineError, ModelError
 
-__all__ = ["CONTRACT", "DEFAULT_MODEL", "DeviceFallbackWarning", "ModelInfo", "OnnxEngine", "parse_device"]
+__all__ = [
+    "CONTRACT", "DEFAULT_MODEL", "DeviceFallbackWarning", "GpuOutOfMemoryError", "ModelInfo", "OnnxEngine",
+    "parse_device",
+]
 
 CONTRACT = "libdeclip-model-1"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "declipnet-v1.onnx"
+#: sha256 of each model shipped in MODELS_DIR (``sha256sum`` format): checked at every load of a
+#: shipped model, so a damaged or altered install is refused instead of giving wrong pictures.
+#: Re-exporting a shipped model means updating it: ``cd libdeclip/models && sha256sum *.onnx > SHA256SUMS``.
+CHECKSUMS_NAME = "SHA256SUMS"
 _REQUIRED = (
     "contract",
     "name",
@@ -74,8 +83,84 @@ def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
         raise ModelError(f"{path}: malformed model metadata ({exc})") from None
 
 
+def shipped_checksum(path: Path) -> str | None:
+    """The recorded sha256 of a model shipped in :data:`MODELS_DIR`; None for any other file."""
+    if path.resolve().parent != MODELS_DIR.resolve():
+        return None
+    try:
+        lines = (MODELS_DIR / CHECKSUMS_NAME).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return None
+    for line in lines:
+        digest, _, name = line.strip().partition(" ")
+        if name.strip().lstrip("*") == path.name:
+            return digest.lower()
+    return None
+
+
+def verify_checksum(path: Path) -> None:
+    """Refuse a shipped model whose bytes are not the ones recorded in SHA256SUMS."""
+    expected = shipped_checksum(path)
+    if expected is None:
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != expected:
+        raise ModelError(
+            f"{path}: the shipped model's sha256 is {digest.hexdigest()}, not the recorded {expected} "
+            f"({MODELS_DIR / CHECKSUMS_NAME}): the file is damaged or was altered; reinstall libdeclip"
+        )
+
+
+def check_signature(path: Path, inputs: list[Any], outputs: list[Any], channels: int = 3) -> None:
+    """The contract's tensors: one input ``clipped`` (N x C x H x W float32, C = ``channels``) and
+    an output ``residual`` (N x 3 x H x W float32), as ONNX Runtime reports them (``NodeArg``s)."""
+
+    def fits(arg: Any, name: str, c: int) -> bool:
+        shape = list(arg.shape or [])
+        return bool(
+            arg.name == name and arg.type == "tensor(float)" and len(shape) == 4
+            and (shape[1] == c or not isinstance(shape[1], int))  # a named or unknown dim: any
+        )
+
+    def describe(args: list[Any]) -> str:
+        return ", ".join(f"{a.name!r} {a.type} {list(a.shape or [])}" for a in args) or "none"
+
+    if not (len(inputs) == 1 and fits(inputs[0], "clipped", channels)
+            and any(fits(o, "residual", 3) for o in outputs)):
+        raise ModelError(
+            f"{path}: the model's tensors break the contract (one input 'clipped' N x {channels} x H x W "
+            f"float32, an output 'residual' N x 3 x H x W float32): it has inputs {describe(inputs)}; "
+            f"outputs {describe(outputs)}"
+        )
+
+
 class DeviceFallbackWarning(UserWarning):
     """A GPU was asked for but could not be used; the CPU runs the model instead."""
+
+
+class GpuOutOfMemoryError(EngineError):
+    """The GPU had no memory for a batch of tiles. :class:`~libdeclip.Declipper` answers it by
+    running fewer tiles at once, then smaller tiles, then the CPU; it reaches a caller only from
+    :meth:`OnnxEngine.residual` used directly."""
+
+
+#: How ONNX Runtime reports a GPU out of memory. It raises its own untyped exceptions
+#: (``onnxruntime.capi.onnxruntime_pybind11_state.RuntimeException`` or ``Fail``) whose text
+#: names the failure: the CUDA arena's "Failed to allocate memory for requested buffer of size N"
+#: (BFCArena), "CUDA failure 2: out of memory" (a raw cudaMalloc, or the input's copy to the
+#: device), "cudaErrorMemoryAllocation", cuBLAS/cuDNN "..._STATUS_ALLOC_FAILED" (their workspaces)
+#: and TensorRT's "Cuda Error in allocate: 2 (out of memory)".
+_OUT_OF_MEMORY = re.compile(
+    r"failed to allocate memory|out of memory|cudaErrorMemoryAllocation|STATUS_ALLOC_FAILED", re.IGNORECASE
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception from ONNX Runtime says that a device ran out of memory."""
+    return isinstance(exc, MemoryError) or bool(_OUT_OF_MEMORY.search(str(exc)))
 
 
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -117,6 +202,7 @@ class OnnxEngine:
         path = Path(model) if model is not None else DEFAULT_MODEL
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
+        verify_checksum(path)
         kind, index = parse_device(device)
         opts = ort.SessionOptions()
         if threads:
@@ -159,26 +245,63 @@ class OnnxEngine:
                 stacklevel=3,
             )
         self._session = session
+        self._options = opts  # for a CPU session after the GPU fails (fall_back_to_cpu)
         self.provider = active
         self.device = "cpu" if active == "CPUExecutionProvider" else f"cuda:{index}"
         self._device_index = index
         #: Tiles of equal shape run together on a GPU; one at a time on the CPU.
         self.max_batch = 1 if self.device == "cpu" else 8
         self.info = read_model_info(path, session.get_modelmeta().custom_metadata_map)
+        check_signature(path, session.get_inputs(), session.get_outputs(), len(self.info.input_channels))
         self._lock = threading.Lock()
 
     def residual(self, clipped: np.ndarray) -> np.ndarray:
-        """Run the model on N x 3 x H x W float32 (H, W multiples of ``spatial_multiple``)."""
+        """Run the model on N x 3 x H x W float32 (H, W multiples of ``spatial_multiple``).
+
+        Raises :class:`GpuOutOfMemoryError` when the GPU has no memory for this input (a smaller
+        one may fit), :class:`~libdeclip.EngineError` for any other failure.
+        """
         clipped = np.ascontiguousarray(clipped, dtype=np.float32)
+        on_gpu = False
         try:
             # InferenceSession.run is thread-safe; the lock keeps two big runs from oversubscribing
             # the cores (or the GPU's memory) at once.
             with self._lock:
-                if self.device == "cpu":
+                on_gpu = self.device != "cpu"
+                if not on_gpu:
                     return self._session.run(["residual"], {"clipped": clipped})[0]
                 return self._run_bound(clipped)
         except Exception as exc:
+            if on_gpu and is_out_of_memory(exc):
+                raise GpuOutOfMemoryError(
+                    f"the GPU ({self.device}) ran out of memory on an input of shape {clipped.shape}: {exc}"
+                ) from None
             raise EngineError(f"ONNX Runtime failed on an input of shape {clipped.shape}: {exc}") from None
+
+    def fall_back_to_cpu(self, reason: str) -> None:
+        """Go on with the model on the CPU (a new session, same model and options), after the GPU
+        failed for ``reason``; warns once with :class:`DeviceFallbackWarning`. Safe to call from
+        several threads: only the first call does it."""
+        import onnxruntime as ort
+
+        with self._lock:
+            if self.device == "cpu":
+                return
+            warnings.warn(
+                f"device {self.device!r}: {reason}; running on the CPU", DeviceFallbackWarning, stacklevel=3
+            )
+            try:
+                session = ort.InferenceSession(
+                    str(self.info.path), self._options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as exc:
+                raise EngineError(
+                    f"{self.info.path}: ONNX Runtime cannot run the model on the CPU ({exc})"
+                ) from None
+            self._session = session
+            self.provider = "CPUExecutionProvider"
+            self.device = "cpu"
+            self.max_batch = 1
 
     def _run_bound(self, clipped: np.ndarray) -> np.ndarray:
         """GPU run with I/O binding: one copy in, one copy out, no per-run allocations by ORT."""

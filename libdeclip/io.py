@@ -4,12 +4,21 @@ Pixels keep the file's own encoding and dtype: uint8 or uint16 for integer files
 float32 for float TIFF. Metadata needed to hand back "a file of the same kind" travels in
 :class:`Image`: the ICC profile, EXIF, resolution, PNG text, and the JPEG quantisation tables.
 Writes go to a temporary file in the target folder, renamed into place only once complete.
+
+Bad files are refused with :class:`~libdeclip.errors.UnsupportedInputError`, its message naming the
+file and the problem on one line. Image dimensions are read from the file's header first: a file
+that declares more than :data:`MAX_PIXELS` pixels (a decompression bomb, or a damaged header) is
+refused before any pixel memory is allocated.
 """
 
 from __future__ import annotations
 
+import errno
 import io
+import logging
+import math
 import os
+import shutil
 import struct
 import tempfile
 import threading
@@ -22,10 +31,10 @@ import numpy as np
 
 from libdeclip._tiffexif import PLACEHOLDER_TAG, ExifEntry, append_exif, read_exif
 from libdeclip.color import ColorSpace, colorspace_from_icc, get_colorspace
-from libdeclip.errors import UnsupportedInputError
-from libdeclip.raw import RawInfo, develop, is_raw_path, read_raw, write_declipped_dng
+from libdeclip.errors import UnsupportedInputError, native_diagnostics
+from libdeclip.raw import RawInfo, develop, is_raw_path, page_data_end, read_raw, write_declipped_dng
 
-__all__ = ["Image", "read_image", "write_image", "FORMATS"]
+__all__ = ["Image", "read_image", "write_image", "FORMATS", "MAX_PIXELS", "pixel_limit"]
 
 FORMATS = ("png", "jpeg", "tiff", "exr", "dng")
 #: What a camera RAW image becomes in each output format (see libdeclip.raw.develop).
@@ -41,6 +50,16 @@ _SUFFIXES = {
     ".dng": "dng",
 }
 _EXR_MAGIC = b"\x76\x2f\x31\x01"
+#: The most pixels (width x height) :func:`read_image` accepts: 500 megapixels, above the largest
+#: camera files (400 MP multi-shot) and far below what a hostile header can claim (a PNG can declare
+#: 4 billion x 4 billion). Override per call with ``read_image(path, max_pixels=N)``, or for a
+#: process with the environment variable ``LIBDECLIP_MAX_PIXELS``.
+MAX_PIXELS = 500_000_000
+_MAX_PIXELS_ENV = "LIBDECLIP_MAX_PIXELS"
+# tifffile reports what it works around in a damaged file through logging; without this handler an
+# application that set up no logging would get those reports on stderr (Python's last resort).
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
+_FINITE_CHECK_ROWS = 256  # rows per step of the NaN / infinity scan (bounds its temporary memory)
 
 
 @dataclass
@@ -131,15 +150,74 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
-def read_image(path: str | os.PathLike[str]) -> Image:
+def pixel_limit(max_pixels: int | None = None) -> int:
+    """The pixel limit in force: ``max_pixels`` if given, else ``$LIBDECLIP_MAX_PIXELS``, else
+    :data:`MAX_PIXELS`."""
+    if max_pixels is None:
+        env = os.environ.get(_MAX_PIXELS_ENV, "").strip()
+        if not env:
+            return MAX_PIXELS
+        try:
+            max_pixels = int(env)
+        except ValueError:
+            raise UnsupportedInputError(
+                f"{_MAX_PIXELS_ENV}={env!r} is not a whole number of pixels"
+            ) from None
+    if max_pixels <= 0:
+        raise UnsupportedInputError(f"the pixel limit must be positive, got {max_pixels}")
+    return int(max_pixels)
+
+
+def _check_dimensions(width: int, height: int, limit: int) -> None:
+    """Refuse an image of ``width`` x ``height`` (from a file's header) that is empty or larger
+    than ``limit`` pixels, before anything is allocated for it."""
+    if not isinstance(width, (int, np.integer)) or not isinstance(height, (int, np.integer)):
+        raise UnsupportedInputError(
+            f"damaged header: the image size {width!r} x {height!r} is not two numbers"
+        )
+    if width <= 0 or height <= 0:
+        raise UnsupportedInputError(f"the image is empty ({width} x {height} pixels)")
+    if width * height > limit:
+        raise UnsupportedInputError(
+            f"{width} x {height} pixels ({_megapixels(width * height)}) is above the limit of "
+            f"{_megapixels(limit)} (a damaged header or a decompression bomb; if the image is real, "
+            f"raise the limit with max_pixels= or {_MAX_PIXELS_ENV})"
+        )
+
+
+def _megapixels(n: int) -> str:
+    return f"{n / 1e6:,.0f} MP" if n >= 10_000_000 else f"{n / 1e6:,.3g} MP"
+
+
+def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> Image:
     """Read a PNG, JPEG, TIFF or OpenEXR image, or a camera RAW file (by its suffix: DNG, CR2,
-    CR3, NEF, ARW, RAF, ORF, RW2, KDC, ...; see :mod:`libdeclip.raw`). Errors name the file and
-    the problem."""
+    CR3, NEF, ARW, RAF, ORF, RW2, KDC, ...; see :mod:`libdeclip.raw`).
+
+    The format is found from the file's first bytes (the suffix does not matter), except for
+    camera RAW, which LibRaw reads by suffix. Palette images come back as RGB (RGBA with
+    transparency), greyscale as H x W (H x W x 2 with alpha). Refused with
+    :class:`UnsupportedInputError`, whose message names the file and the problem on one line:
+    a missing, empty, truncated or damaged file; an image larger than ``max_pixels`` pixels
+    (default :func:`pixel_limit`: ``$LIBDECLIP_MAX_PIXELS``, else :data:`MAX_PIXELS`), from its
+    header, before its pixels are decoded; float pixels that are NaN or infinite; and layouts
+    libdeclip does not repair (multi-page TIFF, CMYK, CIELab, other sample types).
+    """
     path = Path(path)
+    limit = pixel_limit(max_pixels)
     if is_raw_path(path):
         if not path.is_file():
             raise UnsupportedInputError(f"{path}: no such file")
-        return read_raw(path)
+        if path.stat().st_size == 0:
+            raise UnsupportedInputError(f"{path}: the file is empty (0 bytes)")
+        try:
+            image = read_raw(path, max_pixels=limit)
+        except UnsupportedInputError:
+            raise
+        except MemoryError:
+            raise UnsupportedInputError(f"{path}: not enough memory to read this RAW file") from None
+        except Exception as exc:  # LibRaw's errors and others: the user needs file and reason
+            raise UnsupportedInputError(f"{path}: damaged or unreadable RAW file ({exc})") from None
+        return image
     try:
         with open(path, "rb") as f:
             head = f.read(8)
@@ -149,25 +227,46 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         raise UnsupportedInputError(f"{path}: is a folder, not an image file") from None
     except OSError as exc:
         raise UnsupportedInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not head:
+        raise UnsupportedInputError(f"{path}: the file is empty (0 bytes)")
     kind = _sniff(head)
     if kind is None:
         raise UnsupportedInputError(f"{path}: not a PNG, JPEG, TIFF or OpenEXR file")
     try:
         if kind == "tiff":  # tifffile reads strips from the file: no copy of it in memory
-            image = _read_tiff(path)
+            image = _read_tiff(path, limit)
         elif kind == "exr":
-            image = _read_exr(path)
+            image = _read_exr(path, limit)
         else:
             data = path.read_bytes()
-            image = _read_png(data) if kind == "png" else _read_jpeg(data)
+            image = _read_png(data, limit) if kind == "png" else _read_jpeg(data, limit)
+        if image.pixels.size == 0:
+            raise UnsupportedInputError("the image is empty")
+        if image.is_float:
+            _check_finite(image.pixels)
     except UnsupportedInputError as exc:
         raise UnsupportedInputError(f"{path}: {exc}") from None
+    except MemoryError:
+        raise UnsupportedInputError(f"{path}: not enough memory to decode this {kind.upper()}") from None
+    except (struct.error, EOFError) as exc:  # a header or directory cut short
+        raise UnsupportedInputError(f"{path}: damaged or truncated {kind.upper()} ({exc})") from None
     except Exception as exc:  # decoders raise many types; the user needs file and reason
         raise UnsupportedInputError(f"{path}: damaged or unreadable {kind.upper()} ({exc})") from None
     image.path = path
-    if image.pixels.size == 0:
-        raise UnsupportedInputError(f"{path}: the image is empty")
     return image
+
+
+def _check_finite(pixels: np.ndarray) -> None:
+    """Refuse NaN and infinite values: they are missing data, not clipping (row block by block,
+    so the scan needs little memory)."""
+    bad = 0
+    for y in range(0, pixels.shape[0], _FINITE_CHECK_ROWS):
+        bad += int(np.count_nonzero(~np.isfinite(pixels[y : y + _FINITE_CHECK_ROWS])))
+    if bad:
+        raise UnsupportedInputError(
+            f"{bad:,} pixel values are NaN or infinite: libdeclip repairs clipped values, not missing "
+            "ones (replace them first, e.g. with 0)"
+        )
 
 
 def _pil_metadata(im: Any) -> dict[str, Any]:
@@ -186,24 +285,35 @@ def _pil_metadata(im: Any) -> dict[str, Any]:
     }
 
 
-def _read_png(data: bytes) -> Image:
+def _read_png(data: bytes, limit: int) -> Image:
     import imagecodecs
-    from PIL import Image as PILImage
+    from PIL import PngImagePlugin
 
-    with PILImage.open(io.BytesIO(data)) as im:
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        raise UnsupportedInputError("damaged PNG: no image header (IHDR) after the signature")
+    width, height = struct.unpack(">II", data[16:24])
+    _check_dimensions(width, height, limit)
+    # The plugin's own class, not PIL.Image.open: that applies Pillow's global decompression-bomb
+    # limit (179 MP) instead of ours. Only the chunks before the pixels are read here.
+    with PngImagePlugin.PngImageFile(io.BytesIO(data)) as im:
         meta = _pil_metadata(im)
         text = {k: v for k, v in getattr(im, "text", {}).items() if isinstance(v, str)}
     # Pillow reduces 16-bit RGB PNG to 8 bits; libpng via imagecodecs keeps every bit and expands
     # palettes (with their transparency) to RGB(A).
-    pixels = np.asarray(imagecodecs.png_decode(data))
+    with native_diagnostics("PNG warning: ", "libpng warning: ") as said:  # libpng's, on stderr
+        pixels = np.asarray(imagecodecs.png_decode(data))
+    damage = [line.split(": ", 1)[1] for line in said if "IDAT" in line]
+    if damage:  # libpng reads on past a damaged checksum of the pixel data: we do not
+        raise UnsupportedInputError(f"damaged PNG pixel data ({damage[0]})")
     return Image(pixels=pixels, format="png", text=text, **meta)
 
 
-def _read_jpeg(data: bytes) -> Image:
-    from PIL import Image as PILImage
+def _read_jpeg(data: bytes, limit: int) -> Image:
     from PIL import JpegImagePlugin
 
-    with PILImage.open(io.BytesIO(data)) as im:
+    # The plugin's own class reads the header (frame size) without Pillow's global limit.
+    with JpegImagePlugin.JpegImageFile(io.BytesIO(data)) as im:
+        _check_dimensions(im.width, im.height, limit)
         meta = _pil_metadata(im)
         if im.mode not in ("L", "RGB"):
             raise UnsupportedInputError(f"JPEG colour mode {im.mode} is not supported (only L and RGB)")
@@ -224,13 +334,23 @@ def _read_jpeg(data: bytes) -> Image:
 _EXR_LAYOUT = ("channels", "dataWindow", "displayWindow", "type", "tiles", "chunkCount", "name", "version")
 
 
-def _read_exr(path: Path) -> Image:
+def _read_exr(path: Path, limit: int) -> Image:
     """A single-part scanline or tiled OpenEXR with R, G, B (and A) or Y (and A) channels."""
     import OpenEXR
 
-    with OpenEXR.File(str(path)) as exr:
+    with OpenEXR.File(str(path), header_only=True) as exr:
+        for part in exr.parts:
+            (x0, y0), (x1, y1) = (tuple(int(v) for v in corner) for corner in part.header["dataWindow"])
+            _check_dimensions(x1 - x0 + 1, y1 - y0 + 1, limit)
+    _check_exr_chunks(path)  # a truncated or damaged chunk table: refused with a clear message
+    # OpenEXR prints on stderr what it finds wrong in the chunks' data before failing
+    with native_diagnostics(f"{path}: ", "Warning: Exception raised reading pixel data") as said:
+        exr = OpenEXR.File(str(path))
+    with exr:
         if not exr.parts:  # the bindings report a file they cannot decode as one without parts
-            raise ValueError("no readable part")
+            own = [line.removeprefix(f"{path}: ") for line in said if line.startswith(f"{path}: ")]
+            raise ValueError("; ".join(own[:2] or [line.split(" - ", 1)[-1] for line in said[:1]])
+                             or "no readable part")
         if len(exr.parts) > 1:
             raise UnsupportedInputError(f"multi-part OpenEXR ({len(exr.parts)} parts) is not supported")
         header = dict(exr.header())
@@ -250,6 +370,60 @@ def _read_exr(path: Path) -> Image:
     return Image(pixels=np.ascontiguousarray(pixels), format="exr", exr_header=kept)
 
 
+#: Scanlines per chunk of each OpenEXR compression (by its code in the header).
+_EXR_LINES_PER_CHUNK = {0: 1, 1: 1, 2: 1, 3: 16, 4: 32, 5: 16, 6: 32, 7: 32, 8: 32, 9: 256}
+
+
+def _check_exr_chunks(path: Path) -> None:
+    """Refuse a single-part OpenEXR whose chunk table or chunk headers are damaged or point past
+    the end of the file (OpenEXR itself prints such findings on stderr before failing). Multi-part,
+    deep and multi-level tiled files are left to the library."""
+    with open(path, "rb") as f:
+        data = f.read(1 << 16)  # the header: attributes are small
+        size = os.fstat(f.fileno()).st_size
+        version = struct.unpack_from("<i", data, 4)[0] if len(data) >= 8 else 0
+        if version & 0x1800:  # deep data or multi-part
+            return
+        attrs: dict[str, bytes] = {}
+        pos = 8
+        while pos < len(data) and data[pos] != 0:
+            name_end = data.index(b"\x00", pos)
+            type_end = data.index(b"\x00", name_end + 1)
+            (n,) = struct.unpack_from("<i", data, type_end + 1)
+            attrs[data[pos:name_end].decode("latin-1")] = data[type_end + 5 : type_end + 5 + n]
+            pos = type_end + 5 + n
+        pos += 1  # the header's terminating null byte
+        x0, y0, x1, y1 = struct.unpack("<iiii", attrs["dataWindow"])
+        width, height = x1 - x0 + 1, y1 - y0 + 1
+        if version & 0x200:  # tiled: leader = tile x, tile y, level x, level y, data size
+            tx, ty, mode = struct.unpack("<IIB", attrs["tiles"][:9])
+            if mode & 0x0F or tx == 0 or ty == 0:  # mipmap / ripmap levels: not counted here
+                return
+            across = math.ceil(width / tx)
+            count, leader = across * math.ceil(height / ty), "<iiiii"
+            expected: list[tuple[int, ...]] = [(i % across, i // across, 0, 0) for i in range(count)]
+        else:  # scanlines: leader = first line y, data size
+            lines = _EXR_LINES_PER_CHUNK.get(attrs["compression"][0], 1)
+            count, leader = math.ceil(height / lines), "<ii"
+            expected = [(y0 + i * lines,) for i in range(count)]
+        f.seek(pos)
+        table = f.read(8 * count)
+        if len(table) < 8 * count:
+            raise ValueError("truncated: the file ends inside its chunk offset table")
+        step = struct.calcsize(leader)
+        for i, offset in enumerate(struct.unpack(f"<{count}Q", table)):
+            if offset + step > size:
+                raise ValueError(f"truncated: chunk {i} starts at byte {offset:,} of a {size:,}-byte file")
+            f.seek(offset)
+            *where, n = struct.unpack(leader, f.read(step))
+            if tuple(where) != expected[i] or n <= 0:
+                raise ValueError(f"chunk {i} (at byte {offset:,}) has a corrupt header")
+            if offset + step + n > size:
+                raise ValueError(
+                    f"truncated: chunk {i} (at byte {offset:,}) runs past the end of the {size:,}-byte file"
+                )
+
+
 def _write_exr(image: Image, tmp: str) -> None:
     import OpenEXR
 
@@ -267,21 +441,30 @@ def _write_exr(image: Image, tmp: str) -> None:
         exr.write(tmp)
 
 
-def _read_tiff(path: Path) -> Image:
+def _read_tiff(path: Path, limit: int) -> Image:
     import tifffile
 
-    with open(path, "rb") as f:
-        exif = read_exif(f)
     with tifffile.TiffFile(path) as tif:
+        if len(tif.pages) == 0:
+            raise UnsupportedInputError("damaged TIFF: no readable image directory (IFD) in the file")
         if len(tif.pages) > 1:
             raise UnsupportedInputError(
                 f"multi-page TIFF ({len(tif.pages)} pages) is not supported: save one image per file"
             )
-        page = tif.pages[0]
-        photometric = page.photometric.name  # type: ignore[union-attr]
+        page = tif.pages.first
+        photometric = getattr(page.photometric, "name", page.photometric)
         if photometric not in ("RGB", "MINISBLACK"):
             raise UnsupportedInputError(f"TIFF photometric {photometric} is not supported (RGB or greyscale)")
-        pixels = page.asarray()
+        _check_dimensions(page.imagewidth, page.imagelength, limit)
+        size, end = path.stat().st_size, page_data_end(page)
+        if not end:
+            raise UnsupportedInputError("damaged TIFF: the image has no pixel data")
+        if end > size:
+            raise UnsupportedInputError(
+                f"truncated TIFF: the pixel data run to byte {end:,} of a {size:,}-byte file"
+            )
+        with np.errstate(all="ignore"):  # a damaged tag's arithmetic: no RuntimeWarning on stderr
+            pixels = page.asarray()
         if pixels.dtype.kind == "f" and pixels.dtype.itemsize > 4:
             pixels = pixels.astype(np.float32)
         if pixels.dtype not in (np.uint8, np.uint16, np.float16, np.float32):
@@ -292,15 +475,21 @@ def _read_tiff(path: Path) -> Image:
         icc_tag = tags.get(_TIFF_ICC)
         icc = bytes(icc_tag.value) if icc_tag is not None else None  # read while the file is open
         orientation_tag = tags.get(_TIFF_ORIENTATION)
-        orientation = int(orientation_tag.value) if orientation_tag is not None else None
+        value = orientation_tag.value if orientation_tag is not None else None
+        orientation = int(value) if isinstance(value, int) else None  # a damaged tag is dropped
         dpi = None
         if "XResolution" in tags and "YResolution" in tags:
             unit = tags.get("ResolutionUnit")
-            per_cm = unit is not None and int(unit.value) == 3
-            xr, yr = (tags[k].value for k in ("XResolution", "YResolution"))
-            x, y = xr[0] / xr[1], yr[0] / yr[1]
-            dpi = (x * 2.54, y * 2.54) if per_cm else (x, y)
+            per_cm = unit is not None and unit.value == 3
+            try:
+                xr, yr = (tags[k].value for k in ("XResolution", "YResolution"))
+                x, y = xr[0] / xr[1], yr[0] / yr[1]
+                dpi = (x * 2.54, y * 2.54) if per_cm else (x, y)
+            except (TypeError, IndexError, ZeroDivisionError):
+                dpi = None  # a damaged resolution tag is dropped, not a reason to refuse the pixels
         compression = str(getattr(page.compression, "name", page.compression))
+    with open(path, "rb") as f:
+        exif = read_exif(f)
     return Image(
         pixels=pixels,
         format="tiff",
@@ -378,7 +567,7 @@ def write_image(
         raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist")
     if path.is_dir():
         raise IsADirectoryError(f"{path}: a folder stands there; choose another output name")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:50]}.", suffix=".part", dir=path.parent)  # fits NAME_MAX
     os.close(fd)
     try:
         if fmt == "exr":  # OpenEXR writes to a path, not a stream
@@ -404,10 +593,31 @@ def write_image(
         # keep the mode of the file it replaces.
         os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        error = _write_error(path, tmp, exc)
+        Path(tmp).unlink(missing_ok=True)
+        if error is exc:
+            raise
+        raise error from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _write_error(path: Path, tmp: str, exc: OSError) -> OSError:
+    """An error met while writing ``tmp`` for ``path``, told about ``path``: the temporary file is
+    ours, not the caller's. Encoders that write through numpy (tifffile) report a full disk as
+    "N requested and M written" with no errno: with the device (nearly) full, that is ENOSPC."""
+    if exc.errno is None and shutil.disk_usage(path.parent).free < _NEARLY_FULL:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    if exc.filename is not None and os.fspath(exc.filename) == tmp:
+        return OSError(exc.errno, exc.strerror, str(path))
+    return exc
+
+
+#: Free space under which an encoder's errno-less write failure counts as a full disk.
+_NEARLY_FULL = 1 << 20
 
 
 _UMASK_LOCK = threading.Lock()

@@ -116,7 +116,7 @@ def clip_mask(
     """Which colour values of ``image`` are clipped, and a summary.
 
     Args:
-        image: H x W (grey) or H x W x C (C = 3, or 4 with alpha, which is ignored), any dtype
+        image: H x W (grey) or H x W x C (C = 1 or 3, or 2 and 4 with alpha, which is ignored), any dtype
             :func:`libdeclip.declip` accepts.
         clip_levels: (low, high), scalars or per channel; default: the dtype's range.
         tolerance: fraction of the range counted as clipped next to each level.
@@ -124,7 +124,10 @@ def clip_mask(
     Returns:
         A boolean H x W x C' mask (C' = 1 for grey, else 3) and a :class:`ClipSummary`.
     """
-    colour = image[..., None] if image.ndim == 2 else image[..., :3]
+    if image.ndim == 2:
+        colour = image[..., None]
+    else:  # alpha (grey + alpha, RGBA) ignored
+        colour = image[..., :1] if image.ndim == 3 and image.shape[2] <= 2 else image[..., :3]
     if colour.ndim != 3 or colour.shape[2] not in (1, 3):
         raise UnsupportedInputError(f"expected an H x W or H x W x C image, got shape {image.shape}")
     low, high = resolve_clip_levels(image.dtype, colour.shape[2], clip_levels)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 
 from libdeclip import _dng
 from libdeclip.color import _XYZ_TO_SRGB, ColorSpace, ToneCurve, get_colorspace, icc_profile
-from libdeclip.errors import UnsupportedInputError
+from libdeclip.errors import UnsupportedInputError, native_diagnostics
 from libdeclip.fit import Fit, apply_fit
 
 if TYPE_CHECKING:
@@ -148,6 +149,45 @@ def _tiff_tags(path: Path) -> dict[int, tuple[int, int, Any]]:
         return {}
 
 
+def page_data_end(page: Any) -> int:
+    """Where one TIFF page's strips or tiles end in the file, by their byte counts and, for
+    uncompressed strips, by the rows they must hold (LibRaw reads those whatever the counts say)."""
+    offsets = list(getattr(page, "dataoffsets", None) or ())
+    counts = list(getattr(page, "databytecounts", None) or ())
+    ends = [o + n for o, n in zip(offsets, counts, strict=False) if n]
+    try:
+        if int(page.compression) == 1 and not page.is_tiled and int(page.planarconfig) == 1:
+            height = int(page.imagelength)
+            row = (int(page.imagewidth) * int(page.samplesperpixel) * int(page.bitspersample) + 7) // 8
+            rows = min(int(page.rowsperstrip or height), height) or 1
+            ends += [
+                o + min(rows, height - i * rows) * row for i, o in enumerate(offsets) if i * rows < height
+            ]
+    except (AttributeError, TypeError, ValueError):
+        pass
+    return max(ends, default=0)
+
+
+def tiff_data_end(path: Path) -> int:
+    """Where the image data of a TIFF-structured file end: the largest :func:`page_data_end` over
+    its IFDs and their SubIFDs (a DNG keeps its raw data in one); 0 for other containers."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            todo: list[Any] = list(tif.pages)
+            end, seen = 0, 0
+            while todo and seen < 256:  # a hostile file may nest SubIFDs without end
+                page = todo.pop()
+                seen += 1
+                end = max(end, page_data_end(page))
+                if getattr(page, "subifds", None):
+                    todo.extend(tifffile.TiffPages(page))
+            return end
+    except Exception:
+        return 0
+
+
 def _text_tag(tags: dict[int, tuple[int, int, Any]], *codes: int) -> str | None:
     for code in codes:
         if code in tags and isinstance(tags[code][2], str) and tags[code][2].strip():
@@ -185,18 +225,46 @@ def _dilate(mask: np.ndarray, reach: int) -> np.ndarray:
     return out
 
 
-def read_raw(path: str | os.PathLike[str]) -> Image:
-    """Read a camera RAW file as camera RGB with its clip mask; see the module docstring."""
+def read_raw(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> Image:
+    """Read a camera RAW file as camera RGB with its clip mask; see the module docstring.
+
+    A sensor larger than ``max_pixels`` photosites (default: :func:`libdeclip.io.pixel_limit`) is
+    refused from the file's header, before LibRaw unpacks it."""
     import rawpy
 
-    from libdeclip.io import Image
+    from libdeclip.io import Image, _check_dimensions, pixel_limit
 
     path = Path(path)
+    limit = pixel_limit(max_pixels)
+    said: list[str] = []
     try:
-        raw = rawpy.imread(str(path))
+        with native_diagnostics(f"{path}: ") as said:  # LibRaw prints what it finds on stderr
+            raw = rawpy.imread(str(path))
     except (rawpy.LibRawError, OSError, ValueError) as exc:
-        raise UnsupportedInputError(f"{path}: LibRaw cannot read this RAW file ({exc})") from None
+        raise UnsupportedInputError(
+            f"{path}: LibRaw cannot read this RAW file ({_reason(exc, said, path)})"
+        ) from None
     with raw:
+        try:
+            _check_dimensions(raw.sizes.raw_width, raw.sizes.raw_height, limit)
+        except UnsupportedInputError as exc:
+            raise UnsupportedInputError(f"{path}: {exc}") from None
+        # LibRaw reads past the end of a truncated file (zeros, and a message on stderr): refuse it
+        # where the container says where its data end.
+        size, end = path.stat().st_size, tiff_data_end(path)
+        if end > size:
+            raise UnsupportedInputError(
+                f"{path}: truncated RAW file: its image data run to byte {end:,} of a {size:,}-byte file"
+            )
+        try:
+            with native_diagnostics(f"{path}: ") as said:
+                raw.unpack()
+        except (rawpy.LibRawError, OSError, ValueError) as exc:
+            raise UnsupportedInputError(
+                f"{path}: LibRaw cannot unpack this RAW file ({_reason(exc, said, path)})"
+            ) from None
+        if said:  # LibRaw read on past damaged data and says so: its picture is not the camera's
+            raise UnsupportedInputError(f"{path}: damaged RAW data (LibRaw: {_reason(None, said, path)})")
         flip = raw.sizes.flip  # before postprocess(user_flip=0), which resets it
         tags = _tiff_tags(path)
         make = _text_tag(tags, _dng.MAKE) or "unknown"
@@ -290,12 +358,25 @@ def read_raw(path: str | os.PathLike[str]) -> Image:
         with open(path, "rb") as f:
             try:
                 exif = read_exif(f)
-            except (ValueError, OSError, IndexError):
+            except (ValueError, OSError, IndexError, struct.error):
                 exif = None
     return Image(
         pixels=np.ascontiguousarray(camera, dtype=np.float32), format="raw", path=path, raw=info,
         raw_mask=clipped, tiff_exif=exif, orientation=info.orientation,
     )
+
+
+def _reason(exc: BaseException | None, said: list[str] | None = None, path: Path | None = None) -> str:
+    """LibRaw's message for an error (rawpy gives it as a bytes literal, b'...'), and what LibRaw
+    printed about the file."""
+    parts = []
+    if exc is not None:
+        text = str(exc)
+        if text.startswith(("b'", 'b"')) and text.endswith(text[1]):
+            text = text[2:-1]
+        parts.append(text or type(exc).__name__)
+    parts += [line.removeprefix(f"{path}: ") for line in said or []][:2]
+    return "; ".join(dict.fromkeys(parts))
 
 
 def _demosaic(raw: Any, visible: np.ndarray, colours: np.ndarray, black: np.ndarray, span: float,
@@ -311,7 +392,7 @@ def _demosaic(raw: Any, visible: np.ndarray, colours: np.ndarray, black: np.ndar
             user_flip=0, highlight_mode=rawpy.HighlightMode.Ignore, user_sat=int(black.min() + span),
         )
     except (rawpy.LibRawError, ValueError) as exc:
-        raise UnsupportedInputError(f"{path}: LibRaw cannot develop this RAW file ({exc})") from None
+        raise UnsupportedInputError(f"{path}: LibRaw cannot develop this RAW file ({_reason(exc)})") from None
     camera = np.empty(rgb.shape, dtype=np.float32)
     for k in range(3):
         # LibRaw's own scale (maximum, per-channel black) is not exposed: measure it where the
@@ -319,10 +400,9 @@ def _demosaic(raw: Any, visible: np.ndarray, colours: np.ndarray, black: np.ndar
         at = (colours == k) & (visible > black[k] + 0.02 * span) & (visible < black[k] + 0.9 * span)
         at &= rgb[..., k] < 65535
         measured = visible[at].astype(np.float64) - black[k]
-        if measured.size < 16:
+        gain = float(np.median(rgb[..., k][at] / measured)) if measured.size >= 16 else 0.0
+        if not 0.0 < gain < np.inf:  # too few samples, or LibRaw gave nothing back for them
             gain = 65535.0 / span
-        else:
-            gain = float(np.median(rgb[..., k][at] / measured))
         camera[..., k] = rgb[..., k] / np.float32(gain * span)
     return camera
 

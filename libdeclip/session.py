@@ -18,7 +18,7 @@ import numpy as np
 
 from libdeclip import _native
 from libdeclip.color import ColorSpace, colorspace_from_icc, get_colorspace
-from libdeclip.engine import ModelInfo, OnnxEngine
+from libdeclip.engine import GpuOutOfMemoryError, ModelInfo, OnnxEngine
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.fit import DEFAULT_KNEE, DEFAULT_TOE, POLICY_CODES, Fit, default_fit
 from libdeclip.mask import DEFAULT_TOLERANCE, SUPPORTED_DTYPES, ClipLevels, any_clipped, resolve_clip_levels
@@ -28,6 +28,8 @@ __all__ = ["Declipper", "SUPPORTED_DTYPES"]
 
 DEFAULT_TILE_CPU = 512
 DEFAULT_TILE_GPU = 1024
+#: A GPU out of memory halves the batch, then the tile size down to this, then moves to the CPU.
+MIN_TILE_GPU = 128
 MAX_FEATHER = 254  # the native core keeps distances in bytes
 
 ColorSpec: TypeAlias = "str | bytes | ColorSpace | None"
@@ -52,10 +54,11 @@ def _validate(image: Any) -> np.ndarray:
     if image.dtype.type not in SUPPORTED_DTYPES:
         names = ", ".join(np.dtype(t).name for t in SUPPORTED_DTYPES)
         raise UnsupportedInputError(f"unsupported dtype {image.dtype}: use one of {names}")
-    ok_shape = image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))
+    ok_shape = image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 2, 3, 4))
     if not ok_shape:
         raise UnsupportedInputError(
-            f"expected H x W (grey) or H x W x C with C = 3 (RGB) or 4 (RGBA), got shape {image.shape}"
+            f"expected H x W (grey) or H x W x C with C = 1 or 2 (grey, grey + alpha), 3 (RGB) or "
+            f"4 (RGBA), got shape {image.shape}"
         )
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise UnsupportedInputError(f"empty image of shape {image.shape}")
@@ -72,6 +75,8 @@ class Recovered:
     values: np.ndarray  # float32
     vmin: float
     vmax: float
+    #: the plan's tile this one is a part of, when a GPU out of memory split it (else None)
+    part_of: Tile | None = None
 
 
 def prepare(
@@ -84,7 +89,7 @@ def prepare(
         raise UnsupportedInputError(f"feather must be 0 to {MAX_FEATHER} pixels, got {feather}")
     fit = Fit(fit) if fit is not None else default_fit(image.dtype)
     space = _resolve_colorspace(colorspace)
-    grey = image.ndim == 2 or image.shape[2] == 1
+    grey = image.ndim == 2 or image.shape[2] <= 2  # grey, or grey + alpha
     colour = image.reshape(image.shape[0], image.shape[1], -1)[..., : 1 if grey else 3]
     low, high = resolve_clip_levels(image.dtype, colour.shape[2], clip_levels)
     return image, colour, low, high, fit, space
@@ -101,16 +106,33 @@ def composite(
     vmax = max([1.0] + [r.vmax for r in recovered if r.values.size])
     vmin = min([0.0] + [r.vmin for r in recovered if r.values.size])
     reshapes = fit is Fit.COMPRESS and (vmax > 1.0 or vmin < 0.0)
-    by_tile = {r.tile: r for r in recovered}
+    done = {r.tile for r in recovered} | {r.part_of for r in recovered if r.part_of is not None}
     # The fit curve also moves unclipped values beyond its knee and toe: then every tile.
-    for tile in tiles if reshapes else by_tile:
-        rec = by_tile.get(tile)
+    rest = [t for t in tiles if t not in done] if reshapes else []
+    for tile, rec in [(r.tile, r) for r in recovered] + [(t, None) for t in rest]:
         _native.write_core(
             out_colour, colour, low.tolist(), high.tolist(), tolerance, feather,
             tile.y0, tile.y1, tile.x0, tile.x1, None if rec is None else rec.values,
             POLICY_CODES[fit], vmin, vmax, DEFAULT_KNEE, DEFAULT_TOE, reshapes, threads, codes,
         )
     return out
+
+
+def split_tile(tile: Tile, size: int, halo: int, multiple: int, height: int, width: int) -> list[Tile]:
+    """The core of ``tile`` cut into cores of ``size`` (a multiple of ``multiple``), each with its
+    window as :func:`~libdeclip.tiling.plan_tiles` makes it: the parts give the tile's output."""
+
+    def up(n: int) -> int:
+        return -(-n // multiple) * multiple
+
+    ph, pw = up(height), up(width)
+    return [
+        Tile(y0, min(y0 + size, tile.y1), x0, min(x0 + size, tile.x1),
+             max(0, y0 - halo), min(ph, up(min(y0 + size, tile.y1)) + halo),
+             max(0, x0 - halo), min(pw, up(min(x0 + size, tile.x1)) + halo))
+        for y0 in range(tile.y0, tile.y1, size)
+        for x0 in range(tile.x0, tile.x1, size)
+    ]
 
 
 #: ``True`` for a tqdm bar over the tiles, or a function called with (tiles done, tiles to run)
@@ -166,7 +188,8 @@ class Declipper:
         model: ONNX model following the libdeclip contract (default: shipped DeclipNet v1).
         device: ``"auto"`` (TensorRT, then CUDA, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         tile_size: core size of a tile in pixels (default 512 on CPU, 1024 on GPU).
-        threads: CPU threads for ONNX Runtime and the native pixel loops (default: all cores).
+        threads: CPU threads for ONNX Runtime and the native pixel loops (default: all cores);
+            see "Resources" in the README for what bounds a run's threads and memory.
         skip_unclipped: skip tiles whose core holds no clipped value (they cannot change); turn
             off only to measure what skipping saves.
 
@@ -267,6 +290,12 @@ class Declipper:
         A small pipeline hides the pixel work behind the model: while the engine runs one batch,
         a worker thread gathers the next and scatters the previous (the native core and ONNX
         Runtime both release the GIL).
+
+        A GPU out of memory loses no tile and changes no result beyond float rounding: the batch
+        runs again in halves, down to one tile; then that tile in parts of half its size (each
+        with its own halo, as tiling is invisible), down to :data:`MIN_TILE_GPU`; then the engine
+        moves to the CPU with a :class:`~libdeclip.DeviceFallbackWarning`. The smaller batch and
+        tile sizes hold for the rest of the run.
         """
         h, w = colour.shape[:2]
         lo, hi, native_space = low.tolist(), high.tolist(), space.native
@@ -301,15 +330,49 @@ class Declipper:
                 )
             return model_in
 
-        def scatter(batch: list[Tile], residual: np.ndarray) -> list[Recovered]:
+        def scatter(results: list[tuple[list[Tile], np.ndarray]]) -> list[Recovered]:
             out = []
-            for t, res in zip(batch, residual, strict=True):
-                values, vmin, vmax = _native.recover(
-                    colour, lo, hi, tolerance, feather, native_space,
-                    t.y0, t.y1, t.x0, t.x1, t.wy0, t.wx0, res, self._threads, codes, consistency,
-                )
-                out.append(Recovered(t, values, vmin, vmax))
+            for batch, residual in results:
+                for t, res in zip(batch, residual, strict=True):
+                    values, vmin, vmax = _native.recover(
+                        colour, lo, hi, tolerance, feather, native_space,
+                        t.y0, t.y1, t.x0, t.x1, t.wy0, t.wx0, res, self._threads, codes, consistency,
+                    )
+                    out.append(Recovered(t, values, vmin, vmax, part_of.get(t)))
             return out
+
+        # After a GPU out of memory: at most this many tiles at once, and cores of at most this size.
+        limits = {"batch": size, "tile": max(plan.tile_size, MIN_TILE_GPU)}
+        part_of: dict[Tile, Tile] = {}  # a split tile's parts -> the plan's tile
+        multiple = self.model_info.spatial_multiple
+
+        def infer(batch: list[Tile], model_in: np.ndarray) -> list[tuple[list[Tile], np.ndarray]]:
+            """(tiles, residual) pairs that cover ``batch``; see the GPU out of memory above."""
+            most = min(limits["batch"], engine.max_batch)
+            if len(batch) > most:
+                return [r for i in range(0, len(batch), most) for r in infer(batch[i : i + most],
+                                                                             model_in[i : i + most])]
+            tile = batch[0]
+            extent = max(tile.y1 - tile.y0, tile.x1 - tile.x0)
+            if len(batch) == 1 and extent > limits["tile"] and engine.device != "cpu":
+                return split(tile)
+            try:
+                return [(batch, engine.residual(model_in))]
+            except GpuOutOfMemoryError as exc:
+                if len(batch) > 1:
+                    limits["batch"] = (len(batch) + 1) // 2
+                    return infer(batch, model_in)
+                if extent > MIN_TILE_GPU:
+                    limits["tile"] = max(MIN_TILE_GPU, -(-(extent // 2) // multiple) * multiple)
+                    return split(tile)
+                engine.fall_back_to_cpu(f"out of GPU memory even for one tile of {extent} px ({exc})")
+                return [(batch, engine.residual(model_in))]
+
+        def split(tile: Tile) -> list[tuple[list[Tile], np.ndarray]]:
+            parts = split_tile(tile, limits["tile"], plan.halo, multiple, h, w)
+            for p in parts:
+                part_of[p] = part_of.get(tile, tile)
+            return [r for p in parts for r in infer([p], gather([p]))]
 
         bar: Any = None
         if callable(progress):
@@ -327,10 +390,10 @@ class Declipper:
                     assert next_in is not None
                     model_in = next_in.result()
                     next_in = worker.submit(gather, batches[k + 1]) if k + 1 < len(batches) else None
-                    residual = engine.residual(model_in)
+                    results = infer(batch, model_in)
                     if pending is not None:
                         recovered += pending.result()
-                    pending = worker.submit(scatter, batch, residual)
+                    pending = worker.submit(scatter, results)
                     if bar is not None and k > 0:
                         bar.update(len(batches[k - 1]))
                 if pending is not None:

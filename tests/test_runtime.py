@@ -162,7 +162,7 @@ def test_odd_sizes(demo_rgb: np.ndarray, session: Declipper) -> None:
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (np.zeros((8, 8, 2), np.float32), "C = 3"),
+        (np.zeros((8, 8, 5), np.float32), "C = 1 or 2"),
         (np.zeros((8, 8, 3), np.int32), "unsupported dtype int32"),
         (np.full((8, 8, 3), np.nan, np.float32), "NaN"),
         ([[0.0]], "numpy array"),
