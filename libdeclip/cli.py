@@ -1,7 +1,7 @@
 """The ``libdeclip`` command.
 
-    libdeclip declip IN... [-o OUT | --out-dir DIR] [--suffix _declip] [--fit F] [--device D]
-                           [--method M] [--no-consistency] [--jobs N] [--mask PATH]
+    libdeclip declip IN... [-o OUT | --out-dir DIR] [--suffix _declip] [--in-place] [--fit F]
+                           [--device D] [--method M] [--no-consistency] [--jobs N] [--mask PATH]
                            [--compare PATH] [--report DIR] [--overwrite]
                            [--format dng|tiff32|tiff16] [--exposure EV]     (camera RAW inputs)
     libdeclip info FILE...
@@ -10,6 +10,9 @@
 
 Inputs may be files, folders (their images) and glob patterns. A failing file gets one line on
 stderr and never stops the others or leaves a partial output; the exit code is 1 if any failed.
+An input is never written: an output that is an input of the run (by the same name, or through a
+symbolic or hard link) is refused, unless ``--in-place`` asks to replace each input with its repair;
+the input is then replaced in one rename, once the new file is complete on disk.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -62,14 +66,19 @@ def _expand(inputs: Sequence[str]) -> list[Path]:
     return unique
 
 
+DEFAULT_SUFFIX = "_declip"
+
+
 def _output_for(src: Path, args: argparse.Namespace) -> Path:
     if args.output is not None:
         return Path(args.output)
+    if args.in_place:
+        return src
     folder = Path(args.out_dir) if args.out_dir else src.parent
     suffix = src.suffix
     if is_raw_path(src):  # a camera RAW cannot be written back as such: DNG or TIFF
         suffix = ".dng" if (args.format or "dng") == "dng" else ".tif"
-    return folder / f"{src.stem}{args.suffix}{suffix}"
+    return folder / f"{src.stem}{args.suffix or ''}{suffix}"
 
 
 def _side_path(option: str | None, src: Path, single: bool, tag: str) -> Path | None:
@@ -78,8 +87,69 @@ def _side_path(option: str | None, src: Path, single: bool, tag: str) -> Path | 
     p = Path(option)
     if single and not p.is_dir():
         return p
-    p.mkdir(parents=True, exist_ok=True)
     return p / f"{src.stem}_{tag}.png"
+
+
+def _file_key(path: Path) -> tuple[object, ...]:
+    """One key per file: its inode when it exists (so that symbolic and hard links to it share it),
+    else its absolute path with links resolved."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("path", os.path.normcase(os.path.realpath(path)))
+    return ("inode", st.st_dev, st.st_ino)
+
+
+class _Target(NamedTuple):
+    """Where a file's output goes, or why it cannot be written."""
+
+    dst: Path
+    problem: str | None = None
+    replaces_input: bool = False  # --in-place: dst is the input itself
+
+
+def _plan_outputs(paths: Sequence[Path], args: argparse.Namespace, single: bool) -> dict[Path, _Target]:
+    """Each input's output path, checked before anything is read: no output (or --mask/--compare
+    picture) may be a file that is an input of this run, by its own name or through a symbolic or
+    hard link (``--in-place`` allows an input's own output to replace it), and no two files may
+    share an output."""
+    inputs: dict[tuple[object, ...], Path] = {}
+    for src in paths:
+        inputs.setdefault(_file_key(src), src)
+    claimed: dict[tuple[object, ...], Path] = {}
+    plan: dict[Path, _Target] = {}
+    for src in paths:
+        dst = _output_for(src, args)
+        key = _file_key(dst)
+        replaces = _file_key(src) == key
+        problem = None
+        if replaces and not args.in_place:
+            how = "" if os.path.abspath(dst) == os.path.abspath(src) else f" ({dst} is a link to it)"
+            problem = (f"{src}: the output would overwrite the input{how}; choose another -o, --suffix "
+                       "or --out-dir, or pass --in-place to replace the input")
+        elif replaces and is_raw_path(src):
+            problem = (f"{src}: --in-place cannot replace a camera RAW file (its repair is written as "
+                       "DNG or TIFF); use --suffix or --out-dir")
+        elif key in inputs and not replaces:
+            problem = f"{src}: its output {dst} is another input of this run ({inputs[key]}); not replaced"
+        elif key in claimed:
+            problem = f"{src}: its output {dst} is also the output of {claimed[key]}; not written twice"
+        for option, tag in ((args.mask, "mask"), (args.compare, "compare")):
+            side = _side_path(option, src, single, tag)
+            if problem is None and side is not None:
+                side_key = _file_key(side)
+                if side_key in inputs:
+                    problem = f"{src}: --{tag} {side} is an input of this run; not replaced"
+                elif side_key == key or side_key in claimed:
+                    problem = f"{src}: --{tag} {side} would replace an output of this run"
+                else:
+                    claimed.setdefault(side_key, src)
+        if problem is None:
+            claimed.setdefault(key, src)
+        if replaces:  # the file itself, not a symbolic link to it
+            dst = Path(os.path.realpath(src))
+        plan[src] = _Target(dst, problem, replaces)
+    return plan
 
 
 def _compare_picture(image: Image, result: np.ndarray) -> np.ndarray:
@@ -92,12 +162,12 @@ def _compare_picture(image: Image, result: np.ndarray) -> np.ndarray:
     return np.asarray(im)
 
 
-def _read_input(src: Path, dst: Path, args: argparse.Namespace) -> Image:
+def _read_input(src: Path, target: _Target, args: argparse.Namespace) -> Image:
     """Check where the output goes, then read the input (the first stage of a file)."""
-    if dst.resolve() == src.resolve():
-        raise DeclipError(f"{src}: the output would overwrite the input; choose another --suffix or folder")
-    if dst.exists() and not args.overwrite:
-        raise DeclipError(f"{dst}: already exists (use --overwrite to replace it)")
+    if target.problem is not None:
+        raise DeclipError(target.problem)
+    if target.dst.exists() and not (args.overwrite or target.replaces_input):
+        raise DeclipError(f"{target.dst}: already exists (use --overwrite to replace it)")
     return read_image(src)
 
 
@@ -129,23 +199,35 @@ def _repair(
 
 
 def _write_outputs(
-    src: Path, dst: Path, image: Image, result: np.ndarray, notes: list[str], args: argparse.Namespace,
-    single: bool,
+    src: Path, target: _Target, image: Image, result: np.ndarray, notes: list[str],
+    args: argparse.Namespace, single: bool,
 ) -> str:
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst = target.dst
     # --format, --exposure and --fit's development apply to camera RAW inputs only
-    write_image(dst, image.with_pixels(result), format=args.format if image.raw is not None else None,
-                overwrite=args.overwrite, png_level=args.png_level, exposure=args.exposure,
-                fit=args.fit or "compress")
+    _written(dst, image.with_pixels(result), format=args.format if image.raw is not None else None,
+             overwrite=args.overwrite or target.replaces_input, png_level=args.png_level,
+             exposure=args.exposure, fit=args.fit or "compress")
     mask_path = _side_path(args.mask, src, single, "mask")
     if mask_path is not None:
         mask = image.raw_mask if image.raw_mask is not None else clip_mask(image.pixels)[0]
         m = np.asarray(mask.any(axis=2), dtype=np.uint8) * 255
-        write_image(mask_path, Image(pixels=m, format="png"), overwrite=True)
+        _written(mask_path, Image(pixels=m, format="png"), overwrite=True)
     compare_path = _side_path(args.compare, src, single, "compare")
     if compare_path is not None:
-        write_image(compare_path, Image(pixels=_compare_picture(image, result), format="png"), overwrite=True)
+        _written(compare_path, Image(pixels=_compare_picture(image, result), format="png"), overwrite=True)
     return "; ".join([f"{src} -> {dst}"] + notes)
+
+
+def _written(path: Path, image: Image, **options: Any) -> None:
+    """:func:`write_image` into ``path`` (its folder made if needed); an error of the operating
+    system becomes one line that names ``path``, not the temporary file it was being written to."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_image(path, image, **options)
+    except OSError as exc:
+        if exc.strerror is None and str(path) in str(exc):  # ours: "already exists", "a folder stands"
+            raise
+        raise DeclipError(f"{path}: not written: {exc.strerror or exc}") from None
 
 
 def _cmd_declip(args: argparse.Namespace) -> int:
@@ -159,6 +241,12 @@ def _cmd_declip(args: argparse.Namespace) -> int:
     if args.output is not None and not single:
         print("error: -o/--output takes one input; use --out-dir for several", file=sys.stderr)
         return 1
+    if args.in_place and (args.out_dir or args.suffix is not None):
+        print("error: --in-place replaces each input; it takes no --out-dir or --suffix", file=sys.stderr)
+        return 2
+    if args.suffix is None:
+        args.suffix = DEFAULT_SUFFIX
+    targets = _plan_outputs(paths, args, single)
     if args.out_dir:
         Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     model = args.method == "declipnet"  # the classical methods need no model session
@@ -184,9 +272,14 @@ def _cmd_declip(args: argparse.Namespace) -> int:
     failures: list[str] = []
     bar = tqdm(total=len(paths), desc="files", unit="file", disable=args.quiet or single)
     show_tiles = single and not args.quiet
-    failed = (DeclipError, OSError, ValueError)
-
     report_failed: list[str] = []
+
+    def failure(src: Path, exc: Exception) -> Exception:
+        """The error of one file as one line that names it; whatever went wrong, the other files
+        go on (an unexpected error names its type instead of printing a traceback)."""
+        if isinstance(exc, (DeclipError, OSError, ValueError)):
+            return exc
+        return DeclipError(f"{src}: unexpected {type(exc).__name__}: {exc}")
 
     def report(src: Path, message: str | None, exc: BaseException | None) -> None:
         if exc is not None:
@@ -208,20 +301,18 @@ def _cmd_declip(args: argparse.Namespace) -> int:
             report_failed.append(str(src))
             bar.write(f"error: --report: {src}: {exc}", file=sys.stderr)
 
-    def read(src: Path) -> tuple[Path, Image]:
-        dst = _output_for(src, args)
-        return dst, _read_input(src, dst, args)
+    def read(src: Path) -> Image:
+        return _read_input(src, targets[src], args)
 
-    def write(
-        src: Path, dst: Path, image: Image, result: np.ndarray, notes: list[str], seconds: float
-    ) -> None:
+    def write(src: Path, image: Image, result: np.ndarray, notes: list[str], seconds: float) -> None:
+        target = targets[src]
         try:
-            message = _write_outputs(src, dst, image, result, notes, args, single)
-        except failed as exc:
-            report(src, None, exc)
+            message = _write_outputs(src, target, image, result, notes, args, single)
+        except Exception as exc:
+            report(src, None, failure(src, exc))
             return
         page_entry(src, lambda: entry_for(str(src), image, result, method=args.method, seconds=seconds,
-                                          output=dst, notes=notes))
+                                          output=target.dst, notes=notes))
         report(src, message, None)
 
     def repair(image: Image, on: Declipper | None) -> tuple[np.ndarray, list[str], float]:
@@ -231,12 +322,12 @@ def _cmd_declip(args: argparse.Namespace) -> int:
 
     def one(src: Path) -> None:
         try:
-            dst, image = read(src)
+            image = read(src)
             result, notes, seconds = repair(image, session())
-        except failed as exc:
-            report(src, None, exc)
+        except Exception as exc:
+            report(src, None, failure(src, exc))
             return
-        write(src, dst, image, result, notes, seconds)
+        write(src, image, result, notes, seconds)
 
     if parallel:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -251,12 +342,12 @@ def _cmd_declip(args: argparse.Namespace) -> int:
                 if i + 1 < len(paths):
                     reading = io.submit(read, paths[i + 1])
                 try:
-                    dst, image = current.result()
+                    image = current.result()
                     result, notes, seconds = repair(image, first)
-                except failed as exc:
-                    report(src, None, exc)
+                except Exception as exc:
+                    report(src, None, failure(src, exc))
                     continue
-                io.submit(write, src, dst, image, result, notes, seconds)
+                io.submit(write, src, image, result, notes, seconds)
     bar.close()
     done = len(paths) - len(failures)
     if failures or not single:
@@ -378,7 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
     out = d.add_mutually_exclusive_group()
     out.add_argument("-o", "--output", help="output file (one input only)")
     out.add_argument("--out-dir", help="folder for the outputs (default: next to each input)")
-    d.add_argument("--suffix", default="_declip", help="added to the file name (default: _declip)")
+    d.add_argument("--suffix", default=None, help=f"added to the file name (default: {DEFAULT_SUFFIX})")
+    d.add_argument("--in-place", action="store_true",
+                   help="replace each input with its repair (not camera RAW). The input is replaced in "
+                   "one rename, only once the new file is complete on disk; it keeps its name, "
+                   "format and permissions (a hard link to it keeps the old picture). Without this "
+                   "flag an output that is an input (same name, symbolic or hard link) is refused")
     d.add_argument("--fit", choices=[f.value for f in Fit], help="range policy (default: compress "
                    "for integer files, float for float files)")
     d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")

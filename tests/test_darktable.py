@@ -10,6 +10,7 @@ output on the TIFF darktable exported. Skipped when darktable, Xvfb or lua5.4 ar
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -94,16 +95,17 @@ def _lua_string(s: str) -> str:
     return "[==[" + s + "]==]"
 
 
-def run_harness(work: Path, photos: list[Path]) -> tuple[list[dict[str, object]], str]:
+def run_harness(work: Path, photos: list[Path], command: Path = COMMAND, env: dict[str, str] | None = None
+                ) -> tuple[list[dict[str, object]], str]:
     listed = ", ".join(_lua_string(str(p)) for p in photos)
     args = (
         "{" + f"work = {_lua_string(str(work))}, script = {_lua_string(str(SCRIPT))}, "
-        f"command = {_lua_string(str(COMMAND))}, photos = {{{listed}}}, json = {_JSON}" + "}"
+        f"command = {_lua_string(str(command))}, photos = {{{listed}}}, json = {_JSON}" + "}"
     )
     harness = work / "harness.lua"
     harness.write_text(_HARNESS.format(libdir=LIBDARKTABLE.parent, args=args))
     proc = subprocess.run(["timeout", "-k", "5", "300", "xvfb-run", "-a", "lua5.4", str(harness)],
-                          capture_output=True, text=True, cwd=work)
+                          capture_output=True, text=True, cwd=work, env={**os.environ, **(env or {})})
     log = proc.stdout + proc.stderr
     results = [json.loads(line.split(" ", 1)[1]) for line in proc.stdout.splitlines()
                if line.startswith("LIBDECLIP-RESULT ")]
@@ -215,3 +217,35 @@ def test_panel_button_in_the_darktable_gui(tmp_path: Path) -> None:
     grouped = next(line for line in text.splitlines() if line.startswith("grouped "))
     output = Path(grouped.split()[1])
     assert output == tmp_path / "photo_declip.tif" and output.is_file() and grouped.endswith("rating 2")
+
+
+# Shell syntax and non-ASCII; run by a shell, each command substitution or command after ";"
+# would create a file in $HOME ("cd" alone goes there; a file name cannot hold "/").
+NASTY = "it's \"q\" $(cd;touch PWNED_a) `cd;touch PWNED_b` ;cd;touch PWNED_c; & | > é 写真"
+
+
+def test_file_names_with_shell_syntax_run_nothing(tmp_path: Path) -> None:
+    """dt.control.execute hands the command line to a shell: with shell syntax and non-ASCII in
+    the photo's folder and name (so in the output path beside it) and in the libdeclip command's
+    own path, the script's quoting runs libdeclip on exactly these paths and nothing else."""
+    home = tmp_path / "home"
+    home.mkdir()
+    folder = tmp_path / f"photos {NASTY}"
+    folder.mkdir()
+    photo = folder / f"{NASTY}.jpg"
+    shutil.copy(sorted((SHARED_DATA / "clipped" / "singlehdr").glob("*.jpg"))[0], photo)
+    command = tmp_path / f"bin {NASTY}" / "libdeclip"
+    command.parent.mkdir()
+    command.symlink_to(COMMAND)
+    work = tmp_path / "dt"
+    work.mkdir()
+    results, log = run_harness(work, [photo], command=command, env={"HOME": str(home)})
+    markers = [p for d in (home, Path.home(), work, tmp_path, folder) for p in d.glob("PWNED*")]
+    assert not markers, f"a command in a file name ran: {markers}"
+    assert len(results) == 1 and "error" not in results[0], log[-3000:]
+    output, export = Path(str(results[0]["output"])), Path(str(results[0]["export"]))
+    assert output == folder / f"{NASTY}_declip.tif" and output.is_file()
+    expected = tmp_path / "expected.tif"
+    assert libdeclip_main(["declip", str(export), "-o", str(expected), "-q", "--device", "cpu"]) == 0
+    np.testing.assert_array_equal(read_image(output).pixels, read_image(expected).pixels)
+    export.unlink()

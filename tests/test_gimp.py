@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from PIL import Image
 
 from libdeclip import read_image
 from libdeclip.color import icc_profile
@@ -123,10 +124,11 @@ print("LIBDECLIP-SIZE", w, h)
 
 def run_plugin(work: Path, photo: Path, *, backend: str, fmt: str, select: tuple[int, int, int, int] | None,
                fit: str = "compress", show_mask: bool = False, feather: float = 0.0,
-               profile: Path | None = None) -> tuple[bytes, bytes, list[str], str]:
+               profile: Path | None = None, env_extra: tuple[str, ...] = ()
+               ) -> tuple[bytes, bytes, list[str], str]:
     """Run the plug-in in gimp-console on ``photo``; ``profile``: a GIMP profile it is installed
     in (default: a copy of the checkout's plug-in, with the chroot's venv given through
-    LIBDECLIP_PYTHON)."""
+    LIBDECLIP_PYTHON); ``env_extra``: more NAME=value for GIMP's environment."""
     given = profile is not None
     profile = profile or install_plugin(work)
     args = {
@@ -139,6 +141,7 @@ def run_plugin(work: Path, photo: Path, *, backend: str, fmt: str, select: tuple
         env.append(f"PYTHONPATH={site_packages()}")
     elif not given:
         env.append(f"LIBDECLIP_PYTHON={VENV}/bin/python")
+    env += env_extra
     proc = in_chroot("env", *env, "gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval", "-b", "-",
                      "--quit", stdin=_BATCH.format(args=json.dumps(args)))
     log = proc.stdout + proc.stderr
@@ -361,3 +364,46 @@ def test_feathered_selection_blends(work: Path) -> None:
     outside = np.ones((h, w), dtype=bool)
     outside[by0:by1, bx0:bx1] = False
     np.testing.assert_array_equal(after[outside], before[outside])
+
+
+# Every shell metacharacter that matters, and non-ASCII. Run by a shell, each command substitution
+# or command after ";" would create a file in $HOME (the chroot's /root: "cd" alone goes there,
+# since a file name cannot hold "/").
+NASTY = "it's \"q\" $(cd;touch PWNED_a) `cd;touch PWNED_b` ;cd;touch PWNED_c; & | > é ü 写真"
+
+
+def test_file_names_with_shell_syntax_run_nothing(work: Path) -> None:
+    """The subprocess path with shell syntax and non-ASCII everywhere it meets a name: the photo's
+    folder and name, the GIMP profile the plug-in lives in, the temporary folder its exchange
+    TIFFs go to (TMPDIR: these names are the libdeclip command's arguments) and the path of the
+    Python that runs libdeclip. The plug-in runs it without a shell: the layer is declipped as the
+    library does it, no injected command ran, and the temporary files are gone."""
+    folder = work / f"photos {NASTY}"
+    folder.mkdir()
+    src = sorted(PHOTOS.glob("*.png"))[0]
+    pixels = read_image(src).pixels[..., :3][256:512, 256:640]  # a crop with blown highlights
+    photo = folder / f"{NASTY}.png"
+    Image.fromarray(pixels).save(photo)
+    profile = install_plugin(work)
+    nasty_profile = work / f"profile {NASTY}"
+    profile.rename(nasty_profile)
+    tmp = work / f"tmp {NASTY}"
+    tmp.mkdir()
+    venv_link = work / f"venv {NASTY}"
+    venv_link.symlink_to(VENV)  # a venv reached through this name still finds its pyvenv.cfg
+    marker_dirs = [CHROOT / "root", CHROOT, work, folder]
+    for leftover in [p for d in marker_dirs for p in d.glob("PWNED_*")]:  # from an earlier failure
+        leftover.unlink()
+    h, w = pixels.shape[:2]
+    before_b, after_b, _, log = run_plugin(
+        work, photo, backend="subprocess", fmt="R'G'B' u8", select=None, profile=nasty_profile,
+        env_extra=(f"TMPDIR={inside(tmp)}", f"LIBDECLIP_PYTHON={inside(venv_link)}/bin/python"),
+    )
+    assert not [p for d in marker_dirs for p in d.glob("PWNED*")], "a command in a file name ran"
+    assert log.startswith("success"), log[-3000:]
+    before = np.frombuffer(before_b, dtype=np.uint8).reshape(h, w, 3)
+    after = np.frombuffer(after_b, dtype=np.uint8).reshape(h, w, 3)
+    np.testing.assert_array_equal(before, pixels)
+    np.testing.assert_array_equal(after, library_output(work, pixels, "compress"))
+    assert not np.array_equal(after, before)
+    assert not [p for p in tmp.iterdir() if p.name.startswith("libdeclip-gimp-")]  # removed
