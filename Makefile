@@ -30,7 +30,7 @@ test: $(VENV)/.dev wheel
 	-$(MAKE) --no-print-directory gimp-chroot
 	-$(MAKE) --no-print-directory darktable
 	-$(MAKE) --no-print-directory chromium
-	$(VENV)/bin/ruff check libdeclip training benchmarks tests plugins
+	$(VENV)/bin/ruff check libdeclip training benchmarks tests plugins fuzz
 	$(VENV)/bin/mypy libdeclip
 	$(PY) -m pytest -q --doctest-modules libdeclip tests
 
@@ -39,7 +39,7 @@ wheel: $(VENV)/.runtime
 	rm -rf build/wheel
 	$(PIP) wheel --no-deps -w build/wheel .
 	$(PY) -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('build/wheel/*.whl')[0]).namelist(); \
-	need = ['libdeclip/_native.', 'libdeclip/models/declipnet-v1.onnx', 'libdeclip/py.typed', 'libdeclip/_native.pyi', 'libdeclip/_plugins/gimp/libdeclip-declip/libdeclip-declip.py']; \
+	need = ['libdeclip/_native.', 'libdeclip/models/declipnet-v1.onnx', 'libdeclip/models/SHA256SUMS', 'libdeclip/py.typed', 'libdeclip/_native.pyi', 'libdeclip/_plugins/gimp/libdeclip-declip/libdeclip-declip.py']; \
 	missing = [n for n in need if not any(x.startswith(n) for x in names)]; \
 	sys.exit(f'wheel lacks {missing}') if missing else print('wheel ok:', glob.glob('build/wheel/*.whl')[0])"
 
@@ -92,9 +92,19 @@ train-v1: $(VENV)/.dev
 	$(PY) -m training.train --config training/configs/v1_mse.toml
 	$(PY) -m training.train --config training/configs/v1_full.toml
 	$(PY) -m training.export runs/v1_full/checkpoint.pt libdeclip/models/declipnet-v1.onnx
+	cd libdeclip/models && sha256sum *.onnx > SHA256SUMS  # the shipped models' checksums, checked at load
 
 quality: $(VENV)/.dev
 	$(PY) -m benchmarks.quality
+
+# Fuzz read_image and the CLI (info, declip) with mutated image files for FUZZ_SECONDS (fuzz/README.md);
+# prints executions, exec/s and findings. New findings are saved in tests/data/fuzz_crashes, where
+# tests/test_fuzz_regressions.py replays each. FUZZ_JOBS worker processes (default 1).
+FUZZ_SECONDS ?= 600
+FUZZ_JOBS ?= 1
+.PHONY: fuzz
+fuzz: $(VENV)/.runtime
+	$(PY) -m fuzz.fuzz_io --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS)
 
 # Every benchmark, then BENCHMARKS.md rebuilt from their results (benchmarks/results/) and the prose
 # in benchmarks/BENCHMARKS.template.md (long: run it alone on the machine). The camera RAW benchmark

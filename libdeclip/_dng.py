@@ -8,11 +8,14 @@ TIFF structure; this module only chooses the DNG tags. Uncompressed, because eve
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import numpy as np
+
+from libdeclip.errors import UnsupportedInputError
 
 # TIFF/EP and DNG tags by name (DNG specification 1.4, chapter 4)
 CFA_REPEAT_PATTERN_DIM, CFA_PATTERN = 33421, 33422
@@ -43,11 +46,19 @@ ExtraTag = tuple[int, int, int, Any, bool]  # tifffile's (code, TIFF type, count
 
 
 def srational(values: Sequence[float] | np.ndarray) -> list[int]:
-    """Signed rationals as tifffile takes them: numerator, denominator, numerator, ..."""
+    """Signed rationals as tifffile takes them: numerator, denominator, numerator, ...; the
+    denominator is 10^6, or smaller where a large value (a damaged file's matrix) needs it to fit
+    32 bits."""
     out: list[int] = []
-    for v in np.asarray(values, dtype=np.float64).ravel():
-        out += [round(float(v) * _RATIONAL_DEN), _RATIONAL_DEN]
+    for v in np.asarray(values, dtype=np.float64).ravel().tolist():
+        if not math.isfinite(v) or abs(v) >= _INT32_MAX:
+            raise UnsupportedInputError(f"the value {v} does not fit a DNG rational tag")
+        den = min(_RATIONAL_DEN, int(_INT32_MAX // max(abs(v), 1.0)))
+        out += [round(v * den), den]
     return out
+
+
+_INT32_MAX = 2**31 - 1
 
 
 @dataclass

@@ -207,6 +207,8 @@ def _inpaint_channel(values: np.ndarray, unknown: np.ndarray) -> np.ndarray:
         roi = (slice(max(box[0].start - 2, 0), min(box[0].stop + 2, h)),
                slice(max(box[1].start - 2, 0), min(box[1].stop + 2, w)))
         region = regions[roi] == i
+        if region.all():  # nothing known around it (a channel clipped everywhere): nothing to fill from
+            continue
         size = int(region.sum())
         if size <= _BIHARMONIC_MAX_UNKNOWNS:
             out[roi][region] = _biharmonic_region(out[roi], region)[region]

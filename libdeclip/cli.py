@@ -203,10 +203,14 @@ def _write_outputs(
     args: argparse.Namespace, single: bool,
 ) -> str:
     dst = target.dst
-    # --format, --exposure and --fit's development apply to camera RAW inputs only
-    _written(dst, image.with_pixels(result), format=args.format if image.raw is not None else None,
-             overwrite=args.overwrite or target.replaces_input, png_level=args.png_level,
-             exposure=args.exposure, fit=args.fit or "compress")
+    # --format, --exposure and --fit's development apply to camera RAW inputs only; what the
+    # writer warns of (a DNG's range clipping the recovery) joins the file's notes
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _written(dst, image.with_pixels(result), format=args.format if image.raw is not None else None,
+                 overwrite=args.overwrite or target.replaces_input, png_level=args.png_level,
+                 exposure=args.exposure, fit=args.fit or "compress")
+    notes = notes + [str(w.message) for w in caught]
     mask_path = _side_path(args.mask, src, single, "mask")
     if mask_path is not None:
         mask = image.raw_mask if image.raw_mask is not None else clip_mask(image.pixels)[0]
@@ -284,7 +288,9 @@ def _cmd_declip(args: argparse.Namespace) -> int:
     def report(src: Path, message: str | None, exc: BaseException | None) -> None:
         if exc is not None:
             failures.append(str(src))
-            bar.write(f"error: {exc}", file=sys.stderr)
+            # the pipeline's own checks know no file name: the line names the file either way
+            text = str(exc) if str(exc).startswith(f"{src}: ") or str(src) in str(exc) else f"{src}: {exc}"
+            bar.write(f"error: {text}", file=sys.stderr)
             page_entry(src, lambda: ReportEntry(str(src), method=args.method, error=str(exc)))
         elif message and not args.quiet:
             bar.write(message)

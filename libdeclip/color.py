@@ -243,6 +243,8 @@ def colorspace_from_icc(icc: bytes) -> ColorSpace:
         # ICC colorants are adapted to the D50 PCS white (0.9642, 1, 0.8249).
         d50 = np.array([0.9642, 1.0, 0.8249])
         to_srgb = _XYZ_TO_SRGB @ _adapt(d50, _xy_to_xyz(_WHITE_D65)) @ to_xyz_d50
+        if not np.isfinite(to_srgb).all() or abs(np.linalg.det(to_srgb)) < 1e-6:
+            raise ValueError("its colorant matrix is singular: no colour can be converted back")
         curves = [_icc_curve(icc, tags[t][0]) for t in (b"rTRC", b"gTRC", b"bTRC")]
         return ColorSpace(f"icc:{name}", (curves[0], curves[1], curves[2]), to_srgb)
     except (ValueError, struct.error, IndexError, KeyError, np.linalg.LinAlgError) as exc:

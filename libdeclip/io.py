@@ -276,7 +276,10 @@ def _pil_metadata(im: Any) -> dict[str, Any]:
     dpi = im.info.get("dpi")
     orientation = None
     if exif:
-        orientation = im.getexif().get(_TIFF_ORIENTATION)
+        try:
+            orientation = im.getexif().get(_TIFF_ORIENTATION)
+        except (SyntaxError, ValueError, OSError, struct.error, KeyError, IndexError):
+            exif = None  # a damaged EXIF block: dropped, never carried into an output
     return {
         "icc_profile": im.info.get("icc_profile") or None,
         "exif": exif or None,
@@ -401,27 +404,37 @@ def _check_exr_chunks(path: Path) -> None:
                 return
             across = math.ceil(width / tx)
             count, leader = across * math.ceil(height / ty), "<iiiii"
-            expected: list[tuple[int, ...]] = [(i % across, i // across, 0, 0) for i in range(count)]
+
+            def expected(i: int) -> tuple[int, ...]:
+                return (i % across, i // across, 0, 0)
         else:  # scanlines: leader = first line y, data size
             lines = _EXR_LINES_PER_CHUNK.get(attrs["compression"][0], 1)
             count, leader = math.ceil(height / lines), "<ii"
-            expected = [(y0 + i * lines,) for i in range(count)]
+
+            def expected(i: int) -> tuple[int, ...]:
+                return (y0 + i * lines,)
+        # The table's size follows from the header alone: check it against the file before reading
+        # (a damaged header can claim billions of chunks).
+        if count <= 0 or 8 * count > size - pos:
+            raise ValueError("truncated: the file ends inside its chunk offset table")
         f.seek(pos)
         table = f.read(8 * count)
-        if len(table) < 8 * count:
-            raise ValueError("truncated: the file ends inside its chunk offset table")
         step = struct.calcsize(leader)
         for i, offset in enumerate(struct.unpack(f"<{count}Q", table)):
             if offset + step > size:
                 raise ValueError(f"truncated: chunk {i} starts at byte {offset:,} of a {size:,}-byte file")
             f.seek(offset)
             *where, n = struct.unpack(leader, f.read(step))
-            if tuple(where) != expected[i] or n <= 0:
+            if tuple(where) != expected(i) or n <= 0:
                 raise ValueError(f"chunk {i} (at byte {offset:,}) has a corrupt header")
             if offset + step + n > size:
                 raise ValueError(
                     f"truncated: chunk {i} (at byte {offset:,}) runs past the end of the {size:,}-byte file"
                 )
+
+
+#: TIFF compressions kept from the source when writing (lossless, and tifffile/imagecodecs encode them).
+_TIFF_WRITABLE = {"NONE", "LZW", "ADOBE_DEFLATE", "DEFLATE", "PACKBITS", "ZSTD", "LZMA"}
 
 
 def _write_exr(image: Image, tmp: str) -> None:
@@ -465,6 +478,8 @@ def _read_tiff(path: Path, limit: int) -> Image:
             )
         with np.errstate(all="ignore"):  # a damaged tag's arithmetic: no RuntimeWarning on stderr
             pixels = page.asarray()
+        if pixels.ndim == 3 and int(page.planarconfig) == 2:  # "separate" planes come as C x H x W
+            pixels = np.moveaxis(pixels, 0, -1)
         if pixels.dtype.kind == "f" and pixels.dtype.itemsize > 4:
             pixels = pixels.astype(np.float32)
         if pixels.dtype not in (np.uint8, np.uint16, np.float16, np.float32):
@@ -698,8 +713,12 @@ def _encode_tiff(image: Image, out: Any) -> None:
         extratags.append((_TIFF_ORIENTATION, "H", 1, int(image.orientation), True))
     if image.tiff_exif:  # a placeholder that append_exif points at the EXIF IFD
         extratags.append((PLACEHOLDER_TAG, "I", 1, 0, True))
-    name = (image.tiff_compression or "NONE").lower()
-    compression = None if name == "none" else name
+    # The source's compression where it is lossless and encodable, else zlib (CCITT fax and the
+    # other bilevel schemes read fine but cannot hold photo samples; JPEG would lose the repair).
+    name = (image.tiff_compression or "NONE").upper()
+    if name not in _TIFF_WRITABLE:
+        name = "ADOBE_DEFLATE"
+    compression = None if name == "NONE" else name.lower()
     tifffile.imwrite(
         out,
         pixels,

@@ -330,6 +330,9 @@ def read_raw(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> 
         if not np.any(cam_to_srgb):
             notes.append("no colour matrix in the file: camera RGB taken as sRGB")
             cam_to_srgb = np.eye(3)
+        elif not np.isfinite(cam_to_srgb).all() or abs(np.linalg.det(cam_to_srgb)) < 1e-9:
+            notes.append("the file's colour matrix is singular (damaged?): camera RGB taken as sRGB")
+            cam_to_srgb = np.eye(3)
         xyz_to_cam: np.ndarray = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3]
         if not np.any(xyz_to_cam):  # from the camera -> sRGB matrix: XYZ -> sRGB -> camera
             xyz_to_cam = np.linalg.inv(cam_to_srgb @ np.diag(wb)) @ _XYZ_TO_SRGB

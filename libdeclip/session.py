@@ -31,6 +31,8 @@ DEFAULT_TILE_GPU = 1024
 #: A GPU out of memory halves the batch, then the tile size down to this, then moves to the CPU.
 MIN_TILE_GPU = 128
 MAX_FEATHER = 254  # the native core keeps distances in bytes
+#: Float values farther than this many clip ranges from the low clip level are refused.
+MAX_FLOAT_REACH = 1e6
 
 ColorSpec: TypeAlias = "str | bytes | ColorSpace | None"
 
@@ -92,6 +94,14 @@ def prepare(
     grey = image.ndim == 2 or image.shape[2] <= 2  # grey, or grey + alpha
     colour = image.reshape(image.shape[0], image.shape[1], -1)[..., : 1 if grey else 3]
     low, high = resolve_clip_levels(image.dtype, colour.shape[2], clip_levels)
+    if image.dtype.kind == "f":
+        # float32 arithmetic on values this far beyond the clip range overflows to inf and NaN
+        reach = float(np.max(np.abs(colour.astype(np.float64) - low) / (high - low)))
+        if reach > MAX_FLOAT_REACH:
+            raise UnsupportedInputError(
+                f"image values reach {reach:.3g} times the clip range ({low.min():g} to {high.max():g}); "
+                f"more than {MAX_FLOAT_REACH:g} is no photo's (check the clip_levels or the data)"
+            )
     return image, colour, low, high, fit, space
 
 

@@ -1,0 +1,1 @@
+"""Fuzzing of read_image and the libdeclip command: see fuzz/README.md."""
