@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import re
 import sys
 import threading
 import time
@@ -222,6 +223,9 @@ def _write_outputs(
     return "; ".join([f"{src} -> {dst}"] + notes)
 
 
+_FILE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,5}")
+
+
 def _written(path: Path, image: Image, **options: Any) -> None:
     """:func:`write_image` into ``path`` (its folder made if needed); an error of the operating
     system becomes one line that names ``path``, not the temporary file it was being written to."""
@@ -288,8 +292,11 @@ def _cmd_declip(args: argparse.Namespace) -> int:
     def report(src: Path, message: str | None, exc: BaseException | None) -> None:
         if exc is not None:
             failures.append(str(src))
-            # the pipeline's own checks know no file name: the line names the file either way
-            text = str(exc) if str(exc).startswith(f"{src}: ") or str(src) in str(exc) else f"{src}: {exc}"
+            # the pipeline's own checks know no file name: the line names a file either way (the
+            # input, or the output it could not write)
+            text, head = str(exc), str(exc).split(": ", 1)[0]
+            if str(src) not in text and os.sep not in head and not _FILE_SUFFIX.fullmatch(Path(head).suffix):
+                text = f"{src}: {text}"
             bar.write(f"error: {text}", file=sys.stderr)
             page_entry(src, lambda: ReportEntry(str(src), method=args.method, error=str(exc)))
         elif message and not args.quiet:

@@ -163,3 +163,15 @@ def test_classical_method_on_camera_raw_is_refused(tmp_path: Path, monkeypatch: 
     refused = "--method cross-channel works on RGB images; camera RAW files use declipnet"
     assert err == [f"error: {raw}: {refused}", "0 of 1 files declipped, 1 failed"]
     assert not (tmp_path / "photo_declip.dng").exists()
+
+
+def test_a_pipeline_refusal_names_the_file(tmp_path: Path) -> None:
+    """The pipeline's own checks know no file name; the CLI's error line names the input."""
+    src = tmp_path / "huge values.tif"
+    pixels = np.full((16, 16, 3), 0.5, np.float32)
+    pixels[4:8, 4:8] = 1e30  # finite, but no photo's: refused before float32 arithmetic overflows
+    tifffile.imwrite(src, pixels, photometric="rgb")
+    proc = _cli("declip", str(src), "-o", str(tmp_path / "out.tif"), "-q")
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0].startswith(f"error: {src}: image values reach 1e+30 times")
+    assert not (tmp_path / "out.tif").exists()
