@@ -246,7 +246,13 @@ def colorspace_from_icc(icc: bytes) -> ColorSpace:
         if not np.isfinite(to_srgb).all() or abs(np.linalg.det(to_srgb)) < 1e-6:
             raise ValueError("its colorant matrix is singular: no colour can be converted back")
         curves = [_icc_curve(icc, tags[t][0]) for t in (b"rTRC", b"gTRC", b"bTRC")]
-        return ColorSpace(f"icc:{name}", (curves[0], curves[1], curves[2]), to_srgb)
+        space = ColorSpace(f"icc:{name}", (curves[0], curves[1], curves[2]), to_srgb)
+        # A damaged curve (a gamma of 0, a flat table) cannot be undone: test the round trip.
+        probe = np.repeat(np.linspace(0.0, 1.0, 65)[None, :, None], 3, axis=2)
+        back = _native.convert(_native.convert(probe, space.native, True), space.native, False)
+        if not np.allclose(back, probe, atol=0.02):  # a flat toe in a table is no damage
+            raise ValueError("its tone curves cannot be inverted")
+        return space
     except (ValueError, struct.error, IndexError, KeyError, np.linalg.LinAlgError) as exc:
         warnings.warn(
             f"ICC profile {name!r} is not supported ({exc}); assuming sRGB", UserWarning, stacklevel=2
