@@ -296,6 +296,8 @@ def _read_png(data: bytes, limit: int) -> Image:
         raise UnsupportedInputError("damaged PNG: no image header (IHDR) after the signature")
     width, height = struct.unpack(">II", data[16:24])
     _check_dimensions(width, height, limit)
+    if _png_header_count(data) > 1:  # decoders disagree on which one counts: the limit cannot hold
+        raise UnsupportedInputError("damaged PNG: more than one image header (IHDR)")
     # The plugin's own class, not PIL.Image.open: that applies Pillow's global decompression-bomb
     # limit (179 MP) instead of ours. Only the chunks before the pixels are read here.
     with PngImagePlugin.PngImageFile(io.BytesIO(data)) as im:
@@ -309,6 +311,19 @@ def _read_png(data: bytes, limit: int) -> Image:
     if damage:  # libpng reads on past a damaged checksum of the pixel data: we do not
         raise UnsupportedInputError(f"damaged PNG pixel data ({damage[0]})")
     return Image(pixels=pixels, format="png", text=text, **meta)
+
+
+def _png_header_count(data: bytes) -> int:
+    """How many IHDR chunks come before the pixel data (IDAT) or the end."""
+    pos, count = 8, 0
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        kind = data[pos + 4 : pos + 8]
+        if kind in (b"IDAT", b"IEND"):
+            break
+        count += kind == b"IHDR"
+        pos += 12 + length
+    return count
 
 
 def _read_jpeg(data: bytes, limit: int) -> Image:
