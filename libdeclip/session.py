@@ -22,7 +22,7 @@ from libdeclip.engine import GpuOutOfMemoryError, ModelInfo, OnnxEngine
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.fit import DEFAULT_KNEE, DEFAULT_TOE, POLICY_CODES, Fit, default_fit
 from libdeclip.mask import DEFAULT_TOLERANCE, SUPPORTED_DTYPES, ClipLevels, any_clipped, resolve_clip_levels
-from libdeclip.tiling import Tile, TilePlan, plan_tiles
+from libdeclip.tiling import Tile, TilePlan, cover, plan_tiles, round_up
 
 __all__ = ["Declipper", "SUPPORTED_DTYPES"]
 
@@ -126,23 +126,6 @@ def composite(
             POLICY_CODES[fit], vmin, vmax, DEFAULT_KNEE, DEFAULT_TOE, reshapes, threads, codes,
         )
     return out
-
-
-def split_tile(tile: Tile, size: int, halo: int, multiple: int, height: int, width: int) -> list[Tile]:
-    """The core of ``tile`` cut into cores of ``size`` (a multiple of ``multiple``), each with its
-    window as :func:`~libdeclip.tiling.plan_tiles` makes it: the parts give the tile's output."""
-
-    def up(n: int) -> int:
-        return -(-n // multiple) * multiple
-
-    ph, pw = up(height), up(width)
-    return [
-        Tile(y0, min(y0 + size, tile.y1), x0, min(x0 + size, tile.x1),
-             max(0, y0 - halo), min(ph, up(min(y0 + size, tile.y1)) + halo),
-             max(0, x0 - halo), min(pw, up(min(x0 + size, tile.x1)) + halo))
-        for y0 in range(tile.y0, tile.y1, size)
-        for x0 in range(tile.x0, tile.x1, size)
-    ]
 
 
 #: ``True`` for a tqdm bar over the tiles, or a function called with (tiles done, tiles to run)
@@ -373,13 +356,13 @@ class Declipper:
                     limits["batch"] = (len(batch) + 1) // 2
                     return infer(batch, model_in)
                 if extent > MIN_TILE_GPU:
-                    limits["tile"] = max(MIN_TILE_GPU, -(-(extent // 2) // multiple) * multiple)
+                    limits["tile"] = max(MIN_TILE_GPU, round_up(extent // 2, multiple))
                     return split(tile)
                 engine.fall_back_to_cpu(f"out of GPU memory even for one tile of {extent} px ({exc})")
                 return [(batch, engine.residual(model_in))]
 
         def split(tile: Tile) -> list[tuple[list[Tile], np.ndarray]]:
-            parts = split_tile(tile, limits["tile"], plan.halo, multiple, h, w)
+            parts = cover(tile.y0, tile.y1, tile.x0, tile.x1, limits["tile"], plan.halo, multiple, h, w)
             for p in parts:
                 part_of[p] = part_of.get(tile, tile)
             return [r for p in parts for r in infer([p], gather([p]))]

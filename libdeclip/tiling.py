@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["Tile", "TilePlan", "plan_tiles"]
+__all__ = ["Tile", "TilePlan", "cover", "plan_tiles", "round_up"]
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,30 @@ class TilePlan:
         return len(self.tiles)
 
 
-def _round_up(n: int, m: int) -> int:
+def round_up(n: int, m: int) -> int:
+    """``n`` rounded up to a multiple of ``m``."""
     return -(-n // m) * m
+
+
+def cover(
+    y0: int, y1: int, x0: int, x1: int, size: int, halo: int, multiple: int, height: int, width: int
+) -> list[Tile]:
+    """Cover the region ``[y0, y1) x [x0, x1)`` of a ``height`` x ``width`` image with cores of
+    ``size``, each with its window: the core rounded up to ``multiple`` plus ``halo`` around it,
+    inside the image padded to ``multiple``."""
+    ph, pw = round_up(height, multiple), round_up(width, multiple)
+    tiles = []
+    for ty in range(y0, y1, size):
+        for tx in range(x0, x1, size):
+            ty1, tx1 = min(ty + size, y1), min(tx + size, x1)
+            tiles.append(
+                Tile(
+                    ty, ty1, tx, tx1,
+                    max(0, ty - halo), min(ph, round_up(ty1, multiple) + halo),
+                    max(0, tx - halo), min(pw, round_up(tx1, multiple) + halo),
+                )
+            )
+    return tiles
 
 
 def plan_tiles(height: int, width: int, tile_size: int, radius: int, multiple: int) -> TilePlan:
@@ -77,18 +99,7 @@ def plan_tiles(height: int, width: int, tile_size: int, radius: int, multiple: i
         raise ValueError(f"empty image of {height} x {width}")
     if tile_size <= 0:
         raise ValueError(f"tile size must be positive, got {tile_size}")
-    size = _round_up(tile_size, multiple)
-    halo = _round_up(radius, multiple)
-    ph, pw = _round_up(height, multiple), _round_up(width, multiple)
-    tiles = []
-    for y0 in range(0, height, size):
-        for x0 in range(0, width, size):
-            y1, x1 = min(y0 + size, height), min(x0 + size, width)
-            tiles.append(
-                Tile(
-                    y0, y1, x0, x1,
-                    max(0, y0 - halo), min(ph, _round_up(y1, multiple) + halo),
-                    max(0, x0 - halo), min(pw, _round_up(x1, multiple) + halo),
-                )
-            )
+    size = round_up(tile_size, multiple)
+    halo = round_up(radius, multiple)
+    tiles = cover(0, height, 0, width, size, halo, multiple, height, width)
     return TilePlan(height, width, halo, size, tuple(tiles))
