@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from libdeclip.color import from_model, to_model
+from libdeclip.color import from_model, get_colorspace, to_model
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.fit import Fit
 from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, clip_masks
@@ -117,22 +117,11 @@ def _cross_channel(x: np.ndarray, clipped: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------- inpaint-opposed
 
 
-def _srgb_decode(v: np.ndarray) -> np.ndarray:
-    a = np.abs(v)
-    lin = np.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055) ** 2.4)
-    return np.sign(v) * lin
-
-
-def _srgb_encode(v: np.ndarray) -> np.ndarray:
-    a = np.abs(v)
-    enc = np.where(a <= 0.0031308, a * 12.92, 1.055 * a ** (1 / 2.4) - 0.055)
-    return np.sign(v) * enc
-
-
 def _inpaint_opposed(x: np.ndarray, clipped: np.ndarray) -> np.ndarray:
     from scipy.ndimage import binary_dilation, label, uniform_filter
 
-    lin = _srgb_decode(x)
+    linear = get_colorspace("linear-srgb")
+    lin = from_model(x, linear)  # sRGB-encoded -> linear light (sign-symmetric, unclamped)
     # The opposed reference: per colour, the mean of the other two colours' 3 x 3 means, averaged
     # as cube roots (darktable's choice: closer to perceived brightness than a plain mean).
     cube = np.cbrt(np.stack([uniform_filter(lin[..., k], size=3, mode="reflect") for k in range(3)], axis=-1))
@@ -150,7 +139,7 @@ def _inpaint_opposed(x: np.ndarray, clipped: np.ndarray) -> np.ndarray:
     region_chroma = np.where(
         (counts >= _OPPOSED_MIN_BORDER)[:, None], sums / np.maximum(counts, 1.0)[:, None], global_chroma
     )
-    estimate = _srgb_encode(ref + region_chroma[regions])
+    estimate = to_model(ref + region_chroma[regions], linear)
     out = x.copy()
     out[clipped] = estimate[clipped]
     return out
