@@ -18,14 +18,14 @@ the input is then replaced in one rename, once the new file is complete on disk.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import os
-import re
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -179,7 +179,7 @@ def _repair(
     if image.raw is not None and session is None:
         raise DeclipError(f"{image.path}: --method {args.method} works on RGB images; camera RAW files "
                           "use declipnet")
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _naming(image.path):
         warnings.simplefilter("always")  # an ICC profile's note, a device fallback: one line each
         colorspace = image.icc_profile or args.colorspace or image.colorspace
         if session is None:
@@ -223,7 +223,16 @@ def _write_outputs(
     return "; ".join([f"{src} -> {dst}"] + notes)
 
 
-_FILE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,5}")
+@contextlib.contextmanager
+def _naming(path: Path | str | None) -> Iterator[None]:
+    """libdeclip's errors raised inside name ``path``: the pipeline's and the writer's own checks
+    see an array, not the file."""
+    try:
+        yield
+    except DeclipError as exc:
+        if path is None or str(path) in str(exc):
+            raise
+        raise type(exc)(f"{path}: {exc}") from exc
 
 
 def _written(path: Path, image: Image, **options: Any) -> None:
@@ -231,7 +240,8 @@ def _written(path: Path, image: Image, **options: Any) -> None:
     system becomes one line that names ``path``, not the temporary file it was being written to."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_image(path, image, **options)
+        with _naming(path):
+            write_image(path, image, **options)
     except OSError as exc:
         if exc.strerror is None and str(path) in str(exc):  # ours: "already exists", "a folder stands"
             raise
@@ -292,12 +302,7 @@ def _cmd_declip(args: argparse.Namespace) -> int:
     def report(src: Path, message: str | None, exc: BaseException | None) -> None:
         if exc is not None:
             failures.append(str(src))
-            # the pipeline's own checks know no file name: the line names a file either way (the
-            # input, or the output it could not write)
-            text, head = str(exc), str(exc).split(": ", 1)[0]
-            if str(src) not in text and os.sep not in head and not _FILE_SUFFIX.fullmatch(Path(head).suffix):
-                text = f"{src}: {text}"
-            bar.write(f"error: {text}", file=sys.stderr)
+            bar.write(f"error: {exc}", file=sys.stderr)
             page_entry(src, lambda: ReportEntry(str(src), method=args.method, error=str(exc)))
         elif message and not args.quiet:
             bar.write(message)
