@@ -96,7 +96,9 @@ def prepare(
     low, high = resolve_clip_levels(image.dtype, colour.shape[2], clip_levels)
     if image.dtype.kind == "f":
         # float32 arithmetic on values this far beyond the clip range overflows to inf and NaN
-        reach = float(np.max(np.abs(colour.astype(np.float64) - low) / (high - low)))
+        # (per-channel extremes, not a float64 copy of the image)
+        top, bottom = colour.max(axis=(0, 1)).astype(np.float64), colour.min(axis=(0, 1)).astype(np.float64)
+        reach = float(np.max(np.maximum(np.abs(top - low), np.abs(bottom - low)) / (high - low)))
         if reach > MAX_FLOAT_REACH:
             raise UnsupportedInputError(
                 f"image values reach {reach:.3g} times the clip range ({low.min():g} to {high.max():g}); "
