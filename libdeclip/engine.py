@@ -40,6 +40,12 @@ _REQUIRED = (
 )
 
 
+#: Input channel layouts the runtime can feed: RGB, or RGB and the signed clip mask (+1 where the
+#: channel is clipped high, -1 low, 0 elsewhere), named in the model's ``input_channels``.
+RGB_CHANNELS = ("R", "G", "B")
+MASK_CHANNELS = ("R", "G", "B", "clip_R", "clip_G", "clip_B")
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """The model contract, read from the ONNX file's ``metadata_props``."""
@@ -54,6 +60,11 @@ class ModelInfo:
     checkpoint_sha256: str
     metadata: dict[str, str]
 
+    @property
+    def mask_input(self) -> bool:
+        """Whether the model takes the clip mask as input channels after R, G, B."""
+        return self.input_channels == MASK_CHANNELS
+
 
 def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
     missing = [k for k in _REQUIRED if k not in metadata]
@@ -65,8 +76,11 @@ def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
             f"(this libdeclip reads {CONTRACT!r})"
         )
     channels = tuple(metadata["input_channels"].split(","))
-    if channels != ("R", "G", "B"):
-        raise ModelError(f"{path}: input channels {channels} are not supported (expected R,G,B)")
+    if channels not in (RGB_CHANNELS, MASK_CHANNELS):
+        raise ModelError(
+            f"{path}: input channels {','.join(channels)} are not supported "
+            f"(expected {','.join(RGB_CHANNELS)} or {','.join(MASK_CHANNELS)})"
+        )
     try:
         return ModelInfo(
             path=path,

@@ -21,7 +21,14 @@ from libdeclip.color import ColorSpace, colorspace_from_icc, get_colorspace
 from libdeclip.engine import GpuOutOfMemoryError, ModelInfo, OnnxEngine
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.fit import DEFAULT_KNEE, DEFAULT_TOE, POLICY_CODES, Fit, default_fit
-from libdeclip.mask import DEFAULT_TOLERANCE, SUPPORTED_DTYPES, ClipLevels, any_clipped, resolve_clip_levels
+from libdeclip.mask import (
+    DEFAULT_TOLERANCE,
+    SUPPORTED_DTYPES,
+    ClipLevels,
+    any_clipped,
+    clip_masks,
+    resolve_clip_levels,
+)
 from libdeclip.tiling import Tile, TilePlan, cover, plan_tiles, round_up
 
 __all__ = ["Declipper", "SUPPORTED_DTYPES"]
@@ -170,6 +177,28 @@ def clip_codes(mask: np.ndarray | tuple[np.ndarray, np.ndarray], shape: tuple[in
     return codes
 
 
+def mask_planes(
+    colour: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float, codes: np.ndarray | None,
+    tile: Tile, out: np.ndarray,
+) -> None:
+    """Write a mask-input model's clip channels of ``tile``'s window into ``out`` (3 x h x w):
+    +1 where a channel is clipped high, -1 low, 0 elsewhere. The mask is the one the run uses (the
+    caller's ``codes`` or the detection at ``tolerance``), padded past the bottom/right edge the way
+    the native gather pads the pixels (numpy's "symmetric")."""
+    h, w = colour.shape[:2]
+    ys, xs = slice(tile.wy0, min(tile.wy1, h)), slice(tile.wx0, min(tile.wx1, w))
+    if codes is None:
+        high_m, low_m = clip_masks(colour[ys, xs], low, high, tolerance)
+        planes = high_m.astype(np.float32) - low_m.astype(np.float32)
+    else:
+        c = codes[ys, xs, None] >> np.arange(colour.shape[2], dtype=np.uint8)  # grey: 1 channel
+        planes = (c & 1).astype(np.float32) - ((c >> 3) & 1).astype(np.float32)
+    pad = ((0, tile.wy1 - tile.wy0 - planes.shape[0]), (0, tile.wx1 - tile.wx0 - planes.shape[1]), (0, 0))
+    if pad[0][1] or pad[1][1]:
+        planes = np.pad(planes, pad, mode="symmetric")
+    out[...] = planes.transpose(2, 0, 1)  # a grey image's one plane goes to all three
+
+
 def feather_weights(clipped_pixels: np.ndarray, radius: int) -> np.ndarray:
     """1 - d / (radius + 1) for pixels at chessboard distance 1 <= d <= radius from a clipped
     pixel, 0 elsewhere (clipped pixels themselves included); float64, H x W."""
@@ -316,13 +345,17 @@ class Declipper:
         size = engine.max_batch
         batches = [items[i : i + size] for items in groups.values() for i in range(0, len(items), size)]
 
+        mask_input = self.model_info.mask_input
+
         def gather(batch: list[Tile]) -> np.ndarray:
             wh, ww = batch[0].window_shape
-            model_in = np.empty((len(batch), 3, wh, ww), dtype=np.float32)
+            model_in = np.empty((len(batch), 6 if mask_input else 3, wh, ww), dtype=np.float32)
             for i, t in enumerate(batch):
                 _native.gather(
-                    colour, lo, hi, native_space, t.wy0, t.wy1, t.wx0, t.wx1, model_in[i], self._threads
+                    colour, lo, hi, native_space, t.wy0, t.wy1, t.wx0, t.wx1, model_in[i, :3], self._threads
                 )
+                if mask_input:
+                    mask_planes(colour, low, high, tolerance, codes, t, model_in[i, 3:])
             return model_in
 
         def scatter(results: list[tuple[list[Tile], np.ndarray]]) -> list[Recovered]:

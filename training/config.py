@@ -20,6 +20,9 @@ class Config:
     log_every: int = 10
     init_from: str | None = None  # generator weights to start from (e.g. an MSE pre-training)
     threads: int | None = None  # torch intra-op threads (default: torch's own choice)
+    max_seconds: float | None = None  # stop (with a checkpoint) after this much training time in one run
+    workers: int = 0  # processes preparing batches ahead of the training loop (0: in the loop)
+    amp: bool = False  # bfloat16 autocast on CUDA (weights and losses stay float32)
     # data
     data_root: str = "../shared/data/train"
     max_images: int | None = None
@@ -32,9 +35,12 @@ class Config:
     jpeg_quality: tuple[int, int] | None = None
     jpeg_probability: float = 0.0
     flips: bool = False
+    camera_probability: float = 0.0  # share of camera-like samples (training.data.make_camera_sample)
+    camera_stops_over: tuple[float, float] = (0.0, 2.0)  # their over-exposure range, in stops
     # networks
     layout: str = "paper"
     width: int | None = None
+    mask_input: bool = False  # the signed clip mask as three more input channels (layout "lite")
     disc_width: int = 32
     # losses (paper: 0.81 / 0.095 / 0.095)
     w_mse: float = 0.81
@@ -80,7 +86,7 @@ def load_config(path: str | Path, **overrides: Any) -> Config:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{path}: unknown config keys {unknown}")
-    for key in ("over_range", "under_range", "jpeg_quality"):
+    for key in ("over_range", "under_range", "jpeg_quality", "camera_stops_over"):
         if raw.get(key) is not None:
             raw[key] = tuple(raw[key])
     return Config(**raw)

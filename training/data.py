@@ -5,7 +5,8 @@ Every sample is a random crop of a photo, clipped at two random thresholds (over
 ``(v - under) / (over - under)``, so the clipped input spans [0, 1] and the truth, mapped the same
 way, goes below 0 and above 1 exactly where the input was clipped.
 
-Batches are a pure function of ``(seed, step, rank)``: resuming at step ``s`` draws the very batch
+Model v2 adds camera-like samples (:func:`make_camera_sample`) and the clip mask as input
+channels. Batches are a pure function of ``(seed, step, rank)``: resuming at step ``s`` draws the very batch
 an uninterrupted run would have drawn, which is what makes resume bit-exact.
 """
 
@@ -66,6 +67,14 @@ class ClipSpec:
     jpeg_quality: tuple[int, int] | None = None  # realistic extra: that file is a JPEG (implies
     jpeg_probability: float = 0.0  # quantise for the samples it applies to)
     flips: bool = False  # realistic extra: random horizontal / vertical flips
+    # Model v2: the share of samples drawn by the camera-like protocol (make_camera_sample) instead
+    # of the paper's, and whether samples carry the signed clip mask as three more channels.
+    camera_probability: float = 0.0
+    # Over-exposure of the camera-like highlights samples, in stops (the "both" samples go half a
+    # stop under that and over). A photo's own blown areas stand in for the truth there, so the
+    # further it is pushed, the brighter the network learns to make large blown areas.
+    camera_stops_over: tuple[float, float] = (0.0, 2.0)
+    mask_channels: bool = False
 
 
 def clip_and_normalise(
@@ -133,6 +142,98 @@ def make_sample(
     )
 
 
+# -- camera-like samples (model v2) --------------------------------------------------------------
+
+# Shares of the camera-like samples: highlights only, shadows only, both ends.
+CAMERA_MODES = (("highlights", 0.55), ("shadows", 0.2), ("both", 0.25))
+# Tolerances the runtime may be given (fractions of the clip range): the default 1/255 up to the
+# 0.03 that suits JPEG ringing. The mask channels are drawn with one of them, as a caller would.
+MASK_TOLERANCE = (1.0 / 255.0, 0.03)
+
+
+def srgb_decode(v: np.ndarray) -> np.ndarray:
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def srgb_encode(v: np.ndarray) -> np.ndarray:
+    """sRGB's curve, continued beyond 1 by its own power law (monotone, so the truth stays ordered)."""
+    v = np.maximum(v, 0.0)
+    return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.power(v, 1.0 / 2.4) - 0.055)
+
+
+def signed_mask(x: np.ndarray, tolerance: float, low: bool = True) -> np.ndarray:
+    """+1 where a value (3 x H x W, clip-normalised) is clipped high, -1 low, 0 elsewhere: what the
+    runtime flags with ``tolerance`` (a fraction of the clip range, as in ``libdeclip.mask``)."""
+    m = (x >= 1.0 - tolerance - 1e-6).astype(np.float32)
+    if low:
+        m -= (x <= tolerance + 1e-6).astype(np.float32)
+    return m
+
+
+def make_camera_sample(
+    rgb: np.ndarray, crop: int, spec: ClipSpec, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One (clipped, truth, mask) triple, each 3 x crop x crop float32, made the way a camera
+    makes clipped files rather than by cutting a finished photo at two thresholds:
+
+    the photo is taken back to linear light, exposed up or down (highlights, shadows or both
+    clipped), given white-balance-like channel gains (one channel clips before the others) and
+    sensor-like noise (shot noise growing with the signal, plus read noise), encoded with a
+    camera-like tone curve (sRGB with a drawn gamma), cut at per-channel levels on the 8-bit scale,
+    stored as 8 bits and, for some, as a JPEG. Input and truth are normalised by the per-channel
+    levels as the runtime does, ``(v - low) / (high - low)``; the mask is what the runtime would
+    flag at a drawn tolerance.
+    """
+    h, w = rgb.shape[:2]
+    y = int(rng.integers(0, h - crop + 1))
+    x = int(rng.integers(0, w - crop + 1))
+    patch = rgb[y : y + crop, x : x + crop]
+    if spec.flips:
+        if rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        if rng.random() < 0.5:
+            patch = patch[::-1]
+    names, shares = zip(*CAMERA_MODES, strict=True)
+    mode = names[int(rng.choice(len(names), p=np.asarray(shares) / sum(shares)))]
+    linear = srgb_decode(patch.astype(np.float64) / 255.0)
+    lo_stop, hi_stop = spec.camera_stops_over
+    stops = {
+        "highlights": (lo_stop, hi_stop), "shadows": (-2.5, -0.3), "both": (lo_stop - 0.5, hi_stop - 0.5)
+    }[mode]
+    linear = linear * 2.0 ** rng.uniform(*stops)
+    if rng.random() < 0.5:  # white-balance-like gains
+        gains = rng.uniform(0.8, 1.25, size=3)
+        linear = linear * (gains / gains.mean())
+    if rng.random() < 0.7:  # shot + read noise, in linear light, before the sensor clips
+        shot = 10 ** rng.uniform(-4.0, -2.5)
+        read = 10 ** rng.uniform(-6.0, -4.5)
+        linear = linear + rng.standard_normal(linear.shape) * np.sqrt(shot * np.maximum(linear, 0) + read)
+    gamma = rng.uniform(0.85, 1.2)
+    encoded = srgb_encode(linear) ** gamma * 255.0  # the file's scale, unbounded above
+    high = np.full(3, 255.0)
+    low = np.zeros(3)
+    if mode != "shadows" and rng.random() < 0.4:  # some channels saturate below the file's white
+        high = np.where(rng.random(3) < 0.5, rng.integers(200, 255, size=3), 255.0).astype(np.float64)
+    if mode == "shadows":  # nothing may clip high: the file's white stays above the patch
+        high = np.full(3, max(255.0, float(np.ceil(encoded.max()))))
+    if mode != "highlights":
+        low = np.full(3, float(rng.integers(0, 24)))
+    scale = 255.0 / high.max()  # the file holds 0..255: a high level above 255 is rescaled
+    stored = np.clip(np.minimum(np.maximum(encoded, low), high) * scale, 0, 255)
+    stored = np.rint(stored).astype(np.uint8)
+    if spec.jpeg_quality is not None and rng.random() < spec.jpeg_probability:
+        stored = _jpeg_roundtrip(stored, int(rng.integers(spec.jpeg_quality[0], spec.jpeg_quality[1] + 1)))
+    lo_s, hi_s = low * scale, high * scale
+    clipped = (stored.astype(np.float64) - lo_s) / (hi_s - lo_s)
+    truth = (encoded * scale - lo_s) / (hi_s - lo_s)
+    tolerance = float(rng.uniform(*MASK_TOLERANCE))
+    chw = (2, 0, 1)
+    clipped32 = np.ascontiguousarray(clipped.transpose(chw), dtype=np.float32)
+    # A caller may hand the runtime a highlights-only mask (the shadows are left alone).
+    mask = signed_mask(clipped32, tolerance, low=mode != "highlights" or rng.random() < 0.5)
+    return clipped32, np.ascontiguousarray(truth.transpose(chw), dtype=np.float32), mask
+
+
 class ClipSampler:
     """Deterministic batches of clipped crops from a folder of photos.
 
@@ -164,14 +265,20 @@ class ClipSampler:
         return self._cache[index]
 
     def batch_at(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch for global step ``step`` on this rank: (clipped, truth), N x 3 x H x W."""
+        """The batch for global step ``step`` on this rank: (input, truth). The input is
+        N x 3 x H x W clipped RGB, or N x 6 x H x W with the signed clip mask after it; the truth
+        N x 3 x H x W."""
         rng = np.random.default_rng([self.seed, step, self.rank, self.world_size])
         xs, ys = [], []
         while len(xs) < self.batch:
             rgb = self._photo(int(rng.integers(0, len(self.paths))))
             if rgb is None:  # too small for this crop size: draw another photo
                 continue
-            x, y = make_sample(rgb, self.crop, self.spec, rng)
-            xs.append(x)
+            if rng.random() < self.spec.camera_probability:
+                x, y, m = make_camera_sample(rgb, self.crop, self.spec, rng)
+            else:
+                x, y = make_sample(rgb, self.crop, self.spec, rng)
+                m = signed_mask(x, float(rng.uniform(*MASK_TOLERANCE)))
+            xs.append(np.concatenate([x, m]) if self.spec.mask_channels else x)
             ys.append(y)
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))

@@ -14,16 +14,18 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from training.data import load_rgb8
-from training.models import GENERATOR_MULTIPLE, Generator, receptive_field_radius
+from training.data import load_rgb8, signed_mask
+from training.models import conv_macs_per_pixel, receptive_field_radius, spatial_multiple
 from training.train import generator_from_checkpoint, load_checkpoint
+
+M = TypeVar("M", bound=nn.Module)
 
 CONTRACT = "libdeclip-model-1"
 PARITY_TOLERANCE = 1e-4
@@ -34,17 +36,28 @@ NORMALISATION = (
 )
 
 
-def fold_batch_norm(model: Generator) -> Generator:
-    """A copy of ``model`` (in eval mode) with every BatchNorm folded into the layer before it."""
+def fold_batch_norm(model: M) -> M:
+    """A copy of ``model`` (in eval mode) with every BatchNorm folded into the layer before it
+    (each (convolution, BatchNorm, activation) ``Sequential``, at any depth)."""
     import copy
 
     folded = copy.deepcopy(model).eval()
-    for name, child in list(folded.named_children()):
-        if isinstance(child, nn.Sequential) and len(child) == 3 and isinstance(child[1], nn.BatchNorm2d):
-            layer, bn, act = child
-            fused = fuse_conv_bn_eval(layer, bn, transpose=isinstance(layer, nn.ConvTranspose2d))
-            setattr(folded, name, nn.Sequential(fused, act))
+    for parent in list(folded.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Sequential) and len(child) == 3 and isinstance(child[1], nn.BatchNorm2d):
+                layer, bn, act = child
+                fused = fuse_conv_bn_eval(layer, bn, transpose=isinstance(layer, nn.ConvTranspose2d))
+                setattr(parent, name, nn.Sequential(fused, act))
     return folded
+
+
+def model_input(rgb: np.ndarray, channels: int) -> np.ndarray:
+    """1 x C x H x W model input of an H x W x 3 image on 0..1: RGB, and for a mask-input model the
+    signed clip mask at the runtime's default tolerance (1/255)."""
+    x = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
+    if channels == 6:
+        x = np.concatenate([x, signed_mask(x, 1.0 / 255.0)])
+    return x[None]
 
 
 def sha256_file(path: Path) -> str:
@@ -68,23 +81,39 @@ def describe_training(ckpt: dict[str, Any]) -> tuple[str, int]:
     return data, steps
 
 
-def metadata(ckpt: dict[str, Any], ckpt_sha: str, version: str, radius: int) -> dict[str, str]:
+# The input channels of each kind of model: RGB, or RGB and the signed clip mask.
+RGB_CHANNELS = "R,G,B"
+MASK_CHANNELS = "R,G,B,clip_R,clip_G,clip_B"
+MASK_ENCODING = (
+    "clip_C is +1 where channel C is clipped high, -1 where clipped low, 0 elsewhere: the runtime's "
+    "clip mask (its tolerance, or the caller's mask)"
+)
+
+
+def metadata(
+    ckpt: dict[str, Any], ckpt_sha: str, version: str, radius: int, model: nn.Module
+) -> dict[str, str]:
     data, steps = describe_training(ckpt)
     cfg = ckpt["config"]
+    channels = int(getattr(model, "in_channels", 3))
+    extra = {"mask_encoding": MASK_ENCODING} if channels == 6 else {}
     return {
         "contract": CONTRACT,
         "name": "declipnet",
         "version": version,
         "input_name": "clipped",
         "output_name": "residual",
-        "input_channels": "R,G,B",
+        "input_channels": MASK_CHANNELS if channels == 6 else RGB_CHANNELS,
+        **extra,
         "output_channels": "R,G,B",
         "layout": "NCHW",
         "normalisation": NORMALISATION,
-        "spatial_multiple": str(GENERATOR_MULTIPLE),
+        "spatial_multiple": str(spatial_multiple(model)),
         "receptive_field_radius": str(radius),
         "generator_layout": str(cfg["layout"]),
-        "generator_width": str(cfg["width"] or 32),
+        "generator_width": str(getattr(model, "width", cfg["width"])),
+        "generator_parameters": str(sum(p.numel() for p in model.parameters())),
+        "gflop_per_megapixel": f"{2 * conv_macs_per_pixel(model):.1f}",
         "training_data": data,
         "training_steps": str(steps),
         "training_schedule": json.dumps(ckpt["history"]),
@@ -102,7 +131,9 @@ def export(
     model = generator_from_checkpoint(ckpt).eval()
     folded = fold_batch_norm(model)
     radius = receptive_field_radius(model)
-    example = torch.zeros(1, 3, 64, 64)
+    multiple = spatial_multiple(model)
+    channels = int(getattr(model, "in_channels", 3))
+    example = torch.zeros(1, channels, 64, 64)
     tmp = out.with_name(out.name + ".tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
@@ -116,7 +147,7 @@ def export(
         dynamo=False,
     )
     proto = onnx.load(str(tmp))
-    props = metadata(ckpt, sha256_file(checkpoint), version, radius)
+    props = metadata(ckpt, sha256_file(checkpoint), version, radius, model)
     del proto.metadata_props[:]
     for k, v in props.items():
         entry = proto.metadata_props.add()
@@ -129,9 +160,9 @@ def export(
     rgb = load_rgb8(parity_image, 8)
     if rgb is None:
         raise ValueError(f"{parity_image}: too small for a parity check")
-    h = rgb.shape[0] // GENERATOR_MULTIPLE * GENERATOR_MULTIPLE
-    w = rgb.shape[1] // GENERATOR_MULTIPLE * GENERATOR_MULTIPLE
-    x = np.ascontiguousarray((rgb[:h, :w].astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
+    h = rgb.shape[0] // multiple * multiple
+    w = rgb.shape[1] // multiple * multiple
+    x = model_input(rgb[:h, :w].astype(np.float32) / 255.0, channels)
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
     sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])

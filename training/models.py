@@ -1,8 +1,13 @@
-"""DeclipNet generator (residual hourglass) and discriminator (DCGAN-like).
+"""DeclipNet generators and discriminator.
 
-Layouts follow Honig & Werman, "Image Declipping with Deep Networks": all kernels 3x3, ELU after
-every layer but the last, batch normalisation, strided convolutions down, transposed convolutions
-up, skip connections between matching levels, and the generator predicts a residual.
+``Generator`` ("paper" layout) follows Honig & Werman, "Image Declipping with Deep Networks": all
+kernels 3x3, ELU after every layer but the last, batch normalisation, strided convolutions down,
+transposed convolutions up, skip connections between matching levels, a predicted residual.
+
+``LiteGenerator`` ("lite" layout, model v2) is the efficient one: a pixel-unshuffle moves the full
+resolution into channels, so no layer runs at full resolution; three more levels reach 1/16 for a
+receptive field twice the paper's; the clip mask can come in as extra input channels; ReLU and
+plain convolutions only, which ONNX Runtime fuses and quantises to int8.
 """
 
 from __future__ import annotations
@@ -71,6 +76,53 @@ class Generator(nn.Module):
         return self.d14(u)
 
 
+class LiteGenerator(nn.Module):
+    """Efficient residual U-Net working at 1/2 resolution and below.
+
+    Input ``N x in_channels x H x W`` (H, W multiples of 16): R, G, B and, with ``in_channels`` 6,
+    the signed clip mask (+1 where a channel is clipped high, -1 low, 0 elsewhere); output the
+    ``N x 3 x H x W`` residual. Widths at 1/2, 1/4, 1/8, 1/16 are ``width`` x (1, 3/2, 2, 3).
+    Upsampling is a 1x1 convolution and a pixel shuffle (a transposed convolution of kernel 2,
+    stride 2, written so that int8 quantisation covers it).
+    """
+
+    multiple = 16
+
+    def __init__(self, width: int = 48, in_channels: int = 6) -> None:
+        super().__init__()
+        self.width, self.in_channels = width, in_channels
+        c1, c2, c3, c4 = width, width * 3 // 2, width * 2, width * 3
+
+        def block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+            return nn.Sequential(_conv(cin, cout, stride), nn.BatchNorm2d(cout), nn.ReLU())
+
+        def up(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, 4 * cout, 1), nn.PixelShuffle(2))
+
+        self.unshuffle = nn.PixelUnshuffle(2)
+        self.e1 = nn.Sequential(block(4 * in_channels, c1), block(c1, c1))  # 1/2
+        self.e2 = nn.Sequential(block(c1, c2, 2), block(c2, c2))  # 1/4
+        self.e3 = nn.Sequential(block(c2, c3, 2), block(c3, c3))  # 1/8
+        self.e4 = nn.Sequential(block(c3, c4, 2), block(c4, c4), block(c4, c4))  # 1/16
+        self.u3, self.d3 = up(c4, c3), block(c3, c3)
+        self.u2, self.d2 = up(c3, c2), block(c2, c2)
+        self.u1, self.d1 = up(c2, c1), block(c1, c1)
+        self.head = nn.Conv2d(c1, 12, 3, padding=1)  # 4 phases x RGB at 1/2 resolution
+        self.shuffle = nn.PixelShuffle(2)
+        nn.init.zeros_(self.head.weight)  # start as the identity: residual 0
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s1 = self.e1(self.unshuffle(x))
+        s2 = self.e2(s1)
+        s3 = self.e3(s2)
+        b = self.e4(s3)
+        u = self.d3(self.u3(b) + s3)
+        u = self.d2(self.u2(u) + s2)
+        u = self.d1(self.u1(u) + s1)
+        return self.shuffle(self.head(u))
+
+
 class Discriminator(nn.Module):
     """DCGAN-like critic of 9 convolution layers; returns one logit per image (N x 1)."""
 
@@ -99,20 +151,55 @@ class Discriminator(nn.Module):
         return self.body(x).mean(dim=(2, 3))
 
 
-# Named generator layouts. "paper" is the layout of the paper at its width.
-LAYOUTS: dict[str, dict[str, int]] = {
-    "paper": {"width": 32},
-    "small": {"width": 16},
+# Named generator layouts: (class, default width). "paper" is the paper's layout at its width.
+LAYOUTS: dict[str, tuple[type[nn.Module], int]] = {
+    "paper": (Generator, 32),
+    "small": (Generator, 16),
+    "lite": (LiteGenerator, 48),
 }
 
+AnyGenerator = Generator | LiteGenerator
 
-def build_generator(layout: str = "paper", width: int | None = None) -> Generator:
+
+def build_generator(
+    layout: str = "paper", width: int | None = None, in_channels: int | None = None
+) -> AnyGenerator:
+    """A generator of a named layout; ``in_channels`` 3 (RGB) or, for "lite", 6 (RGB + mask)."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown generator layout {layout!r}; known: {sorted(LAYOUTS)}")
-    kwargs = dict(LAYOUTS[layout])
-    if width is not None:
-        kwargs["width"] = width
-    return Generator(**kwargs)
+    cls, default_width = LAYOUTS[layout]
+    kwargs: dict[str, int] = {"width": width or default_width}
+    if in_channels is not None:
+        kwargs["in_channels"] = in_channels
+    return cls(**kwargs)  # type: ignore[return-value]
+
+
+def spatial_multiple(model: nn.Module) -> int:
+    """What the model's spatial sizes must be multiples of (its total stride)."""
+    return int(getattr(model, "multiple", GENERATOR_MULTIPLE))
+
+
+def conv_macs_per_pixel(model: nn.Module, size: int = 256) -> float:
+    """Multiply-accumulates per input pixel of every convolution, measured by running the model."""
+    total = [0]
+
+    def hook(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        assert isinstance(m, nn.Conv2d | nn.ConvTranspose2d)
+        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+        if isinstance(m, nn.Conv2d):  # every output value: one kernel's worth
+            total[0] += k * out.shape[1] * out.shape[2] * out.shape[3]
+        else:  # every input pixel spreads a kernel into each output channel
+            total[0] += k * inp[0].shape[2] * inp[0].shape[3] * m.out_channels
+
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    handles = [m.register_forward_hook(hook) for m in convs]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, int(getattr(model, "in_channels", 3)), size, size))
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0] / (size * size)
 
 
 def count_layers(module: nn.Module) -> int:
@@ -120,22 +207,27 @@ def count_layers(module: nn.Module) -> int:
     return sum(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in module.modules())
 
 
-def receptive_field_radius(model: Generator, size: int = 112) -> int:
+def receptive_field_radius(model: nn.Module, size: int | None = None) -> int:
     """Receptive-field radius in pixels, measured from the network itself.
 
     Back-propagates from single output pixels at every phase of the stride-8 grid and finds how far
-    the non-zero input gradient reaches; the largest distance over the phases is the radius. ELU's
-    derivative is never zero, so every connected input shows up. The model's weights are replaced by
-    ones on a copy, so an unlucky zero weight cannot hide a connection.
+    the non-zero input gradient reaches; the largest distance over the phases is the radius. On a copy,
+    weights become positive constants and batch-norm statistics neutral, so every activation is
+    positive (ELU and ReLU pass a gradient) and an unlucky zero weight cannot hide a connection.
     """
     import copy
 
+    multiple = spatial_multiple(model)
+    size = size or max(112, 16 * multiple)
     probe = copy.deepcopy(model).float().eval()
     with torch.no_grad():
         for p in probe.parameters():
             p.fill_(1.0 / p[0].numel() if p.dim() > 1 else 0.1)
+        for m in probe.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.reset_running_stats()
     c = size // 2
-    phases = [(dy, dx) for dy in range(GENERATOR_MULTIPLE) for dx in range(GENERATOR_MULTIPLE)]
+    phases = [(dy, dx) for dy in range(multiple) for dx in range(multiple)]
     # One batch item per phase; the items do not interact (eval-mode batch norm), so one backward
     # pass gives every phase's input gradient at once.
     x = torch.zeros(len(phases), probe.in_channels, size, size, requires_grad=True)

@@ -34,7 +34,7 @@ from training.losses import (
     mse_loss,
     perceptual_loss,
 )
-from training.models import Discriminator, Generator, build_generator
+from training.models import AnyGenerator, Discriminator, build_generator
 from training.vgg import build_perceptual_net
 
 # identity_mse: the MSE of the clipped input itself, the baseline the generator must beat.
@@ -71,10 +71,30 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not a readable training checkpoint ({exc})") from None
 
 
-def generator_from_checkpoint(ckpt: dict[str, Any]) -> Generator:
-    g = build_generator(ckpt["config"]["layout"], ckpt["config"]["width"])
+def input_channels(cfg: dict[str, Any]) -> int:
+    """3 (RGB) or 6 (RGB and the signed clip mask); checkpoints before v2 hold RGB models."""
+    return 6 if cfg.get("mask_input") else 3
+
+
+def generator_from_checkpoint(ckpt: dict[str, Any]) -> AnyGenerator:
+    cfg = ckpt["config"]
+    channels = input_channels(cfg) if cfg["layout"] == "lite" else None
+    g = build_generator(cfg["layout"], cfg["width"], channels)
     g.load_state_dict(ckpt["generator"])
     return g
+
+
+class _Batches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Steps ``start..end-1`` as a dataset, so worker processes can draw batches ahead."""
+
+    def __init__(self, sampler: ClipSampler, start: int, end: int) -> None:
+        self.sampler, self.start, self.end = sampler, start, end
+
+    def __len__(self) -> int:
+        return max(0, self.end - self.start)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sampler.batch_at(self.start + i)
 
 
 def plot_losses(csv_path: Path, png_path: Path) -> None:
@@ -153,13 +173,21 @@ class Trainer:
                 jpeg_quality=cfg.jpeg_quality,
                 jpeg_probability=cfg.jpeg_probability,
                 flips=cfg.flips,
+                camera_probability=cfg.camera_probability,
+                camera_stops_over=cfg.camera_stops_over,
+                mask_channels=cfg.mask_input,
             ),
             seed=cfg.seed,
             rank=self.rank,
             world_size=self.world,
             max_images=cfg.max_images,
         )
-        g: nn.Module = build_generator(cfg.layout, cfg.width).to(self.device)
+        if cfg.mask_input and cfg.layout != "lite":
+            raise ValueError(f"mask_input needs the 'lite' layout, not {cfg.layout!r}")
+        channels = input_channels(cfg.to_dict()) if cfg.layout == "lite" else None
+        g: nn.Module = build_generator(cfg.layout, cfg.width, channels).to(self.device)
+        if self.device.type == "cuda":
+            g = g.to(memory_format=torch.channels_last)
         d: nn.Module | None = Discriminator(cfg.disc_width).to(self.device) if cfg.adversarial else None
         self.vgg = (
             build_perceptual_net(cfg.perceptual_network, cfg.perceptual_layers, cfg.perceptual_weights).to(
@@ -187,11 +215,14 @@ class Trainer:
                 assert self.opt_d is not None
                 self.opt_d.load_state_dict(ck["opt_d"])
             self.step, self.wall = int(ck["step"]), float(ck["wall_seconds"])
-            self.history = list(ck["history"])
+            # the last record describes this folder's run so far; the next checkpoint rewrites it
+            self.history = list(ck["history"])[:-1]
             self._log(f"resumed from {ckpt_path} at step {self.step}")
         elif cfg.init_from:
             ck = load_checkpoint(cfg.init_from)
             g.load_state_dict(ck["generator"])
+            if d is not None and ck.get("discriminator") is not None:  # a GAN stage going on
+                d.load_state_dict(ck["discriminator"])
             self.history = list(ck["history"])
             self._log(f"generator initialised from {cfg.init_from} (step {ck['step']})")
         if self.distributed:
@@ -205,17 +236,25 @@ class Trainer:
         if self.rank == 0:
             tqdm.write(f"[{self.cfg.name}] {msg}", file=sys.stderr)
 
-    def train_step(self, step: int) -> dict[str, float]:
+    def train_step(
+        self, step: int, batch: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> dict[str, float]:
         cfg = self.cfg
-        x, y = self.sampler.batch_at(step)
-        x, y = x.to(self.device), y.to(self.device)
+        x, y = batch if batch is not None else self.sampler.batch_at(step)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        rgb = x[:, :3]  # the input's colour; a mask-input model also gets the mask channels
         self.g.train()
-        out = x + self.g(x)
+        amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and self.device.type == "cuda")
+        with amp:
+            out = rgb + self.g(x).float()
         stats = {"disc": 0.0, "perceptual": 0.0, "adversarial": 0.0}
         if self.d is not None:
             assert self.opt_d is not None
             self.d.train()
-            logits = self.d(torch.cat([y, out.detach()]))
+            with amp:
+                logits = self.d(torch.cat([y, out.detach()])).float()
             loss_d = discriminator_loss(logits[: len(y)], logits[len(y) :])
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
@@ -224,13 +263,17 @@ class Trainer:
         l_mse = mse_loss(out, y)
         total = cfg.w_mse * l_mse
         if self.vgg is not None:
-            with torch.no_grad():
-                truth_feats = self.vgg(y)
-            l_perc = perceptual_loss(self.vgg(out), truth_feats, cfg.perceptual_feature_scale)
+            with amp:
+                with torch.no_grad():
+                    truth_feats = [f.float() for f in self.vgg(y)]
+                out_feats = [f.float() for f in self.vgg(out)]
+            l_perc = perceptual_loss(out_feats, truth_feats, cfg.perceptual_feature_scale)
             total = total + cfg.w_perceptual * l_perc
             stats["perceptual"] = l_perc.item()
         if self.d is not None:
-            l_adv = generator_adversarial_loss(self.d(out))
+            with amp:
+                fake_logits = self.d(out).float()
+            l_adv = generator_adversarial_loss(fake_logits)
             total = total + cfg.w_adversarial * l_adv
             stats["adversarial"] = l_adv.item()
         self.opt_g.zero_grad(set_to_none=True)
@@ -239,7 +282,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.g.parameters(), cfg.grad_clip)
         self.opt_g.step()
         stats["mse"] = l_mse.item()
-        stats["identity_mse"] = mse_loss(x, y).item()
+        stats["identity_mse"] = mse_loss(rgb, y).item()
         stats["total"] = total.item()
         return stats
 
@@ -280,6 +323,12 @@ class Trainer:
             "steps": self.step,
             "crop": self.cfg.crop,
             "batch": self.cfg.batch,
+            "lr": self.cfg.lr,
+            "layout": self.cfg.layout,
+            "mask_input": self.cfg.mask_input,
+            "camera_probability": self.cfg.camera_probability,
+            "camera_stops_over": list(self.cfg.camera_stops_over),
+            "jpeg_probability": self.cfg.jpeg_probability,
             "losses": {
                 "mse": self.cfg.w_mse,
                 "perceptual": self.cfg.w_perceptual,
@@ -339,10 +388,26 @@ class Trainer:
         )
         acc: dict[str, float] = {}
         n_acc = 0
+        started = time.perf_counter()
+        batches = iter(
+            torch.utils.data.DataLoader(
+                _Batches(self.sampler, self.step, cfg.steps),
+                batch_size=None,
+                num_workers=cfg.workers,
+                pin_memory=self.device.type == "cuda",
+                prefetch_factor=4 if cfg.workers else None,
+            )
+        )
         try:
             while self.step < cfg.steps:
+                if cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds:
+                    self._log(f"stopping at step {self.step}: max_seconds {cfg.max_seconds:g} reached")
+                    self.checkpoint()
+                    if self.rank == 0:
+                        plot_losses(self.out / "loss.csv", self.out / "loss.png")
+                    break
                 t0 = time.perf_counter()
-                stats = self.train_step(self.step)
+                stats = self.train_step(self.step, next(batches))
                 dt = time.perf_counter() - t0
                 self.wall += dt
                 self.step += 1
@@ -380,6 +445,22 @@ class Trainer:
         self._log(f"done at step {self.step}; {self.wall:.0f} s of training in total")
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs, each VALUE read as TOML (a bare word that is not TOML: a string)."""
+    import tomllib
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set needs KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     p.add_argument("--config", required=True, help="TOML file, e.g. training/configs/paper.toml")
@@ -387,15 +468,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", help="override the run folder")
     p.add_argument("--threads", type=int, help="torch threads per process")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--max-seconds", type=float, help="stop with a checkpoint after this much time")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override any config key; VALUE is read as TOML (e.g. --set workers=4 "
+        "--set 'data_root=\"/data/train\"'), a bare word as a string",
+    )
     args = p.parse_args(argv)
     try:
-        cfg = load_config(
-            args.config,
-            steps=args.steps,
-            out_dir=args.out_dir,
-            threads=args.threads,
-            device=args.device,
-        )
+        overrides = parse_overrides(args.set)
+        for key in ("steps", "out_dir", "threads", "device", "max_seconds"):
+            if getattr(args, key) is not None:
+                overrides[key] = getattr(args, key)
+        cfg = load_config(args.config, **overrides)
         Trainer(cfg).run()
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

