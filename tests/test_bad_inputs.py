@@ -147,7 +147,7 @@ EXPECTED: dict[str, Outcome] = {
     "model_truncated_4096.onnx": refused("ONNX Runtime cannot load the model", ModelError),
     "model_no_metadata.onnx": refused("not a libdeclip model (metadata lacks contract, name", ModelError),
     "model_wrong_contract.onnx": refused("model contract 'libdeclip-model-2' is not supported", ModelError),
-    "model_wrong_channels.onnx": refused("input channels ('R', 'G', 'B', 'M') are not supported", ModelError),
+    "model_wrong_channels.onnx": refused("input channels R,G,B,M are not supported", ModelError),
     "model_wrong_input_name.onnx": refused("tensors break the contract", ModelError),
     "model_wrong_input_shape.onnx": refused("tensors break the contract", ModelError),
     "model_bad_metadata_value.onnx": refused("malformed model metadata", ModelError),

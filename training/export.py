@@ -1,6 +1,7 @@
 """Export a trained generator to the ONNX model contract of ARCHITECTURE.md.
 
     python -m training.export CHECKPOINT OUT.onnx [--version 1] [--parity-image PHOTO]
+        [--training-data TEXT]
 
 Batch normalisation is folded into the convolutions, the graph is checked with ``onnx.checker``,
 and ONNX Runtime's output is compared with torch's on a real photo (max abs difference <= 1e-4).
@@ -68,9 +69,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def describe_training(ckpt: dict[str, Any]) -> tuple[str, int]:
-    """Human-readable training data and the total number of steps over all stages."""
+def describe_training(ckpt: dict[str, Any], data: str | None = None) -> tuple[str, int]:
+    """Human-readable training data (``data`` if given) and the total steps over all stages."""
     history = ckpt["history"]
+    if data is not None:
+        return data, sum(int(h["steps"]) for h in history)
     steps = sum(int(h["steps"]) for h in history)
     roots = sorted({str(h["data_root"]) for h in history})
     images = max(int(h["images"]) for h in history)
@@ -91,9 +94,10 @@ MASK_ENCODING = (
 
 
 def metadata(
-    ckpt: dict[str, Any], ckpt_sha: str, version: str, radius: int, model: nn.Module
+    ckpt: dict[str, Any], ckpt_sha: str, version: str, radius: int, model: nn.Module,
+    training_data: str | None = None,
 ) -> dict[str, str]:
-    data, steps = describe_training(ckpt)
+    data, steps = describe_training(ckpt, training_data)
     cfg = ckpt["config"]
     channels = int(getattr(model, "in_channels", 3))
     extra = {"mask_encoding": MASK_ENCODING} if channels == 6 else {}
@@ -122,7 +126,8 @@ def metadata(
 
 
 def export(
-    checkpoint: Path, out: Path, version: str = "1", parity_image: Path = DEFAULT_PARITY_IMAGE
+    checkpoint: Path, out: Path, version: str = "1", parity_image: Path = DEFAULT_PARITY_IMAGE,
+    training_data: str | None = None,
 ) -> dict[str, Any]:
     import onnx
     import onnxruntime as ort
@@ -147,7 +152,7 @@ def export(
         dynamo=False,
     )
     proto = onnx.load(str(tmp))
-    props = metadata(ckpt, sha256_file(checkpoint), version, radius, model)
+    props = metadata(ckpt, sha256_file(checkpoint), version, radius, model, training_data)
     del proto.metadata_props[:]
     for k, v in props.items():
         entry = proto.metadata_props.add()
@@ -181,9 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", type=Path)
     p.add_argument("--version", default="1")
     p.add_argument("--parity-image", type=Path, default=DEFAULT_PARITY_IMAGE)
+    p.add_argument("--training-data", help="describe the training data (default: from the checkpoint)")
     args = p.parse_args(argv)
     try:
-        info = export(args.checkpoint, args.out, args.version, args.parity_image)
+        info = export(args.checkpoint, args.out, args.version, args.parity_image, args.training_data)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
