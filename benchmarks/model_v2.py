@@ -65,7 +65,8 @@ GRID_COLUMNS = (
 )
 SPEED_MODELS = ("v1 (default)", "v2", "v2 int8", "v2 float16")
 TABLE_KEYS = (
-    "region_psnr", "partial_psnr", "full_psnr", "region_ciede2000", "full_ciede2000", "region_ssim", "haarpsi",
+    "region_psnr", "partial_psnr", "full_psnr", "region_ciede2000", "full_ciede2000", "region_ssim",
+    "haarpsi",
 )
 INT8_TOLERANCE_DB = 0.3
 
@@ -145,13 +146,15 @@ def tables(results: list[dict[str, object]]) -> str:
                "| int8 − v2 region PSNR |")
     out.append("|---|---|---|---|---|")
     met = True
+
+    def d(s: str, protocol: str, key: str, a: str = "v2", b: str = "v1 (default)") -> float:
+        return _pool(results, a, s, protocol, key) - _pool(results, b, s, protocol, key)
+
     for protocol in q.PROTOCOLS:
         for s in sets:
-            def d(key: str, a: str = "v2", b: str = "v1 (default)", s: str = s, protocol: str = protocol) -> float:
-                return _pool(results, a, s, protocol, key) - _pool(results, b, s, protocol, key)
-
-            dp, df, dc = d("region_psnr"), d("full_psnr"), -d("region_ciede2000")
-            di = d("region_psnr", "v2 int8", "v2")
+            dp, df = d(s, protocol, "region_psnr"), d(s, protocol, "full_psnr")
+            dc = -d(s, protocol, "region_ciede2000")
+            di = d(s, protocol, "region_psnr", "v2 int8", "v2")
             ok = dp > 0 and df > 0 and dc > 0 and abs(di) <= INT8_TOLERANCE_DB
             met &= ok
             mark = lambda x: f"**{x:+.2f}**" if x > 0 else f"{x:+.2f}"  # noqa: E731
@@ -211,8 +214,8 @@ def speed() -> str:
         )
     v1, v2, i8 = per_mp["v1 (default)"], per_mp["v2"], per_mp["v2 int8"]
     return "\n".join([
-        f"Whole `Declipper.run` on a {photo.shape[1]} x {photo.shape[0]} real photo ({mp:.1f} MP), every tile "
-        "run, tile 512, 2 threads, CPU; best of 3 after a warm-up.\n",
+        f"Whole `Declipper.run` on a {photo.shape[1]} x {photo.shape[0]} real photo ({mp:.1f} MP), "
+        "every tile run, tile 512, 2 threads, CPU; best of 3 after a warm-up.\n",
         "| model | network | receptive field / halo | s per MP | MP/s | ONNX Runtime alone, one tile |",
         "|---|---|---|---|---|---|",
         *rows,
@@ -253,13 +256,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         write_csv(results, args.out_dir / "model_v2.csv")
-        parts.append("## Quality\n\nRegion metrics pool every clipped pixel of a set, as in `quality.md`.\n\n" + table)
+        parts.append(
+            "## Quality\n\nRegion metrics pool every clipped pixel of a set, as in `quality.md`.\n\n" + table
+        )
     if "speed" in args.sections:
         parts.append("## Speed\n\n" + speed())
     command = "python -m benchmarks.model_v2 " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = (f"# Model v2\n\nMade by `{command.strip()}` in {(time.perf_counter() - started) / 60:.1f} min.\n\n"
-            + "\n".join(parts))
-    name = "model_v2.md" if set(args.sections) == {"quality", "speed"} else f"model_v2_{'_'.join(args.sections)}.md"
+    minutes = (time.perf_counter() - started) / 60
+    text = f"# Model v2\n\nMade by `{command.strip()}` in {minutes:.1f} min.\n\n" + "\n".join(parts)
+    both = set(args.sections) == {"quality", "speed"}
+    name = "model_v2.md" if both else f"model_v2_{'_'.join(args.sections)}.md"
     (args.out_dir / name).write_text(text)
     print(text)
     return 0

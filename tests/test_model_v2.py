@@ -118,7 +118,9 @@ def test_sampler_with_mask_channels_is_a_function_of_step(photo_folder: Path) ->
 
 def _lite_config(tmp_path: Path, photo_folder: Path, name: str, steps: int, **extra: object) -> Path:
     path = tmp_path / f"{name}.toml"
-    values: dict[str, object] = {"layout": "lite", "mask_input": True, "camera_probability": 0.5, "workers": 1}
+    values: dict[str, object] = {
+        "layout": "lite", "mask_input": True, "camera_probability": 0.5, "workers": 1,
+    }
     path.write_text(tiny_config_text(photo_folder, tmp_path / name, steps, **(values | extra)))
     return path
 
@@ -151,7 +153,8 @@ def test_max_seconds_stops_with_a_checkpoint(tmp_path: Path, photo_folder: Path)
 
 
 def test_set_overrides_are_toml() -> None:
-    assert parse_overrides(["workers=4", "camera_stops_over=[0.0, 1.0]", 'data_root="/x y"', "name=plain"]) == {
+    items = ["workers=4", "camera_stops_over=[0.0, 1.0]", 'data_root="/x y"', "name=plain"]
+    assert parse_overrides(items) == {
         "workers": 4, "camera_stops_over": [0.0, 1.0], "data_root": "/x y", "name": "plain",
     }
     with pytest.raises(ValueError, match="KEY=VALUE"):
@@ -190,7 +193,10 @@ def test_shipped_v2_contract_and_checksums() -> None:
 
 def test_v2_tiled_equals_whole(demo_rgb: np.ndarray) -> None:
     image = demo_rgb.astype(np.float32) / 255.0
-    with Declipper(V2, device="cpu", tile_size=4096) as whole, Declipper(V2, device="cpu", tile_size=100) as tiled:
+    with (
+        Declipper(V2, device="cpu", tile_size=4096) as whole,
+        Declipper(V2, device="cpu", tile_size=100) as tiled,
+    ):
         assert len(tiled.plan(*image.shape[:2])) > 1  # windows cross the bottom/right edges: mask padding
         a, b = whole.run(image), tiled.run(image)
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=0)
