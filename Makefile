@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test wheel sanitize gimp-chroot darktable chromium train-v1 quality clean
+.PHONY: demo test wheel sanitize gimp-chroot darktable chromium train-v1 train-v2 quality clean
 
 # The native core (bindings/, CMakeLists.txt) is compiled by pip through scikit-build-core: it needs
 # a C++17 compiler and CMake >= 3.18 (pybind11 comes from PyPI). Editing its sources rebuilds it.
@@ -94,6 +94,15 @@ train-v1: $(VENV)/.dev
 	$(PY) -m training.export runs/v1_full/checkpoint.pt libdeclip/models/declipnet-v1.onnx
 	cd libdeclip/models && sha256sum *.onnx > SHA256SUMS  # the shipped models' checksums, checked at load
 
+# Model v2 (libdeclip/models/MODEL_CARD-v2.md): stages 1-3 of training/v2_schedule.sh took 150 + 225 +
+# 225 s on one H200 GPU (bfloat16); on a CPU give the stages hours (STAGE1=... STAGE2=... DEVICE=cpu).
+train-v2: $(VENV)/.dev
+	STAGE3=225 PYTHON=$(PY) bash training/v2_schedule.sh
+	$(PY) -m training.export runs/v2_perceptual_s3/checkpoint.pt libdeclip/models/declipnet-v2.onnx --version 2
+	$(PY) -m training.quantize libdeclip/models/declipnet-v2.onnx --int8 libdeclip/models/declipnet-v2-int8.onnx \
+		--fp16 libdeclip/models/declipnet-v2-fp16.onnx
+	cd libdeclip/models && sha256sum *.onnx > SHA256SUMS  # the shipped models' checksums, checked at load
+
 quality: $(VENV)/.dev
 	$(PY) -m benchmarks.quality
 
@@ -114,6 +123,7 @@ bench: $(VENV)/.dev
 	$(PY) -m benchmarks.build_md --record-machine
 	$(PY) -m benchmarks.quality
 	$(PY) -m benchmarks.speed
+	$(PY) -m benchmarks.model_v2
 	$(PY) -m benchmarks.native
 	if [ -d ../shared/data/raw ]; then $(PY) -m benchmarks.raw_quality; \
 	else echo "bench: ../shared/data/raw not found: the camera RAW benchmark is left out"; fi

@@ -1,6 +1,6 @@
 """Model v2 against v1: quality of every v2 candidate and ablation, and speed on the CPU.
 
-    python -m benchmarks.model_v2 [--sections quality speed] [--data ../shared/data/eval]
+    python -m benchmarks.model_v2 [--sections quality candidates speed] [--data ../shared/data/eval]
         [--limit N] [--grid N] [--out-dir benchmarks/results]
 
 Quality: the protocols, photos, metrics and pooling of :mod:`benchmarks.quality` (its docstring),
@@ -14,12 +14,15 @@ stage (2: after over-exposure up to two stops; 3: after a further stage with at 
 The report checks the issue's targets from the same run: v2 against v1 on clipped-region PSNR, the
 "all channels clipped" PSNR and CIEDE2000 on every set and protocol; int8 within 0.3 dB of v2.
 
+Candidates: parameters, GFLOP per megapixel, receptive field and ONNX Runtime time per tile of each
+generator design considered (random weights).
+
 Speed: seconds per megapixel of the whole ``Declipper.run`` (every tile run: skip_unclipped off, so
 the clipped fraction does not matter) on a 4-megapixel real photo, tile 512, 2 threads, CPU, the
 best of 3 runs after a warm-up; and the same for ONNX Runtime alone on one tile's window. Models run
 one after another in one process, so their ratios come from the same machine state.
 
-Outputs in --out-dir: ``model_v2.md`` (tables), ``model_v2.csv`` (per photo and model),
+Outputs in --out-dir: ``model_v2_<section>.md`` (tables), ``model_v2.csv`` (per photo and model),
 ``model_v2_grid_<protocol>.png`` (the photos with the largest clipped areas, one column per
 ablation).
 """
@@ -69,6 +72,7 @@ TABLE_KEYS = (
     "haarpsi",
 )
 INT8_TOLERANCE_DB = 0.3
+SECTIONS = ("quality", "candidates", "speed")
 
 
 def run_model(label: str, case: q.Case) -> np.ndarray:
@@ -207,9 +211,9 @@ def speed() -> str:
             ort_times.append(time.perf_counter() - t0)
         per_mp[m] = min(times) / mp
         meta = info.metadata
+        network = f"{meta.get('generator_layout', '?')}, width {meta.get('generator_width', '?')}"
         rows.append(
-            f"| {m} | {meta.get('generator_layout', '?')}, {meta.get('generator_parameters', '?')} params, "
-            f"{meta.get('gflop_per_megapixel', '?')} GFLOP/MP | {info.receptive_field_radius} px / {halo} px "
+            f"| {m} | {network} | {info.receptive_field_radius} px / {halo} px "
             f"| {min(times) / mp:.3f} | {mp / min(times):.2f} | {min(ort_times):.3f} s ({window} px window) |"
         )
     v1, v2, i8 = per_mp["v1 (default)"], per_mp["v2"], per_mp["v2 int8"]
@@ -226,6 +230,68 @@ def speed() -> str:
     ])
 
 
+#: Generator candidates: (label, layout, width, input channels).
+CANDIDATES = (
+    ("paper (v1)", "paper", 32, 3),
+    ("lite 24, mask", "lite", 24, 6),
+    ("lite 32, mask (v2)", "lite", 32, 6),
+    ("lite 32, no mask", "lite", 32, 3),
+    ("lite 48, mask", "lite", 48, 6),
+)
+
+
+def candidates() -> str:
+    """Parameters, GFLOP/MP, receptive field and ONNX Runtime time of each generator candidate
+    (random weights: the time does not depend on them), at a 512 px tile core with its halo."""
+    import tempfile
+
+    import onnxruntime as ort
+    import torch
+
+    from training.export import fold_batch_norm
+    from training.models import build_generator, conv_macs_per_pixel, receptive_field_radius, spatial_multiple
+
+    rows = []
+    for label, layout, width, channels in CANDIDATES:
+        torch.manual_seed(0)
+        g = build_generator(layout, width, channels if layout == "lite" else None).eval()
+        radius, multiple = receptive_field_radius(g), spatial_multiple(g)
+        halo = -(-radius // multiple) * multiple
+        window = 512 + 2 * halo
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "g.onnx"
+            torch.onnx.export(
+                fold_batch_norm(g), (torch.zeros(1, channels, 64, 64),), str(path), input_names=["x"],
+                output_names=["y"], dynamic_axes={"x": {2: "H", 3: "W"}, "y": {2: "H", 3: "W"}},
+                opset_version=17, dynamo=False,
+            )
+            options = ort.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = 2, 1
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            x = np.random.default_rng(0).random((1, channels, window, window), dtype=np.float32)
+            session.run(None, {"x": x})
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                session.run(None, {"x": x})
+                times.append(time.perf_counter() - t0)
+        rows.append(
+            f"| {label} | {sum(p.numel() for p in g.parameters()):,} "
+            f"| {2 * conv_macs_per_pixel(g) / 1e3:.1f} "
+            f"| {radius} px (halo {halo}) | {window} px | {min(times):.3f} | {min(times) / 0.262144:.2f} |"
+        )
+    return "\n".join([
+        "Generator candidates, random weights, ONNX Runtime on the CPU with 2 threads, one tile of 512 px "
+        "core and its halo (best of 3). GFLOP per megapixel counts 2 per multiply-add of every "
+        "convolution, measured by running the network; the receptive field is measured by "
+        "back-propagation (`training.models`).\n",
+        "| candidate | parameters | GFLOP/MP | receptive field | window | s per tile | s per MP of cores |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ])
+
+
 def write_csv(results: list[dict[str, object]], path: Path) -> None:
     keys = list(dict.fromkeys(k for r in results for k in r))
     with open(path, "w", newline="") as f:
@@ -236,7 +302,7 @@ def write_csv(results: list[dict[str, object]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.model_v2", description=__doc__.splitlines()[0])
-    p.add_argument("--sections", nargs="+", choices=("quality", "speed"), default=["quality", "speed"])
+    p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     p.add_argument("--data", type=Path, default=q.DEFAULT_DATA)
     p.add_argument("--limit", type=int, help="first N photos of each set only (quick look)")
     p.add_argument("--grid", type=int, default=4, help="photos per protocol grid (0: none)")
@@ -247,27 +313,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: model files missing: {', '.join(sorted(set(missing)))}", file=sys.stderr)
         return 2
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    parts = []
-    if "quality" in args.sections:
-        try:
-            table, results = quality(args.data, args.limit, args.grid, args.out_dir)
-        except FileNotFoundError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        write_csv(results, args.out_dir / "model_v2.csv")
-        parts.append(
-            "## Quality\n\nRegion metrics pool every clipped pixel of a set, as in `quality.md`.\n\n" + table
-        )
-    if "speed" in args.sections:
-        parts.append("## Speed\n\n" + speed())
     command = "python -m benchmarks.model_v2 " + " ".join(argv if argv is not None else sys.argv[1:])
-    minutes = (time.perf_counter() - started) / 60
-    text = f"# Model v2\n\nMade by `{command.strip()}` in {minutes:.1f} min.\n\n" + "\n".join(parts)
-    both = set(args.sections) == {"quality", "speed"}
-    name = "model_v2.md" if both else f"model_v2_{'_'.join(args.sections)}.md"
-    (args.out_dir / name).write_text(text)
-    print(text)
+    for section in SECTIONS:
+        if section not in args.sections:
+            continue
+        started = time.perf_counter()
+        if section == "quality":
+            try:
+                table, results = quality(args.data, args.limit, args.grid, args.out_dir)
+            except FileNotFoundError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            write_csv(results, args.out_dir / "model_v2.csv")
+            body = "Region metrics pool every clipped pixel of a set, as in `quality.md`.\n\n" + table
+        else:
+            body = candidates() if section == "candidates" else speed()
+        minutes = (time.perf_counter() - started) / 60
+        title = {
+            "quality": "Model v2: quality", "candidates": "Generator candidates", "speed": "Model v2: speed",
+        }
+        text = f"# {title[section]}\n\nMade by `{command.strip()}` ({section}: {minutes:.1f} min).\n\n{body}"
+        (args.out_dir / f"model_v2_{section}.md").write_text(text)
+        print(text)
     return 0
 
 

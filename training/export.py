@@ -117,7 +117,8 @@ def metadata(
         "generator_layout": str(cfg["layout"]),
         "generator_width": str(getattr(model, "width", cfg["width"])),
         "generator_parameters": str(sum(p.numel() for p in model.parameters())),
-        "gflop_per_megapixel": f"{2 * conv_macs_per_pixel(model):.1f}",
+        # 2 FLOP per multiply-add, per pixel; x 1e6 pixels / 1e9
+        "gflop_per_megapixel": f"{2 * conv_macs_per_pixel(model) / 1e3:.1f}",
         "training_data": data,
         "training_steps": str(steps),
         "training_schedule": json.dumps(ckpt["history"]),
