@@ -21,7 +21,7 @@ import numpy as np
 
 from libdeclip.classic import METHODS, declip_classic
 from libdeclip.color import NAMED_SPACES, ColorSpace
-from libdeclip.engine import DEFAULT_MODEL, DeviceFallbackWarning, ModelInfo
+from libdeclip.engine import DeviceFallbackWarning, ModelInfo, resolve_model
 from libdeclip.errors import DeclipError, EngineError, ModelError, UnsupportedInputError
 from libdeclip.fit import Fit
 from libdeclip.io import Image, read_image, write_image
@@ -58,7 +58,7 @@ _sessions_lock = threading.Lock()
 
 
 def _session(model: str | Path | None, device: str) -> Declipper:
-    key = (Path(model).resolve() if model is not None else DEFAULT_MODEL, device)
+    key = (resolve_model(model).resolve(), device)
     with _sessions_lock:
         if key not in _sessions:
             _sessions[key] = Declipper(key[0], device=device)

@@ -35,7 +35,7 @@ import numpy as np
 from libdeclip import METHODS, __version__, declip
 from libdeclip._report import Report, ReportEntry, entry_for
 from libdeclip._report import to_8bit as _to_8bit
-from libdeclip.engine import MODELS_DIR, OnnxEngine
+from libdeclip.engine import DEFAULT_MODEL, MODELS_DIR, OnnxEngine
 from libdeclip.errors import DeclipError
 from libdeclip.fit import Fit
 from libdeclip.io import _SUFFIXES, DEFAULT_PNG_LEVEL, Image, read_image, write_image
@@ -271,7 +271,10 @@ def _cmd_declip(args: argparse.Namespace) -> int:
     try:
         jobs = max(1, int(args.jobs))
         threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
-        first = Declipper(device=args.device, threads=threads, tile_size=args.tile_size) if model else None
+        first = (
+            Declipper(args.model, device=args.device, threads=threads, tile_size=args.tile_size)
+            if model else None
+        )
         report_pages = Report(args.report) if args.report else None
     except (DeclipError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -284,7 +287,7 @@ def _cmd_declip(args: argparse.Namespace) -> int:
         if not parallel or first is None:
             return first
         if not hasattr(local, "session"):
-            local.session = Declipper(device="cpu", threads=threads, tile_size=args.tile_size)
+            local.session = Declipper(args.model, device="cpu", threads=threads, tile_size=args.tile_size)
         return local.session
 
     failures: list[str] = []
@@ -451,7 +454,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
         except DeclipError as exc:
             print(f"{path.name}: unusable ({exc})")
             continue
-        print(f"{path.name}: {info.name} v{info.version}")
+        default = " (default)" if path.resolve() == DEFAULT_MODEL.resolve() else ""
+        precision = info.metadata.get("precision", "float32")
+        inputs = "RGB + clip mask" if info.mask_input else "RGB"
+        print(f"{path.name}: {info.name} v{info.version}, {precision}, input {inputs}{default}")
         print(f"  receptive field {info.receptive_field_radius} px, {info.training_steps} training steps")
         print(f"  trained on: {info.metadata.get('training_data', '?')}")
         print(f"  checkpoint sha256: {info.checkpoint_sha256}")
@@ -496,6 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--fit", choices=[f.value for f in Fit], help="range policy (default: compress "
                    "for integer files, float for float files)")
     d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    d.add_argument("--model", default=None, metavar="NAME|FILE",
+                   help="the network: a shipped model's name (declipnet-v1, the default; declipnet-v2, "
+                   "declipnet-v2-int8, declipnet-v2-fp16; see 'libdeclip models') or an ONNX file")
     d.add_argument("--method", choices=METHODS, default="declipnet",
                    help="declipnet (default: the network) or a classical method without a model "
                    "(RGB images only)")

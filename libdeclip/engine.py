@@ -16,7 +16,7 @@ from libdeclip.errors import EngineError, ModelError
 
 __all__ = [
     "CONTRACT", "DEFAULT_MODEL", "DeviceFallbackWarning", "GpuOutOfMemoryError", "ModelInfo", "OnnxEngine",
-    "parse_device",
+    "parse_device", "resolve_model", "shipped_models",
 ]
 
 CONTRACT = "libdeclip-model-1"
@@ -95,6 +95,26 @@ def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
         )
     except ValueError as exc:
         raise ModelError(f"{path}: malformed model metadata ({exc})") from None
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped with libdeclip (file names without ``.onnx``)."""
+    return sorted(p.stem for p in MODELS_DIR.glob("*.onnx"))
+
+
+def resolve_model(model: str | Path | None) -> Path:
+    """The file of ``model``: None for the default (v1), a path to an ONNX file, or the name of a
+    shipped model such as ``"declipnet-v2"`` or ``"declipnet-v2-int8"``."""
+    if model is None:
+        return DEFAULT_MODEL
+    path = Path(model)
+    if path.is_file():
+        return path
+    if isinstance(model, str) and path.name == model and (MODELS_DIR / f"{model}.onnx").is_file():
+        return MODELS_DIR / f"{model}.onnx"
+    raise ModelError(
+        f"model file not found: {path} (shipped models, by name: {', '.join(shipped_models())})"
+    )
 
 
 def shipped_checksum(path: Path) -> str | None:
@@ -213,9 +233,7 @@ class OnnxEngine:
     ) -> None:
         import onnxruntime as ort
 
-        path = Path(model) if model is not None else DEFAULT_MODEL
-        if not path.is_file():
-            raise ModelError(f"model file not found: {path}")
+        path = resolve_model(model)
         verify_checksum(path)
         kind, index = parse_device(device)
         opts = ort.SessionOptions()

@@ -209,7 +209,8 @@ class Declipper:
     """A declipping session: loads the model once, then :meth:`run` repairs images.
 
     Args:
-        model: ONNX model following the libdeclip contract (default: shipped DeclipNet v1).
+        model: ONNX model following the libdeclip contract, as a path or the name of a shipped
+            model (``"declipnet-v2"``, ``"declipnet-v2-int8"``, ...; default: DeclipNet v1).
         device: ``"auto"`` (TensorRT, then CUDA, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         tile_size: core size of a tile in pixels (default 512 on CPU, 1024 on GPU).
         threads: CPU threads for ONNX Runtime and the native pixel loops (default: all cores);

@@ -233,3 +233,39 @@ def test_quantised_variants_stay_close_to_float32(
     np.testing.assert_array_equal(got[~(high | low)], demo_rgb[~(high | low)])  # unclipped: identical
     diff = np.abs(got.astype(int) - reference)
     assert diff.max() <= max_codes and diff.mean() <= mean_codes, (diff.max(), diff.mean())
+
+
+# -- choosing a model by name --------------------------------------------------------------------------
+
+
+def test_models_by_name_in_the_api_and_the_cli(tmp_path: Path, demo_rgb: np.ndarray,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from libdeclip import cli
+    from libdeclip.engine import resolve_model
+
+    assert resolve_model("declipnet-v2-int8") == V2_INT8
+    assert resolve_model(str(V2)) == V2
+    with pytest.raises(libdeclip.ModelError, match="shipped models, by name: declipnet-v1, declipnet-v2"):
+        resolve_model("declipnet-v9")
+    by_name = libdeclip.declip(demo_rgb, model="declipnet-v2", device="cpu")
+    np.testing.assert_array_equal(by_name, libdeclip.declip(demo_rgb, model=V2, device="cpu"))
+    photo = tmp_path / "in.png"
+    from PIL import Image as PILImage
+
+    PILImage.fromarray(demo_rgb).save(photo)
+    out_v2, out_v1 = tmp_path / "v2.png", tmp_path / "v1.png"
+    assert cli.main(["declip", str(photo), "-o", str(out_v2), "-q", "--model", "declipnet-v2",
+                     "--device", "cpu"]) == 0
+    assert cli.main(["declip", str(photo), "-o", str(out_v1), "-q", "--device", "cpu"]) == 0
+    v2_pixels = libdeclip.read_image(out_v2).pixels
+    np.testing.assert_array_equal(v2_pixels, libdeclip.declip(demo_rgb, model=V2, device="cpu"))
+    assert not np.array_equal(v2_pixels, libdeclip.read_image(out_v1).pixels)
+    capsys.readouterr()
+    assert cli.main(["declip", str(photo), "-o", str(tmp_path / "x.png"), "-q", "--model", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "model file not found: nope" in err and "declipnet-v2-int8" in err
+    assert not (tmp_path / "x.png").exists()
+    assert cli.main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert "declipnet-v1.onnx: declipnet v1, float32, input RGB (default)" in listing
+    assert "declipnet-v2-int8.onnx: declipnet v2, int8, input RGB + clip mask" in listing
