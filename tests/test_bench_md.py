@@ -28,6 +28,14 @@ Made by `python -m benchmarks.quality --limit 2` in 0.1 min.
 |---|---|
 | cross-channel | 24.125 |
 """
+MODEL_V2_MD = """# Model v2: {section}
+
+Made by `python -m benchmarks.model_v2 --sections {section}` ({section}: 0.1 min).
+
+| model | region PSNR (dB) |
+|---|---|
+| v2 | 22.79 |
+"""
 NATIVE_MD = """24 MP 16-bit photo; 2 threads; command: `python -m benchmarks.native`
 
 | stage | native (s) | numpy reference (s) | speed-up | native MP/s |
@@ -89,10 +97,13 @@ def test_build_md_fills_every_section_from_the_results(tmp_path: Path) -> None:
     results.mkdir(parents=True)
     for name, text in [("quality.md", QUALITY_MD), ("native.md", NATIVE_MD), ("raw_quality.md", RAW_MD),
                        ("speed.md", SPEED_MD), ("train_cost.txt", TRAIN_COST),
-                       ("machine.md", "2-core Test EPYC, 24 GB, no GPU; recorded 2026-01-01")]:
+                       ("machine.md", "2-core Test EPYC, 24 GB, no GPU; recorded 2026-01-01"),
+                       ("model_v2_quality.md", MODEL_V2_MD.format(section="quality")),
+                       ("model_v2_candidates.md", MODEL_V2_MD.format(section="candidates")),
+                       ("model_v2_speed.md", MODEL_V2_MD.format(section="speed"))]:
         (results / name).write_text(text)
     for name in ["quality_vs_fraction_paper.png", "quality_grid_paper.png", "quality_grid_real.png",
-                 "raw_quality_grid.png", "speed_vs_fraction.png"]:
+                 "raw_quality_grid.png", "speed_vs_fraction.png", "model_v2_grid_paper.png"]:
         _png(results / name)
 
     text, _ = build_md.build(build_md.TEMPLATE, results, tmp_path / "BENCHMARKS.md")
