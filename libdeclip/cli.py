@@ -464,6 +464,31 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from libdeclip.batch import DECLIP_OPTIONS, plan_jobs, run_batch
+
+    src, dst = Path(args.src), Path(args.dst)
+    try:
+        listed = Path(args.list).read_text(encoding="utf-8").splitlines() if args.list else []
+        jobs = plan_jobs(src, dst, listed, args.format)
+        if not jobs:
+            print(f"error: no photos found in {src}", file=sys.stderr)
+            return 2
+        options = {k: getattr(args, k) for k in DECLIP_OPTIONS}
+        summary = run_batch(
+            jobs, dst, options, address=args.ray, workers=args.workers, cpus=args.cpus,
+            gpus_per_worker=args.gpus_per_worker, threads_per_worker=args.threads_per_worker,
+            verify=args.verify, progress=not args.quiet,
+        )
+    except (DeclipError, OSError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary.line(), file=sys.stderr)
+    for rel, error in summary.failures or []:
+        print(f"failed: {rel}: {error}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
 def _cmd_gimp(args: argparse.Namespace) -> int:
     from libdeclip._plugins import gimp_profile_dir, install_gimp, uninstall_gimp
 
@@ -542,6 +567,41 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--python", help="the Python with libdeclip that the plug-in runs when GIMP's own "
                    "Python cannot import it (default: this one)")
     g.set_defaults(func=_cmd_gimp)
+    b = sub.add_parser("batch", help="declip a folder tree into another on a pool of workers (Ray), "
+                       "resumably", description=(
+                           "Declip every photo below SRC into DST, mirroring the tree, with a pool of Ray "
+                           "workers. A manifest in DST records each finished output with its sha256, so "
+                           "running the same command again after a crash or a kill continues where it "
+                           "stopped. Needs Ray: pip install 'libdeclip[ray]'."))
+    b.add_argument("src", help="folder of photos (with --list: the root of relative listed paths)")
+    b.add_argument("dst", help="output folder (the tree of SRC is mirrored there)")
+    b.add_argument("--list", metavar="FILE", help="declip the paths listed in FILE (one per line) instead "
+                   "of walking SRC")
+    where = b.add_mutually_exclusive_group()
+    where.add_argument("--local", action="store_true", help="a Ray instance on this machine (the default)")
+    where.add_argument("--ray", metavar="ADDRESS", help="join the Ray cluster at ADDRESS (e.g. "
+                       "ray://head:10001 or auto)")
+    b.add_argument("--workers", type=int, help="worker actors, each holding one model session (default: "
+                   "one per CPU of the Ray instance)")
+    b.add_argument("--cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    b.add_argument("--threads-per-worker", type=int, default=1, help="ONNX Runtime threads per worker "
+                   "(default 1)")
+    b.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per worker (e.g. 1 on a GPU "
+                   "cluster; the workers then run the model on CUDA)")
+    b.add_argument("--verify", action="store_true", help="check finished outputs by sha256, not only size")
+    b.add_argument("--model", default=None, metavar="NAME|FILE", help="as for declip")
+    b.add_argument("--method", choices=METHODS, default="declipnet", help="as for declip")
+    b.add_argument("--no-consistency", dest="consistency", action="store_false", help="as for declip")
+    b.add_argument("--colorspace", default=None, help="as for declip")
+    b.add_argument("--feather", type=int, default=0, help="as for declip")
+    b.add_argument("--fit", choices=[f.value for f in Fit], help="as for declip")
+    b.add_argument("--png-level", type=int, default=DEFAULT_PNG_LEVEL, choices=range(10), metavar="0-9",
+                   help="as for declip")
+    b.add_argument("--format", choices=["dng", "tiff32", "tiff16"], default=None, help="as for declip")
+    b.add_argument("--exposure", type=float, default=0.0, help="as for declip")
+    b.add_argument("--tile-size", type=int, default=None, help="as for declip")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_cmd_batch)
     m = sub.add_parser("models", help="list installed models")
     m.set_defaults(func=_cmd_models)
     return p

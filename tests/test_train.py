@@ -117,3 +117,32 @@ def _generator(path: Path) -> torch.nn.Module:
     from training.train import generator_from_checkpoint
 
     return generator_from_checkpoint(load_checkpoint(path))
+
+
+def test_torchrun_two_nodes_on_one_machine(tmp_path: Path, photo_folder: Path) -> None:
+    """``torchrun --nnodes 2``: two launchers, as on two machines (node ranks 0 and 1, one process
+    each, gloo over the loopback), agree on the weights and record a world of 2."""
+    import socket
+
+    cfg = _config(tmp_path, photo_folder, "nodes", 3)
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+
+    def node(rank: int) -> subprocess.Popen[str]:
+        cmd = [
+            sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+            "--node_rank", str(rank), "--master_addr", "127.0.0.1", "--master_port", str(port),
+            "-m", "training.train", "--config", str(cfg),
+        ]
+        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    nodes = [node(0), node(1)]
+    results = [p.communicate(timeout=300) for p in nodes]
+    for p, (_, err) in zip(nodes, results, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    digests = json.loads((tmp_path / "nodes" / "replicas.json").read_text())["sha256"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert load_checkpoint(tmp_path / "nodes" / "checkpoint.pt")["history"][-1]["world_size"] == 2
