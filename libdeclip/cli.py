@@ -272,7 +272,7 @@ def _cmd_declip(args: argparse.Namespace) -> int:
         jobs = max(1, int(args.jobs))
         threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
         first = (
-            Declipper(args.model, device=args.device, threads=threads, tile_size=args.tile_size)
+            Declipper(model=args.model, device=args.device, threads=threads, tile_size=args.tile_size)
             if model else None
         )
         report_pages = Report(args.report) if args.report else None
@@ -287,7 +287,8 @@ def _cmd_declip(args: argparse.Namespace) -> int:
         if not parallel or first is None:
             return first
         if not hasattr(local, "session"):
-            local.session = Declipper(args.model, device="cpu", threads=threads, tile_size=args.tile_size)
+            local.session = Declipper(model=args.model, device="cpu", threads=threads,
+                                      tile_size=args.tile_size)
         return local.session
 
     failures: list[str] = []
