@@ -124,6 +124,7 @@ bench: $(VENV)/.dev
 	$(PY) -m benchmarks.quality
 	$(PY) -m benchmarks.speed
 	$(PY) -m benchmarks.model_v2
+	$(PY) -m benchmarks.batch
 	$(PY) -m benchmarks.native
 	if [ -d ../shared/data/raw ]; then $(PY) -m benchmarks.raw_quality; \
 	else echo "bench: ../shared/data/raw not found: the camera RAW benchmark is left out"; fi

@@ -124,10 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         f"| {megapixels / ray_s:.2f} |",
     ]
     overhead = ray_s - cli
+    command = ("python -m benchmarks.batch " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
     text = "\n".join([
         "# libdeclip batch on one machine",
         "",
-        f"Made by `python -m benchmarks.batch {' '.join(argv if argv is not None else sys.argv[1:])}`.",
+        f"Made by `{command}`.",
         "",
         f"{n} real photos ({megapixels:.1f} MP) from `{args.photos.name}`, one folder, CPU, 2 workers of "
         "1 thread; each command a fresh process, its start included.",

@@ -100,7 +100,9 @@ def test_build_md_fills_every_section_from_the_results(tmp_path: Path) -> None:
                        ("machine.md", "2-core Test EPYC, 24 GB, no GPU; recorded 2026-01-01"),
                        ("model_v2_quality.md", MODEL_V2_MD.format(section="quality")),
                        ("model_v2_candidates.md", MODEL_V2_MD.format(section="candidates")),
-                       ("model_v2_speed.md", MODEL_V2_MD.format(section="speed"))]:
+                       ("model_v2_speed.md", MODEL_V2_MD.format(section="speed")),
+                       ("batch.md", "# libdeclip batch on one machine\n\nMade by "
+                        "`python -m benchmarks.batch`.\n\n| command | seconds |\n|---|---|\n| batch | 19.3 |\n")]:
         (results / name).write_text(text)
     for name in ["quality_vs_fraction_paper.png", "quality_grid_paper.png", "quality_grid_real.png",
                  "raw_quality_grid.png", "speed_vs_fraction.png", "model_v2_grid_paper.png"]:
