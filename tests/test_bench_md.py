@@ -36,6 +36,14 @@ Made by `python -m benchmarks.model_v2 --sections {section}` ({section}: 0.1 min
 |---|---|
 | v2 | 22.79 |
 """
+BATCH_MD = """# libdeclip batch on one machine
+
+Made by `python -m benchmarks.batch`.
+
+| command | seconds |
+|---|---|
+| batch | 19.3 |
+"""
 NATIVE_MD = """24 MP 16-bit photo; 2 threads; command: `python -m benchmarks.native`
 
 | stage | native (s) | numpy reference (s) | speed-up | native MP/s |
@@ -101,8 +109,7 @@ def test_build_md_fills_every_section_from_the_results(tmp_path: Path) -> None:
                        ("model_v2_quality.md", MODEL_V2_MD.format(section="quality")),
                        ("model_v2_candidates.md", MODEL_V2_MD.format(section="candidates")),
                        ("model_v2_speed.md", MODEL_V2_MD.format(section="speed")),
-                       ("batch.md", "# libdeclip batch on one machine\n\nMade by "
-                        "`python -m benchmarks.batch`.\n\n| command | seconds |\n|---|---|\n| batch | 19.3 |\n")]:
+                       ("batch.md", BATCH_MD)]:
         (results / name).write_text(text)
     for name in ["quality_vs_fraction_paper.png", "quality_grid_paper.png", "quality_grid_real.png",
                  "raw_quality_grid.png", "speed_vs_fraction.png", "model_v2_grid_paper.png"]:
