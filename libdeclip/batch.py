@@ -24,7 +24,6 @@ joins a cluster; the workers are Ray Data actors, each holding one :class:`~libd
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -36,6 +35,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from libdeclip.engine import sha256_file
 
 __all__ = ["MANIFEST_NAME", "Job", "Summary", "is_done", "load_manifest", "plan_jobs", "run_batch"]
 
@@ -123,14 +124,6 @@ def plan_jobs(
             rel = path.resolve().as_posix().lstrip("/")
         jobs.append(Job(path, rel, output_path(rel, dst, raw_format)))
     return sorted(jobs, key=lambda j: j.rel)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_manifest(dst: Path) -> dict[str, dict[str, Any]]:

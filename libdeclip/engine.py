@@ -16,7 +16,7 @@ from libdeclip.errors import EngineError, ModelError
 
 __all__ = [
     "CONTRACT", "DEFAULT_MODEL", "DeviceFallbackWarning", "GpuOutOfMemoryError", "ModelInfo", "OnnxEngine",
-    "parse_device", "resolve_model", "shipped_models",
+    "parse_device", "resolve_model", "sha256_file", "shipped_models",
 ]
 
 CONTRACT = "libdeclip-model-1"
@@ -132,18 +132,24 @@ def shipped_checksum(path: Path) -> str | None:
     return None
 
 
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def verify_checksum(path: Path) -> None:
     """Refuse a shipped model whose bytes are not the ones recorded in SHA256SUMS."""
     expected = shipped_checksum(path)
     if expected is None:
         return
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != expected:
+    actual = sha256_file(path)
+    if actual != expected:
         raise ModelError(
-            f"{path}: the shipped model's sha256 is {digest.hexdigest()}, not the recorded {expected} "
+            f"{path}: the shipped model's sha256 is {actual}, not the recorded {expected} "
             f"({MODELS_DIR / CHECKSUMS_NAME}): the file is damaged or was altered; reinstall libdeclip"
         )
 

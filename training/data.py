@@ -107,21 +107,27 @@ def _jpeg_roundtrip(clipped_8bit: np.ndarray, quality: int) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-def make_sample(
-    rgb: np.ndarray, crop: int, spec: ClipSpec, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """One (clipped, truth) pair, both 3 x crop x crop float32, from one photo."""
+def random_crop(rgb: np.ndarray, crop: int, flips: bool, rng: np.random.Generator) -> np.ndarray:
+    """A random ``crop`` x ``crop`` window of ``rgb``, flipped at random with ``flips``."""
     h, w = rgb.shape[:2]
     if h < crop or w < crop:
         raise ValueError(f"photo of {w}x{h} is smaller than the crop {crop}")
     y = int(rng.integers(0, h - crop + 1))
     x = int(rng.integers(0, w - crop + 1))
     patch = rgb[y : y + crop, x : x + crop]
-    if spec.flips:
+    if flips:
         if rng.random() < 0.5:
             patch = patch[:, ::-1]
         if rng.random() < 0.5:
             patch = patch[::-1]
+    return patch
+
+
+def make_sample(
+    rgb: np.ndarray, crop: int, spec: ClipSpec, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One (clipped, truth) pair, both 3 x crop x crop float32, from one photo."""
+    patch = random_crop(rgb, crop, spec.flips, rng)
     n = 3 if spec.per_channel else 1
     over = rng.integers(spec.over_range[0], spec.over_range[1] + 1, size=n).astype(np.float32)
     under = rng.integers(spec.under_range[0], spec.under_range[1] + 1, size=n).astype(np.float32)
@@ -184,15 +190,7 @@ def make_camera_sample(
     levels as the runtime does, ``(v - low) / (high - low)``; the mask is what the runtime would
     flag at a drawn tolerance.
     """
-    h, w = rgb.shape[:2]
-    y = int(rng.integers(0, h - crop + 1))
-    x = int(rng.integers(0, w - crop + 1))
-    patch = rgb[y : y + crop, x : x + crop]
-    if spec.flips:
-        if rng.random() < 0.5:
-            patch = patch[:, ::-1]
-        if rng.random() < 0.5:
-            patch = patch[::-1]
+    patch = random_crop(rgb, crop, spec.flips, rng)
     names, shares = zip(*CAMERA_MODES, strict=True)
     mode = names[int(rng.choice(len(names), p=np.asarray(shares) / sum(shares)))]
     linear = srgb_decode(patch.astype(np.float64) / 255.0)

@@ -10,7 +10,6 @@ and ONNX Runtime's output is compared with torch's on a real photo (max abs diff
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from libdeclip.engine import sha256_file
 from training.data import load_rgb8, signed_mask
 from training.models import conv_macs_per_pixel, receptive_field_radius, spatial_multiple
 from training.train import generator_from_checkpoint, load_checkpoint
@@ -59,14 +59,6 @@ def model_input(rgb: np.ndarray, channels: int) -> np.ndarray:
     if channels == 6:
         x = np.concatenate([x, signed_mask(x, 1.0 / 255.0)])
     return x[None]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def describe_training(ckpt: dict[str, Any], data: str | None = None) -> tuple[str, int]:
