@@ -48,7 +48,15 @@ package.cpath = package.cpath .. ";{libdir}/lib?.so"
 local args = {args}
 local dt = require("darktable")("--library", args.work .. "/library.db",
                                 "--configdir", args.work .. "/config", "--cachedir", args.work .. "/cache")
-local script = dofile(args.script)
+-- darktable's background threads share this Lua state while it starts; a load that lands in their
+-- middle can fail ("attempt to call a string value" from dofile): wait for them, load again.
+local script
+for _ = 1, 5 do
+  local ok, loaded = pcall(dofile, args.script)
+  if ok and type(loaded) == "table" and loaded.libdeclip then script = loaded break end
+  dt.control.sleep(300)
+end
+assert(script, "the plug-in script did not load")
 local M = script.libdeclip
 local opts = M.options()
 opts.command, opts.device, opts.keep_export = args.command, "cpu", true
@@ -108,9 +116,10 @@ def run_harness(work: Path, photos: list[Path], command: Path = COMMAND, env: di
     # darktable in library mode runs inside the lua5.4 interpreter, and its background threads use
     # the interpreter's Lua state; now and then (about one start in three in the shell-syntax test
     # here) the harness fails while loading the script, before it has reported anything: a
-    # segfault in lua_load or "attempt to call a table value" from dofile. Such a start is tried
-    # again, up to three times; a failure after the script reported is a failure like any other.
-    for _attempt in range(3):
+    # segfault in lua_load or "attempt to call a table value" from dofile. The harness loads the
+    # script again after a pause (above); a start that still reports nothing is tried again, up to
+    # six times; a failure after the script reported is a failure like any other.
+    for _attempt in range(6):
         proc = subprocess.run(["timeout", "-k", "5", "300", "xvfb-run", "-a", "lua5.4", str(harness)],
                               capture_output=True, text=True, cwd=work, env={**os.environ, **(env or {})})
         log += proc.stdout + proc.stderr
