@@ -35,7 +35,7 @@ from libdeclip.color import from_model, get_colorspace, to_model
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.fit import Fit
 from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, clip_masks
-from libdeclip.session import ColorSpec, Recovered, clip_codes, composite, prepare
+from libdeclip.session import ColorSpec, Recovered, clip_codes, codes_to_masks, composite, prepare
 from libdeclip.tiling import Tile
 
 __all__ = ["METHODS", "CLASSICAL_METHODS", "declip_classic", "reconstruct"]
@@ -282,9 +282,7 @@ def declip_classic(
     if mask is None:
         clipped_high, clipped_low = clip_masks(colour, low, high, tolerance)
     else:
-        codes = clip_codes(mask, colour.shape)
-        clipped_high = np.stack([(codes >> k & 1).astype(bool) for k in range(channels)], axis=-1)
-        clipped_low = np.stack([(codes >> (3 + k) & 1).astype(bool) for k in range(channels)], axis=-1)
+        clipped_high, clipped_low = codes_to_masks(clip_codes(mask, colour.shape), channels)
     codes = clip_codes((clipped_high, clipped_low), colour.shape)
 
     x = (colour.astype(np.float64) - low) / (high - low)  # clip-normalised, the input's encoding

@@ -177,6 +177,13 @@ def clip_codes(mask: np.ndarray | tuple[np.ndarray, np.ndarray], shape: tuple[in
     return codes
 
 
+def codes_to_masks(codes: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (clipped high, clipped low) H x W x ``channels`` bool masks that :func:`clip_codes`
+    packed into ``codes``."""
+    bits = codes[..., None] >> np.arange(channels, dtype=np.uint8)
+    return (bits & 1).astype(bool), ((bits >> 3) & 1).astype(bool)
+
+
 def mask_planes(
     colour: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float, codes: np.ndarray | None,
     tile: Tile, out: np.ndarray,
@@ -189,10 +196,9 @@ def mask_planes(
     ys, xs = slice(tile.wy0, min(tile.wy1, h)), slice(tile.wx0, min(tile.wx1, w))
     if codes is None:
         high_m, low_m = clip_masks(colour[ys, xs], low, high, tolerance)
-        planes = high_m.astype(np.float32) - low_m.astype(np.float32)
     else:
-        c = codes[ys, xs, None] >> np.arange(colour.shape[2], dtype=np.uint8)  # grey: 1 channel
-        planes = (c & 1).astype(np.float32) - ((c >> 3) & 1).astype(np.float32)
+        high_m, low_m = codes_to_masks(codes[ys, xs], colour.shape[2])  # grey: 1 channel
+    planes = high_m.astype(np.float32) - low_m.astype(np.float32)
     pad = ((0, tile.wy1 - tile.wy0 - planes.shape[0]), (0, tile.wx1 - tile.wx0 - planes.shape[1]), (0, 0))
     if pad[0][1] or pad[1][1]:
         planes = np.pad(planes, pad, mode="symmetric")
