@@ -43,9 +43,6 @@ __all__ = ["MANIFEST_NAME", "Job", "Summary", "is_done", "load_manifest", "plan_
 MANIFEST_NAME = ".libdeclip-batch.jsonl"
 #: A worker's output while it is written: hidden, next to its place, renamed once recorded.
 _PART = re.compile(r"\..+\.[0-9a-f]{8}\.part(\.[A-Za-z0-9]+)?")
-#: The declip options a batch passes on to every file, with their ``libdeclip declip`` flags.
-DECLIP_OPTIONS = ("model", "method", "fit", "feather", "colorspace", "format", "exposure", "png_level",
-                  "consistency", "tile_size")
 
 
 @dataclass(frozen=True)
@@ -84,12 +81,10 @@ def _image_suffixes() -> set[str]:
 def output_path(rel: str, dst: Path, raw_format: str | None) -> Path:
     """Where ``rel``'s output goes: the same place below ``dst``; a camera RAW becomes DNG or TIFF
     (as ``libdeclip declip`` names it)."""
-    from libdeclip.raw import is_raw_path
+    from libdeclip.cli import output_suffix
 
     p = Path(rel)
-    if is_raw_path(p):
-        p = p.with_suffix(".dng" if (raw_format or "dng") == "dng" else ".tif")
-    return dst / p
+    return dst / p.with_suffix(output_suffix(p, raw_format))
 
 
 def plan_jobs(
@@ -204,7 +199,7 @@ class Worker:
         return {k: [row[k] for row in rows] for k in ("rel", "status", "error", "megapixels", "seconds")}
 
     def one(self, src: str, rel: str, out: str) -> dict[str, Any]:
-        from libdeclip.cli import _repair, _written
+        from libdeclip.cli import _repair, write_repair
         from libdeclip.io import read_image
 
         start = time.perf_counter()
@@ -213,9 +208,7 @@ class Worker:
             source = os.stat(src)
             image = read_image(src)
             result, _notes = _repair(image, self.args, self.session, False)
-            a = self.args
-            _written(tmp, image.with_pixels(result), format=a.format if image.raw is not None else None,
-                     overwrite=True, png_level=a.png_level, exposure=a.exposure, fit=a.fit or "compress")
+            write_repair(tmp, image, result, self.args, overwrite=True)  # as libdeclip declip writes it
             seconds = time.perf_counter() - start
             h, w = image.pixels.shape[:2]
             entry = {

@@ -76,10 +76,15 @@ def _output_for(src: Path, args: argparse.Namespace) -> Path:
     if args.in_place:
         return src
     folder = Path(args.out_dir) if args.out_dir else src.parent
-    suffix = src.suffix
-    if is_raw_path(src):  # a camera RAW cannot be written back as such: DNG or TIFF
-        suffix = ".dng" if (args.format or "dng") == "dng" else ".tif"
-    return folder / f"{src.stem}{args.suffix or ''}{suffix}"
+    return folder / f"{src.stem}{args.suffix or ''}{output_suffix(src, args.format)}"
+
+
+def output_suffix(src: Path, raw_format: str | None) -> str:
+    """The output's file extension: the input's, but a camera RAW cannot be written back as such:
+    DNG or TIFF (``--format``)."""
+    if is_raw_path(src):
+        return ".dng" if (raw_format or "dng") == "dng" else ".tif"
+    return src.suffix
 
 
 def _side_path(option: str | None, src: Path, single: bool, tag: str) -> Path | None:
@@ -199,18 +204,25 @@ def _repair(
     return result, [str(w.message) for w in caught]
 
 
+def write_repair(
+    dst: Path, image: Image, result: np.ndarray, args: argparse.Namespace, overwrite: bool
+) -> None:
+    """Write ``image`` repaired as ``result`` to ``dst`` with the writer options of ``args``
+    (``--format``, ``--exposure`` and ``--fit``'s development apply to camera RAW inputs only)."""
+    _written(dst, image.with_pixels(result), format=args.format if image.raw is not None else None,
+             overwrite=overwrite, png_level=args.png_level, exposure=args.exposure,
+             fit=args.fit or "compress")
+
+
 def _write_outputs(
     src: Path, target: _Target, image: Image, result: np.ndarray, notes: list[str],
     args: argparse.Namespace, single: bool,
 ) -> str:
     dst = target.dst
-    # --format, --exposure and --fit's development apply to camera RAW inputs only; what the
-    # writer warns of (a DNG's range clipping the recovery) joins the file's notes
+    # what the writer warns of (a DNG's range clipping the recovery) joins the file's notes
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _written(dst, image.with_pixels(result), format=args.format if image.raw is not None else None,
-                 overwrite=args.overwrite or target.replaces_input, png_level=args.png_level,
-                 exposure=args.exposure, fit=args.fit or "compress")
+        write_repair(dst, image, result, args, overwrite=args.overwrite or target.replaces_input)
     notes = notes + [str(w.message) for w in caught]
     mask_path = _side_path(args.mask, src, single, "mask")
     if mask_path is not None:
@@ -466,7 +478,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from libdeclip.batch import DECLIP_OPTIONS, plan_jobs, run_batch
+    from libdeclip.batch import plan_jobs, run_batch
 
     src, dst = Path(args.src), Path(args.dst)
     try:
@@ -475,7 +487,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         if not jobs:
             print(f"error: no photos found in {src}", file=sys.stderr)
             return 2
-        options = {k: getattr(args, k) for k in DECLIP_OPTIONS}
+        options = {k: getattr(args, k) for k in args.repair_options}
         summary = run_batch(
             jobs, dst, options, address=args.ray, workers=args.workers, cpus=args.cpus,
             gpus_per_worker=args.gpus_per_worker, threads_per_worker=args.threads_per_worker,
@@ -508,6 +520,39 @@ def _cmd_gimp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_repair_options(p: argparse.ArgumentParser) -> list[str]:
+    """How each file is repaired and written: the options ``declip`` and ``batch`` share. Returns
+    their destinations, which ``batch`` hands to its workers."""
+    add = p.add_argument
+    actions = [
+        add("--fit", choices=[f.value for f in Fit],
+            help="range policy (default: compress for integer files, float for float files)"),
+        add("--model", default=None, metavar="NAME|FILE",
+            help="the network: a shipped model's name (declipnet-v1, the default; declipnet-v2, "
+            "declipnet-v2-int8, declipnet-v2-fp16; see 'libdeclip models') or an ONNX file"),
+        add("--method", choices=METHODS, default="declipnet",
+            help="declipnet (default: the network) or a classical method without a model "
+            "(RGB images only)"),
+        add("--no-consistency", dest="consistency", action="store_false",
+            help="do not hold clipped values at or beyond their clip level (to see what the "
+            "constraint does)"),
+        add("--colorspace", default=None,
+            help="colour space of files without an ICC profile (default: srgb; linear-srgb for OpenEXR)"),
+        add("--feather", type=int, default=0,
+            help="blend into unclipped pixels up to this many pixels from clipping (default 0: "
+            "unclipped pixels untouched; not for RAW)"),
+        add("--png-level", type=int, default=DEFAULT_PNG_LEVEL, choices=range(10), metavar="0-9",
+            help=f"zlib level of PNG outputs (default {DEFAULT_PNG_LEVEL}; 9 = smallest, slowest)"),
+        add("--format", choices=["dng", "tiff32", "tiff16"], default=None,
+            help="camera RAW inputs: linear DNG (default), scene-referred float32 TIFF in linear "
+            "Rec. 2020, or 16-bit sRGB TIFF"),
+        add("--exposure", type=float, default=0.0,
+            help="camera RAW inputs, TIFF output: exposure in EV (default 0)"),
+        add("--tile-size", type=int, default=None, help="tile core size in pixels"),
+    ]
+    return [a.dest for a in actions]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="libdeclip", description="Repair clipped highlights and shadows in photos."
@@ -525,31 +570,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "one rename, only once the new file is complete on disk; it keeps its name, "
                    "format and permissions (a hard link to it keeps the old picture). Without this "
                    "flag an output that is an input (same name, symbolic or hard link) is refused")
-    d.add_argument("--fit", choices=[f.value for f in Fit], help="range policy (default: compress "
-                   "for integer files, float for float files)")
     d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    d.add_argument("--model", default=None, metavar="NAME|FILE",
-                   help="the network: a shipped model's name (declipnet-v1, the default; declipnet-v2, "
-                   "declipnet-v2-int8, declipnet-v2-fp16; see 'libdeclip models') or an ONNX file")
-    d.add_argument("--method", choices=METHODS, default="declipnet",
-                   help="declipnet (default: the network) or a classical method without a model "
-                   "(RGB images only)")
-    d.add_argument("--no-consistency", dest="consistency", action="store_false",
-                   help="do not hold clipped values at or beyond their clip level (to see what the "
-                   "constraint does)")
-    d.add_argument("--colorspace", default=None, help="colour space of files without an ICC profile "
-                   "(default: srgb; linear-srgb for OpenEXR)")
-    d.add_argument("--feather", type=int, default=0, help="blend into unclipped pixels up to this "
-                   "many pixels from clipping (default 0: unclipped pixels untouched; not for RAW)")
     d.add_argument("--jobs", type=int, default=1, help="files processed in parallel on the CPU")
-    d.add_argument("--png-level", type=int, default=DEFAULT_PNG_LEVEL, choices=range(10), metavar="0-9",
-                   help=f"zlib level of PNG outputs (default {DEFAULT_PNG_LEVEL}; 9 = smallest, slowest)")
-    d.add_argument("--format", choices=["dng", "tiff32", "tiff16"], default=None,
-                   help="camera RAW inputs: linear DNG (default), scene-referred float32 TIFF in linear "
-                   "Rec. 2020, or 16-bit sRGB TIFF")
-    d.add_argument("--exposure", type=float, default=0.0,
-                   help="camera RAW inputs, TIFF output: exposure in EV (default 0)")
-    d.add_argument("--tile-size", type=int, default=None, help="tile core size in pixels")
+    repair_options = _add_repair_options(d)
     d.add_argument("--mask", help="write the clip mask as PNG here (a folder for several inputs)")
     d.add_argument("--compare", help="write a before | after PNG here (a folder for several inputs)")
     d.add_argument("--report", metavar="DIR", help="write DIR/index.html: a static page with a before/"
@@ -590,19 +613,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per worker (e.g. 1 on a GPU "
                    "cluster; the workers then run the model on CUDA)")
     b.add_argument("--verify", action="store_true", help="check finished outputs by sha256, not only size")
-    b.add_argument("--model", default=None, metavar="NAME|FILE", help="as for declip")
-    b.add_argument("--method", choices=METHODS, default="declipnet", help="as for declip")
-    b.add_argument("--no-consistency", dest="consistency", action="store_false", help="as for declip")
-    b.add_argument("--colorspace", default=None, help="as for declip")
-    b.add_argument("--feather", type=int, default=0, help="as for declip")
-    b.add_argument("--fit", choices=[f.value for f in Fit], help="as for declip")
-    b.add_argument("--png-level", type=int, default=DEFAULT_PNG_LEVEL, choices=range(10), metavar="0-9",
-                   help="as for declip")
-    b.add_argument("--format", choices=["dng", "tiff32", "tiff16"], default=None, help="as for declip")
-    b.add_argument("--exposure", type=float, default=0.0, help="as for declip")
-    b.add_argument("--tile-size", type=int, default=None, help="as for declip")
+    _add_repair_options(b)
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    b.set_defaults(func=_cmd_batch)
+    b.set_defaults(func=_cmd_batch, repair_options=repair_options)
     m = sub.add_parser("models", help="list installed models")
     m.set_defaults(func=_cmd_models)
     return p
