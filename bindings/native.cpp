@@ -154,53 +154,74 @@ void codes_into(const View& v, const Levels& lv, long y0, long y1, long x0, long
 }
 
 // Chessboard (L-infinity) distance to the nearest set (nonzero) pixel, capped at `cap` (<= 255), handed
-// row by row to emit(y, distances). The metric is separable: first each row's distance to its
-// nearest set pixel, then, per pixel, the minimum over rows dy < cap of max(|dy|, that row's
-// distance). Both passes are plain loops over a row that the compiler vectorises, and rows run on
-// several threads.
+// row by row to emit(y, distances). The metric is separable: each row's distance to its nearest set
+// pixel along the row, then, per pixel, the minimum over rows |dy| < cap of max(|dy|, that row's
+// distance). Each thread takes a band of rows and works through it in blocks small enough to stay in
+// cache: the row distances of a block and its `cap - 1` rows above and below, then the block's output
+// rows.
+// One row's distance along the row to its nearest set pixel, capped at `top`. Plain arguments and
+// restrict pointers: byte stores could otherwise alias captured values, which keeps the compiler
+// from vectorising the loops.
+inline void row_distance(const uint8_t* __restrict set, uint8_t* __restrict dist, long w, uint8_t top) {
+    for (long x = 0; x < w; ++x) dist[x] = set[x] ? 0 : top;
+    for (long dx = 1; dx < top && dx < w; ++dx) {
+        const uint8_t step = static_cast<uint8_t>(dx);
+        for (long x = dx; x < w; ++x) dist[x] = std::min(dist[x], set[x - dx] ? step : top);
+        for (long x = 0; x + dx < w; ++x) dist[x] = std::min(dist[x], set[x + dx] ? step : top);
+    }
+}
+
+// dist = min(dist, max(row, step)): a row `step` rows away reaching this one.
+inline void reach_from_row(const uint8_t* __restrict row, uint8_t* __restrict dist, long w, uint8_t step) {
+    for (long x = 0; x < w; ++x) dist[x] = std::min(dist[x], std::max(row[x], step));
+}
+
 template <class Emit>
 void chessboard_distance(const uint8_t* set, long h, long w, int cap, int threads, Emit&& emit) {
     const uint8_t top = static_cast<uint8_t>(cap);
-    std::unique_ptr<uint8_t[]> across(new uint8_t[static_cast<size_t>(h * w)]);  // every byte written below
+    const long reach = cap - 1;  // rows above and below that can reach a row
+    const long block = std::max(16L, std::min(256L, (1L << 19) / std::max(1L, w)));
     parallel_rows(h, threads, [&](long b, long e) {
-        for (long y = b; y < e; ++y) {
-            const uint8_t* s = set + y * w;
-            uint8_t* a = across.get() + y * w;
-            for (long x = 0; x < w; ++x) a[x] = s[x] ? 0 : top;
-            for (int dx = 1; dx < cap && dx < w; ++dx) {
-                const uint8_t step = static_cast<uint8_t>(dx);
-                for (long x = dx; x < w; ++x) a[x] = std::min(a[x], s[x - dx] ? step : top);
-                for (long x = 0; x + dx < w; ++x) a[x] = std::min(a[x], s[x + dx] ? step : top);
-            }
-        }
-    });
-    parallel_rows(h, threads, [&](long b, long e) {
+        std::vector<uint8_t> across(static_cast<size_t>((block + 2 * reach) * w));
         std::vector<uint8_t> out(static_cast<size_t>(w));
-        for (long y = b; y < e; ++y) {
-            std::copy_n(across.get() + y * w, w, out.data());
-            for (int dy = 1; dy < cap; ++dy) {
-                const uint8_t step = static_cast<uint8_t>(dy);
-                for (const long yy : {y - dy, y + dy}) {
-                    if (yy < 0 || yy >= h) continue;
-                    const uint8_t* a = across.get() + yy * w;
-                    for (long x = 0; x < w; ++x) out[x] = std::min(out[x], std::max(a[x], step));
-                }
+        for (long y0 = b; y0 < e; y0 += block) {
+            const long y1 = std::min(e, y0 + block);
+            const long a0 = std::max(0L, y0 - reach), a1 = std::min(h, y1 + reach);
+            for (long y = a0; y < a1; ++y) row_distance(set + y * w, &across[static_cast<size_t>((y - a0) * w)], w, top);
+            for (long y = y0; y < y1; ++y) {
+                std::copy_n(&across[static_cast<size_t>((y - a0) * w)], w, out.data());
+                for (long dy = 1; dy <= reach; ++dy)
+                    for (const long yy : {y - dy, y + dy})
+                        if (yy >= a0 && yy < a1)
+                            reach_from_row(&across[static_cast<size_t>((yy - a0) * w)], out.data(), w,
+                                           static_cast<uint8_t>(dy));
+                emit(y, out.data());
             }
-            emit(y, out.data());
         }
     });
 }
 
-// 1 - d / (radius + 1) at chessboard distance 1 <= d <= radius from a set pixel, else 0.
-double feather_weight(int d, int radius) {
-    return (d >= 1 && d <= radius) ? 1.0 - static_cast<double>(d) / static_cast<double>(radius + 1) : 0.0;
+// 1 - d / (radius + 1) at chessboard distance 1 <= d <= radius from a set pixel, else 0; computed in
+// double and stored as float32 (tests/reference.py does the same).
+float feather_weight(int d, int radius) {
+    return (d >= 1 && d <= radius)
+               ? static_cast<float>(1.0 - static_cast<double>(d) / static_cast<double>(radius + 1))
+               : 0.0f;
 }
+
+// The weight of every distance 0..255 for one radius: a byte-indexed lookup for the row loops.
+struct FeatherTable {
+    float weight[256];
+    explicit FeatherTable(int radius) {
+        for (int d = 0; d < 256; ++d) weight[d] = feather_weight(d, radius);
+    }
+};
 
 // Which values of a core change, and the blend weight of each pixel: recomputed identically by
 // `recover` and `write_core`, so nothing per tile has to be stored between the two passes.
 struct CoreMask {
     std::vector<uint8_t> codes;   // core-sized clip codes
-    std::vector<double> weights;  // core-sized feather weights (empty when radius is 0)
+    std::vector<float> weights;  // core-sized feather weights (empty when radius is 0)
 
     // `given`: the caller's image-sized H x W clip codes (a RAW's mask from its photosites), used
     // instead of codes computed from the values; null to compute them.
@@ -229,10 +250,11 @@ struct CoreMask {
         for (long r = 0; r < h; ++r)
             std::copy_n(&grown[static_cast<size_t>((y0 - gy0 + r) * gw + (x0 - gx0))], w, &m.codes[r * w]);
         // a pixel with any nonzero code is a clipped pixel, which is what the distance counts from
+        const FeatherTable table(radius);
         chessboard_distance(grown.data(), gh, gw, radius + 1, threads, [&](long gy, const uint8_t* d) {
             const long r = gy - (y0 - gy0);
             if (r < 0 || r >= h) return;
-            for (long x = 0; x < w; ++x) m.weights[r * w + x] = feather_weight(d[x0 - gx0 + x], radius);
+            for (long x = 0; x < w; ++x) m.weights[r * w + x] = table.weight[d[x0 - gx0 + x]];
         });
         return m;
     }
@@ -383,27 +405,23 @@ bool any_clipped(const py::array& image, const std::vector<double>& low, const s
     return found;
 }
 
-py::array_t<double> feather_weights(const py::array_t<bool, py::array::c_style | py::array::forcecast>& clipped,
-                                    int radius) {
+py::array_t<float> feather_weights(const py::array_t<bool, py::array::c_style | py::array::forcecast>& clipped,
+                                   int radius) {
     if (clipped.ndim() != 2) throw py::value_error("the clipped-pixel mask must be H x W");
     check_feather(radius);
     const long h = static_cast<long>(clipped.shape(0)), w = static_cast<long>(clipped.shape(1));
-    // Zeroed by the allocator (numpy.zeros is calloc): most pixels are far from clipping, and pages
-    // that only hold zeros are never touched.
-    py::array_t<double> out = py::module_::import("numpy").attr("zeros")(py::make_tuple(h, w));
+    // numpy.empty: large arrays get transparent huge pages from numpy's allocator, and every value
+    // is written below, so nothing is zeroed twice.
+    py::array_t<float> out = py::module_::import("numpy").attr("empty")(py::make_tuple(h, w), "float32");
     // numpy bools are bytes holding 0 or 1
     const uint8_t* set = reinterpret_cast<const uint8_t*>(clipped.data());
-    double* dst = out.mutable_data();
-    {
-        py::gil_scoped_release release;
-        double table[256];
-        for (int k = 0; k <= radius + 1; ++k) table[k] = feather_weight(k, radius);
-        const uint8_t band = static_cast<uint8_t>(radius);
-        chessboard_distance(set, h, w, radius + 1, g_threads, [&](long y, const uint8_t* d) {
-            for (long x = 0; x < w; ++x)
-                if (static_cast<uint8_t>(d[x] - 1) < band) dst[y * w + x] = table[d[x]];
-        });
-    }
+    float* dst = out.mutable_data();
+    py::gil_scoped_release release;
+    const FeatherTable table(radius);
+    chessboard_distance(set, h, w, radius + 1, g_threads, [&](long y, const uint8_t* d) {
+        float* row = dst + y * w;
+        for (long x = 0; x < w; ++x) row[x] = table.weight[d[x]];
+    });
     return out;
 }
 
@@ -652,7 +670,7 @@ std::tuple<py::array_t<float>, double, double> recover(
                                 const uint8_t changed = mask.changed(i, lv.channels);
                                 double out[3] = {model[0][j], model[1][j], model[2][j]};
                                 if (lv.channels == 1) out[0] = (out[0] + out[1] + out[2]) / 3.0;
-                                const double weight = mask.weights.empty() ? 0.0 : mask.weights[i];
+                                const double weight = mask.weights.empty() ? 0.0 : double{mask.weights[i]};
                                 const uint8_t code = mask.codes[i];
                                 for (int k = 0; k < lv.channels; ++k) {
                                     if (!(changed >> k & 1)) continue;

@@ -207,7 +207,8 @@ def mask_planes(
 
 def feather_weights(clipped_pixels: np.ndarray, radius: int) -> np.ndarray:
     """1 - d / (radius + 1) for pixels at chessboard distance 1 <= d <= radius from a clipped
-    pixel, 0 elsewhere (clipped pixels themselves included); float64, H x W."""
+    pixel, 0 elsewhere (clipped pixels themselves included); float32, H x W (the pipeline blends
+    with these same float32 weights, in float64 arithmetic)."""
     return _native.feather_weights(np.asarray(clipped_pixels, dtype=bool), int(radius))
 
 

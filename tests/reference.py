@@ -45,12 +45,12 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
 
 
 def feather_weights(clipped_pixels: np.ndarray, radius: int) -> np.ndarray:
-    """1 - d / (radius + 1) at chessboard distance 1 <= d <= radius from a clipped pixel."""
-    weights = np.zeros(clipped_pixels.shape, dtype=np.float64)
+    """1 - d / (radius + 1) at chessboard distance 1 <= d <= radius from a clipped pixel, float32."""
+    weights = np.zeros(clipped_pixels.shape, dtype=np.float32)
     reached = clipped_pixels.astype(bool)
     for d in range(1, radius + 1):
         grown = _dilate(reached)
-        weights[grown & ~reached] = 1.0 - d / (radius + 1)
+        weights[grown & ~reached] = np.float32(1.0 - d / (radius + 1))
         reached = grown
     return weights
 

@@ -106,11 +106,23 @@ def test_clip_masks_edge_values() -> None:
 @pytest.mark.parametrize("radius", [0, 1, 2, 5])
 def test_feather_weights_match_reference(radius: int) -> None:
     rng = np.random.default_rng(radius)
-    for shape in [(1, 1), (1, 7), (9, 1), (23, 31)]:
-        for density in (0.0, 0.02, 0.3, 1.0):
+    # the tall and wide shapes span several threads' bands and several cache blocks of rows
+    for shape in [(1, 1), (1, 7), (9, 1), (23, 31), (701, 9), (37, 2000)]:
+        for density in (0.0, 0.002, 0.02, 0.3, 1.0):
             mask = rng.random(shape) < density
             want = reference.feather_weights(mask, radius)
-            np.testing.assert_array_equal(feather_weights(mask, radius), want)
+            got = feather_weights(mask, radius)
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, want)
+
+
+def test_feather_weights_match_reference_on_a_real_photo(demo_rgb: np.ndarray) -> None:
+    hi, lo = reference.clip_masks(demo_rgb, 0, 255, 1 / 255)
+    clipped = (hi | lo).any(axis=2)
+    assert 0.001 < clipped.mean() < 0.9
+    for radius in (1, 3, 8):
+        want = reference.feather_weights(clipped, radius)
+        np.testing.assert_array_equal(feather_weights(clipped, radius), want)
 
 
 def _icc_with_table_curve() -> bytes:
