@@ -25,8 +25,9 @@ import sys
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -349,27 +350,46 @@ def _cmd_declip(args: argparse.Namespace) -> int:
                                           output=target.dst, notes=notes))
         report(src, message, None)
 
-    def repair(image: Image, on: Declipper | None) -> tuple[np.ndarray, list[str], float]:
+    def repair(image: Image, on: Declipper | None) -> tuple[np.ndarray, list[str], float, float]:
+        """The repair of ``image``, its notes, and when it started and ended."""
         start = time.perf_counter()
         result, notes = _repair(image, args, on, show_tiles)
-        return result, notes, time.perf_counter() - start
+        return result, notes, start, time.perf_counter()
 
     def one(src: Path) -> None:
         try:
             image = read(src)
-            result, notes, seconds = repair(image, session())
+            result, notes, start, end = repair(image, session())
         except Exception as exc:
             report(src, None, failure(src, exc))
             return
-        write(src, image, result, notes, seconds)
+        write(src, image, result, notes, end - start)
 
     if parallel:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(one, paths))
     else:
-        # One file at a time on the model, with its neighbours' reading and writing on a second
-        # thread (file decoding and encoding release the GIL), so disk and codecs hide behind it.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="libdeclip-io") as io:
+        # One model, files in order. Reading the next file and writing the previous one run on an
+        # I/O thread (file decoding and encoding release the GIL), and with the model two runs
+        # overlap: the next file's run prepares and waits for the model while this one's finishes
+        # (the session's runs take the model in turn), so the model stays busy from file to file.
+        window = 2 if first is not None else 1
+        running: deque[tuple[Path, Image, Future[tuple[np.ndarray, list[str], float, float]]]] = deque()
+        last_end = [0.0]
+
+        def finish() -> None:
+            src, image, run = running.popleft()
+            try:
+                result, notes, start, end = run.result()
+            except Exception as exc:
+                report(src, None, failure(src, exc))
+                return
+            seconds = end - max(start, last_end[0])  # its own time, not its wait for the model
+            last_end[0] = end
+            io.submit(write, src, image, result, notes, seconds)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="libdeclip-io") as io, \
+                ThreadPoolExecutor(max_workers=window, thread_name_prefix="libdeclip-run") as runs:
             reading = io.submit(read, paths[0])
             for i, src in enumerate(paths):
                 current = reading
@@ -377,11 +397,14 @@ def _cmd_declip(args: argparse.Namespace) -> int:
                     reading = io.submit(read, paths[i + 1])
                 try:
                     image = current.result()
-                    result, notes, seconds = repair(image, first)
                 except Exception as exc:
                     report(src, None, failure(src, exc))
                     continue
-                io.submit(write, src, image, result, notes, seconds)
+                running.append((src, image, runs.submit(repair, image, first)))
+                if len(running) == window:
+                    finish()
+            while running:
+                finish()
     bar.close()
     done = len(paths) - len(failures)
     if failures or not single:

@@ -8,6 +8,7 @@ Everything is done tile by tile, so memory follows the tile size, not the image.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -212,6 +213,52 @@ def feather_weights(clipped_pixels: np.ndarray, radius: int) -> np.ndarray:
     return _native.feather_weights(np.asarray(clipped_pixels, dtype=bool), int(radius))
 
 
+class _ModelTurns:
+    """Runs of one session take the model in the order they started.
+
+    A run that starts while another is still running the model prepares its image and gathers its
+    first tile, then waits until the earlier run is done with the model (not with its composite).
+    So runs from several threads keep the model busy without interleaving their tiles: each ends as
+    soon as it would alone, and the next one's start and the previous one's end hide behind the
+    model.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._issued = 0  # tickets handed out
+        self._serving = 0  # the ticket whose run may use the model
+        self._finished: set[int] = set()  # tickets done with the model before their turn came
+        self._local = threading.local()  # the ticket this thread is being served, if any
+
+    def ticket(self) -> int:
+        with self._changed:
+            self._issued += 1
+            return self._issued - 1
+
+    def wait(self, ticket: int) -> None:
+        """Block until ``ticket``'s turn: every earlier run is done with the model. A run started
+        from inside another one's turn (a progress callback's) goes at once: waiting would deadlock."""
+        if getattr(self._local, "ticket", None) is not None:
+            return
+        with self._changed:
+            self._changed.wait_for(lambda: self._serving == ticket)
+        self._local.ticket = ticket
+
+    def done(self, ticket: int) -> None:
+        """``ticket``'s run needs the model no more (also when it never ran it, or failed);
+        calling it again is harmless."""
+        if getattr(self._local, "ticket", None) == ticket:
+            self._local.ticket = None
+        with self._changed:
+            if ticket < self._serving:
+                return
+            self._finished.add(ticket)
+            while self._serving in self._finished:
+                self._finished.discard(self._serving)
+                self._serving += 1
+            self._changed.notify_all()
+
+
 class Declipper:
     """A declipping session: loads the model once, then :meth:`run` repairs images.
 
@@ -225,8 +272,10 @@ class Declipper:
         skip_unclipped: skip tiles whose core holds no clipped value (they cannot change); turn
             off only to measure what skipping saves.
 
-    ``run`` may be called from several threads at once. Use as a context manager or call
-    :meth:`close` to free the session.
+    ``run`` may be called from several threads at once: the runs take the model in the order they
+    started, each preparing its image while the one before it still runs the model and finishing
+    (the composite) while the next one does, so a stream of images keeps the model busy. Use as a
+    context manager or call :meth:`close` to free the session.
     """
 
     def __init__(
@@ -239,6 +288,7 @@ class Declipper:
     ) -> None:
         self._engine: OnnxEngine | None = OnnxEngine(model, device=device, threads=threads)
         self._threads = int(threads) if threads else 0  # 0: the native core's default, all cores
+        self._turns = _ModelTurns()
         self.skip_unclipped = skip_unclipped
         default = DEFAULT_TILE_CPU if self._engine.device == "cpu" else DEFAULT_TILE_GPU
         self.tile_size = int(tile_size or default)
@@ -291,14 +341,18 @@ class Declipper:
     ) -> np.ndarray:
         """Repair the clipped pixels of ``image`` with the model; see :func:`libdeclip.declip` for the
         arguments."""
-        feather = int(feather)
-        image, colour, low, high, fit, space = prepare(image, clip_levels, colorspace, fit, feather)
-        plan = self.plan(image.shape[0], image.shape[1])
-        codes = None if mask is None else clip_codes(mask, colour.shape)
+        ticket = self._turns.ticket()  # this run's place in the queue for the model
+        try:
+            feather = int(feather)
+            image, colour, low, high, fit, space = prepare(image, clip_levels, colorspace, fit, feather)
+            plan = self.plan(image.shape[0], image.shape[1])
+            codes = None if mask is None else clip_codes(mask, colour.shape)
 
-        recovered = self._recover(
-            colour, low, high, tolerance, feather, space, plan, progress, codes, consistency
-        )
+            recovered = self._recover(
+                colour, low, high, tolerance, feather, space, plan, progress, codes, consistency, ticket
+            )
+        finally:
+            self._turns.done(ticket)
         return composite(
             image, colour, low, high, tolerance, feather, fit, plan, recovered, codes, self._threads
         )
@@ -315,6 +369,7 @@ class Declipper:
         progress: Progress,
         codes: np.ndarray | None = None,
         consistency: bool = True,
+        ticket: int = 0,
     ) -> list[Recovered]:
         """Run the model on every tile whose core holds a clipped value (or, with ``feather``,
         has one within that many pixels); return what changes in each core.
@@ -328,6 +383,9 @@ class Declipper:
         with its own halo, as tiling is invisible), down to :data:`MIN_TILE_GPU`; then the engine
         moves to the CPU with a :class:`~libdeclip.DeviceFallbackWarning`. The smaller batch and
         tile sizes hold for the rest of the run.
+
+        ``ticket``: this run's turn on the model (:class:`_ModelTurns`), passed on once the last
+        batch has run.
         """
         h, w = colour.shape[:2]
         lo, hi, native_space = low.tolist(), high.tolist(), space.native
@@ -422,11 +480,15 @@ class Declipper:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="libdeclip-tiles") as worker:
                 next_in: Future[np.ndarray] | None = worker.submit(gather, batches[0]) if batches else None
                 pending: Future[list[Recovered]] | None = None
+                if batches:
+                    self._turns.wait(ticket)
                 for k, batch in enumerate(batches):
                     assert next_in is not None
                     model_in = next_in.result()
                     next_in = worker.submit(gather, batches[k + 1]) if k + 1 < len(batches) else None
                     results = infer(batch, model_in)
+                    if k + 1 == len(batches):
+                        self._turns.done(ticket)  # the next run's tiles go while this one scatters
                     if pending is not None:
                         recovered += pending.result()
                     pending = worker.submit(scatter, results)
@@ -437,6 +499,7 @@ class Declipper:
                     if bar is not None:
                         bar.update(len(batches[-1]))
         finally:
+            self._turns.done(ticket)
             if bar is not None:
                 bar.close()
         return recovered

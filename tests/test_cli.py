@@ -77,6 +77,18 @@ def test_jobs_and_globs(folder: Path, tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "o").iterdir()] == ["a_declip.png"]
 
 
+def test_files_in_one_call_are_the_files_one_by_one(folder: Path, tmp_path: Path) -> None:
+    # In one call, the next file's run prepares while this one's still runs the model: the bytes
+    # must be those of one call per file.
+    proc = _cli("declip", str(folder), "--out-dir", str(tmp_path / "all"), "-q")
+    assert proc.returncode == 1 and "3 of 4 files declipped, 1 failed" in proc.stderr  # d.png is broken
+    for name in ("a.png", "b.jpg", "c.tif"):
+        src = folder / name
+        one = tmp_path / "one" / f"{src.stem}_declip{src.suffix}"
+        assert _cli("declip", str(src), "-o", str(one), "-q").returncode == 0
+        assert (tmp_path / "all" / one.name).read_bytes() == one.read_bytes(), src.name
+
+
 def test_a_failed_write_is_reported_and_the_others_finish(folder: Path, tmp_path: Path) -> None:
     # Outputs are written on an I/O thread while the next file runs: a write that fails there (a
     # folder stands where b's output would go) is one error line, never a stop or a partial file.

@@ -136,6 +136,93 @@ def test_run_is_thread_safe(demo_rgb: np.ndarray, session: Declipper) -> None:
         np.testing.assert_array_equal(results[i], expected[i])
 
 
+def _record_engine_calls(session: Declipper, calls: list[str], started: threading.Event,
+                         fail_in: str | None = None) -> None:
+    """Wrap ``session``'s engine: each call appends its thread's name; ``fail_in``'s second call fails."""
+    inner = session.engine.residual
+
+    def residual(batch: np.ndarray) -> np.ndarray:
+        name = threading.current_thread().name
+        calls.append(name)
+        started.set()
+        if name == fail_in and calls.count(name) == 2:
+            raise libdeclip.EngineError("a failure on purpose")
+        return inner(batch)
+
+    session.engine.residual = residual  # type: ignore[method-assign]
+
+
+def _run_in_threads(session: Declipper, crops: list[np.ndarray], started: threading.Event | None,
+                    **kwargs: object) -> dict[str, object]:
+    """Run crop i on thread "run-i", each started once the one before it has run the model
+    (``started`` set by :func:`_record_engine_calls`; None: all at once)."""
+    results: dict[str, object] = {}
+
+    def work(name: str, crop: np.ndarray) -> None:
+        try:
+            results[name] = session.run(crop, **kwargs)  # type: ignore[arg-type]
+        except libdeclip.DeclipError as exc:
+            results[name] = exc
+
+    threads = []
+    for i, crop in enumerate(crops):
+        if started is not None:
+            started.clear()
+        threads.append(threading.Thread(target=work, args=(f"run-{i}", crop), name=f"run-{i}"))
+        threads[-1].start()
+        assert started is None or started.wait(60)
+    for t in threads:
+        t.join(120)
+        assert not t.is_alive(), "a run waits for ever"
+    return results
+
+
+def test_runs_take_the_model_in_turn(demo_rgb: np.ndarray) -> None:
+    """A run started while another runs the model waits for it: tiles of two runs never interleave,
+    and each result is the run's alone."""
+    crops = [demo_rgb[:256, :384], demo_rgb[128:384, 192:576], demo_rgb[224:480, :256]]
+    with Declipper(device="cpu", tile_size=64) as session:
+        expected = [session.run(c) for c in crops]
+        calls: list[str] = []
+        started = threading.Event()
+        _record_engine_calls(session, calls, started)
+        results = _run_in_threads(session, crops, started)
+    runs = [name for i, name in enumerate(calls) if i == 0 or calls[i - 1] != name]
+    assert runs == ["run-0", "run-1", "run-2"], "the runs' tiles interleaved"
+    assert calls.count("run-0") >= 3  # run-1 started while run-0 had tiles to go
+    for i, want in enumerate(expected):
+        np.testing.assert_array_equal(results[f"run-{i}"], want)  # type: ignore[arg-type]
+
+
+def test_a_failed_run_passes_the_model_on(demo_rgb: np.ndarray) -> None:
+    crops = [demo_rgb[:256, :384], demo_rgb[128:384, 192:576]]
+    with Declipper(device="cpu", tile_size=64) as session:
+        expected = session.run(crops[1])
+        calls: list[str] = []
+        started = threading.Event()
+        _record_engine_calls(session, calls, started, fail_in="run-0")
+        results = _run_in_threads(session, crops, started)
+    assert isinstance(results["run-0"], libdeclip.EngineError)
+    np.testing.assert_array_equal(results["run-1"], expected)  # type: ignore[arg-type]
+
+
+def test_a_run_inside_a_progress_callback_goes_at_once(demo_rgb: np.ndarray) -> None:
+    """A run started from a progress callback (inside another run's turn) cannot wait for it."""
+    crop = demo_rgb[:256, :384]
+    small = crop[:128, 128:256]
+    assert clip_masks(small, 0, 255)[0].any()  # the inner run needs the model
+    inner: list[np.ndarray] = []
+    with Declipper(device="cpu", tile_size=64) as session:
+
+        def progress(done: int, total: int) -> None:
+            if done == 1 and not inner:
+                inner.append(session.run(small))
+
+        results = _run_in_threads(session, [crop], None, progress=progress)
+        assert isinstance(results["run-0"], np.ndarray) and len(inner) == 1
+        np.testing.assert_array_equal(inner[0], session.run(small))
+
+
 def test_colour_space_changes_only_clipped_values(demo_rgb: np.ndarray, session: Declipper) -> None:
     image = demo_rgb.astype(np.float32) / 255.0
     out = session.run(image, colorspace="adobe-rgb")
