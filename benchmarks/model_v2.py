@@ -41,6 +41,7 @@ from tqdm import tqdm
 import libdeclip
 from benchmarks import quality as q
 from libdeclip.engine import MODELS_DIR
+from libdeclip.tiling import round_up
 
 REPO = Path(__file__).resolve().parent.parent
 ABLATION_DIR = REPO / "training" / "checkpoints" / "v2_ablation"
@@ -77,13 +78,7 @@ SECTIONS = ("quality", "candidates", "speed")
 
 def run_model(label: str, case: q.Case) -> np.ndarray:
     path, consistency = MODELS[label]
-    kwargs: dict[str, object] = {
-        "clip_levels": (case.low.tolist(), case.high.tolist()), "tolerance": case.tolerance,
-        "feather": 0, "consistency": consistency, "model": path, "device": "cpu",
-    }
-    if case.mask is not None:
-        kwargs["mask"] = case.mask
-    return libdeclip.declip(case.clipped, **kwargs)  # type: ignore[arg-type]
+    return q.run_method("declipnet" if consistency else "declipnet-unconstrained", case, path)
 
 
 def quality(data: Path, limit: int | None, grid: int, out_dir: Path) -> tuple[str, list[dict[str, object]]]:
@@ -197,7 +192,7 @@ def speed() -> str:
                 d.run(photo)
                 times.append(time.perf_counter() - t0)
             info = d.model_info
-        halo = -(-info.receptive_field_radius // info.spatial_multiple) * info.spatial_multiple
+        halo = round_up(info.receptive_field_radius, info.spatial_multiple)
         window = 512 + 2 * halo
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = 2, 1
@@ -256,7 +251,7 @@ def candidates() -> str:
         torch.manual_seed(0)
         g = build_generator(layout, width, channels if layout == "lite" else None).eval()
         radius, multiple = receptive_field_radius(g), spatial_multiple(g)
-        halo = -(-radius // multiple) * multiple
+        halo = round_up(radius, multiple)
         window = 512 + 2 * halo
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "g.onnx"

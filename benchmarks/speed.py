@@ -58,6 +58,7 @@ from libdeclip.cli import main as cli_main
 from libdeclip.engine import OnnxEngine
 from libdeclip.io import Image, read_image, write_image
 from libdeclip.mask import clip_masks
+from libdeclip.tiling import round_up
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "clipped"
@@ -359,7 +360,7 @@ def tiles_section(photo: Path, tiles_cpu: tuple[int, ...], threads: tuple[int, .
                   tiles_gpu: tuple[int, ...], cuda: bool, repeat: int) -> list[str]:
     h, w = read_image(photo).pixels.shape[:2]
     info = libdeclip.model_info()
-    halo = -(-info.receptive_field_radius // info.spatial_multiple) * info.spatial_multiple
+    halo = round_up(info.receptive_field_radius, info.spatial_multiple)
     lines = [
         f"DeclipNet through `Declipper(device=D, tile_size=T, threads=N)` on {photo.name} "
         f"({w} x {h}, {h * w / 1e6:.1f} MP, real clipping), a fresh process per row (after a warm-up "

@@ -19,6 +19,10 @@
 #include <tuple>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "colour.hpp"
 #include "pixels.hpp"
 
@@ -161,19 +165,29 @@ void codes_into(const View& v, const Levels& lv, long y0, long y1, long x0, long
 // rows.
 // One row's distance along the row to its nearest set pixel, capped at `top`. Plain arguments and
 // restrict pointers: byte stores could otherwise alias captured values, which keeps the compiler
-// from vectorising the loops.
+// from vectorising the loops. Each offset dx looks both ways in one pass where both neighbours
+// exist.
 inline void row_distance(const uint8_t* __restrict set, uint8_t* __restrict dist, long w, uint8_t top) {
     for (long x = 0; x < w; ++x) dist[x] = set[x] ? 0 : top;
     for (long dx = 1; dx < top && dx < w; ++dx) {
         const uint8_t step = static_cast<uint8_t>(dx);
-        for (long x = dx; x < w; ++x) dist[x] = std::min(dist[x], set[x - dx] ? step : top);
-        for (long x = 0; x + dx < w; ++x) dist[x] = std::min(dist[x], set[x + dx] ? step : top);
+        const long both_from = dx, both_to = w - dx;  // [dx, w - dx): a neighbour on each side
+        for (long x = 0; x < std::min(dx, both_to); ++x) dist[x] = std::min(dist[x], set[x + dx] ? step : top);
+        for (long x = both_from; x < both_to; ++x)
+            dist[x] = std::min(dist[x], (set[x - dx] | set[x + dx]) ? step : top);
+        for (long x = std::max(dx, both_to); x < w; ++x) dist[x] = std::min(dist[x], set[x - dx] ? step : top);
     }
 }
 
 // dist = min(dist, max(row, step)): a row `step` rows away reaching this one.
 inline void reach_from_row(const uint8_t* __restrict row, uint8_t* __restrict dist, long w, uint8_t step) {
     for (long x = 0; x < w; ++x) dist[x] = std::min(dist[x], std::max(row[x], step));
+}
+
+// The same for the two rows `step` above and below, in one pass.
+inline void reach_from_rows(const uint8_t* __restrict above, const uint8_t* __restrict below,
+                            uint8_t* __restrict dist, long w, uint8_t step) {
+    for (long x = 0; x < w; ++x) dist[x] = std::min(dist[x], std::max(std::min(above[x], below[x]), step));
 }
 
 template <class Emit>
@@ -190,11 +204,16 @@ void chessboard_distance(const uint8_t* set, long h, long w, int cap, int thread
             for (long y = a0; y < a1; ++y) row_distance(set + y * w, &across[static_cast<size_t>((y - a0) * w)], w, top);
             for (long y = y0; y < y1; ++y) {
                 std::copy_n(&across[static_cast<size_t>((y - a0) * w)], w, out.data());
-                for (long dy = 1; dy <= reach; ++dy)
-                    for (const long yy : {y - dy, y + dy})
-                        if (yy >= a0 && yy < a1)
-                            reach_from_row(&across[static_cast<size_t>((yy - a0) * w)], out.data(), w,
-                                           static_cast<uint8_t>(dy));
+                for (long dy = 1; dy <= reach; ++dy) {
+                    const uint8_t step = static_cast<uint8_t>(dy);
+                    const bool up = y - dy >= a0, down = y + dy < a1;  // rows outside the image do not exist
+                    const uint8_t* above = up ? &across[static_cast<size_t>((y - dy - a0) * w)] : nullptr;
+                    const uint8_t* below = down ? &across[static_cast<size_t>((y + dy - a0) * w)] : nullptr;
+                    if (up && down)
+                        reach_from_rows(above, below, out.data(), w, step);
+                    else if (up || down)
+                        reach_from_row(up ? above : below, out.data(), w, step);
+                }
                 emit(y, out.data());
             }
         }
@@ -211,9 +230,38 @@ float feather_weight(int d, int radius) {
 
 // The weight of every distance 0..255 for one radius: a byte-indexed lookup for the row loops.
 struct FeatherTable {
+    int radius;
     float weight[256];
-    explicit FeatherTable(int radius) {
-        for (int d = 0; d < 256; ++d) weight[d] = feather_weight(d, radius);
+    explicit FeatherTable(int r) : radius(r) {
+        for (int d = 0; d < 256; ++d) weight[d] = feather_weight(d, r);
+    }
+
+    // weights[x] = weight of distances[x], for a row of w pixels. Most pixels are far from any
+    // clipped one (or clipped): 16 at a time are checked for the band 1..radius and, outside it,
+    // stored as zeros without a lookup.
+    void row(const uint8_t* __restrict distances, float* __restrict weights, long w) const {
+        if (radius == 0) {
+            std::fill_n(weights, w, 0.0f);
+            return;
+        }
+        long x = 0;
+#if defined(__SSE2__)
+        {
+            const __m128i one = _mm_set1_epi8(1), last = _mm_set1_epi8(static_cast<char>(radius - 1));
+            const __m128 zero = _mm_setzero_ps();
+            for (; x + 16 <= w; x += 16) {
+                // unsigned d - 1 <= radius - 1: the band (d = 0 wraps round to 255)
+                const __m128i d = _mm_sub_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(distances + x)), one);
+                const __m128i in_band = _mm_cmpeq_epi8(_mm_max_epu8(d, last), last);
+                if (_mm_movemask_epi8(in_band) == 0) {
+                    for (int k = 0; k < 16; k += 4) _mm_storeu_ps(weights + x + k, zero);
+                } else {
+                    for (int k = 0; k < 16; ++k) weights[x + k] = weight[distances[x + k]];
+                }
+            }
+        }
+#endif
+        for (; x < w; ++x) weights[x] = weight[distances[x]];
     }
 };
 
@@ -254,7 +302,7 @@ struct CoreMask {
         chessboard_distance(grown.data(), gh, gw, radius + 1, threads, [&](long gy, const uint8_t* d) {
             const long r = gy - (y0 - gy0);
             if (r < 0 || r >= h) return;
-            for (long x = 0; x < w; ++x) m.weights[r * w + x] = table.weight[d[x0 - gx0 + x]];
+            table.row(d + (x0 - gx0), &m.weights[static_cast<size_t>(r * w)], w);
         });
         return m;
     }
@@ -418,10 +466,7 @@ py::array_t<float> feather_weights(const py::array_t<bool, py::array::c_style | 
     float* dst = out.mutable_data();
     py::gil_scoped_release release;
     const FeatherTable table(radius);
-    chessboard_distance(set, h, w, radius + 1, g_threads, [&](long y, const uint8_t* d) {
-        float* row = dst + y * w;
-        for (long x = 0; x < w; ++x) row[x] = table.weight[d[x]];
-    });
+    chessboard_distance(set, h, w, radius + 1, g_threads, [&](long y, const uint8_t* d) { table.row(d, dst + y * w, w); });
     return out;
 }
 
