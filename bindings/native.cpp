@@ -748,12 +748,21 @@ std::tuple<py::array_t<float>, double, double> recover(
     return {values, vmin, vmax};
 }
 
+// What the fit writes for each unclipped integer code (per channel; -1: the code stays), kept
+// across the tiles of one composite so it is built once per image rather than once per tile. The
+// key says which image levels and fit it was built for; a call with others rebuilds it. One
+// composite at a time may use it.
+struct ReshapeTable {
+    std::vector<int32_t> written;
+    std::vector<double> key;
+};
+
 // Pass 2 for one tile: write the core into `out` (the input's dtype): recovered values through the
 // fit policy, and, when the policy reshapes the range, unclipped values beyond its knee and toe.
 void write_core(py::array& out, const py::array& image, const std::vector<double>& low,
                 const std::vector<double>& high, double tolerance, int feather, long y0, long y1, long x0,
                 long x1, const py::object& values_obj, int policy, double vmin, double vmax, double knee,
-                double toe, bool reshapes, int threads, const py::object& codes) {
+                double toe, bool reshapes, int threads, const py::object& codes, const py::object& table_obj) {
     threads = threads > 0 ? threads : g_threads;
     const View o = view_of(out, true, "out");
     const View v = view_of(image, false, "image");
@@ -778,6 +787,10 @@ void write_core(py::array& out, const py::array& image, const std::vector<double
     }
     const Dtype dt = dtype_of(image);
     const long h = y1 - y0, w = x1 - x0;
+    ReshapeTable* shared = table_obj.is_none() ? nullptr : &table_obj.cast<ReshapeTable&>();
+    std::vector<double> key = {static_cast<double>(dt), static_cast<double>(lv.channels), static_cast<double>(policy),
+                               vmin, vmax, knee, toe};
+    for (int k = 0; k < lv.channels; ++k) key.insert(key.end(), {lv.low[k], lv.range[k]});
     bool mismatch = false;
     {
         py::gil_scoped_release release;
@@ -788,14 +801,17 @@ void write_core(py::array& out, const py::array& image, const std::vector<double
             if (has_values) {
                 mask = CoreMask::build<T>(v, lv, y0, y1, x0, x1, feather, threads, given);
                 offset.assign(static_cast<size_t>(h + 1), 0);
-                for (long r = 0; r < h; ++r) {
-                    long count = 0;
-                    for (long c = 0; c < w; ++c) {
-                        const uint8_t ch = mask.changed(r * w + c, lv.channels);
-                        for (int k = 0; k < lv.channels; ++k) count += ch >> k & 1;
+                parallel_rows(h, threads, [&](long b, long e) {  // each row's count, then their sums
+                    for (long r = b; r < e; ++r) {
+                        long count = 0;
+                        for (long c = 0; c < w; ++c) {
+                            const uint8_t ch = mask.changed(r * w + c, lv.channels);
+                            for (int k = 0; k < lv.channels; ++k) count += ch >> k & 1;
+                        }
+                        offset[static_cast<size_t>(r + 1)] = count;
                     }
-                    offset[r + 1] = offset[r] + count;
-                }
+                });
+                for (long r = 0; r < h; ++r) offset[static_cast<size_t>(r + 1)] += offset[static_cast<size_t>(r)];
                 if (offset[h] != n_values) {
                     mismatch = true;
                     return;
@@ -809,47 +825,69 @@ void write_core(py::array& out, const py::array& image, const std::vector<double
                 return fitted != x;
             };
             // With integers that depends on the code value alone: a table of what to write (the
-            // same computation per code; -1: nothing) when the core has more values than the table
-            // has entries.
-            std::vector<int32_t> reshaped;
+            // same computation per code; -1: nothing), the caller's when given (built on first use),
+            // else this core's own when it has more values than the table has entries.
+            std::vector<int32_t> own;
+            const int32_t* reshaped = nullptr;
             long codes = 0;
             if constexpr (std::is_integral_v<T>) {
                 codes = static_cast<long>(std::numeric_limits<T>::max()) + 1;
-                if (reshapes && h * w * lv.channels > codes) {
-                    reshaped.assign(static_cast<size_t>(codes * lv.channels), -1);
-                    for (int k = 0; k < lv.channels; ++k)
-                        for (long code = 0; code < codes; ++code) {
-                            double fitted;
-                            if (!refit(static_cast<double>(code), k, fitted)) continue;
-                            T written;
-                            store<T>(reinterpret_cast<char*>(&written), fitted * lv.range[k] + lv.low[k]);
-                            reshaped[k * codes + code] = static_cast<int32_t>(written);
-                        }
+                const auto build = [&](std::vector<int32_t>& table) {
+                    table.assign(static_cast<size_t>(codes * lv.channels), -1);
+                    parallel_rows(codes, threads, [&](long b, long e) {
+                        for (int k = 0; k < lv.channels; ++k)
+                            for (long code = b; code < e; ++code) {
+                                double fitted;
+                                if (!refit(static_cast<double>(code), k, fitted)) continue;
+                                T written;
+                                store<T>(reinterpret_cast<char*>(&written), fitted * lv.range[k] + lv.low[k]);
+                                table[static_cast<size_t>(k * codes + code)] = static_cast<int32_t>(written);
+                            }
+                    });
+                };
+                if (reshapes && shared != nullptr) {
+                    if (shared->key != key || shared->written.empty()) {
+                        build(shared->written);
+                        shared->key = key;
+                    }
+                    reshaped = shared->written.data();
+                } else if (reshapes && h * w * lv.channels > codes) {
+                    build(own);
+                    reshaped = own.data();
                 }
             }
             parallel_rows(h, threads, [&](long b, long e) {
                 for (long r = b; r < e; ++r) {
+                    // Integers with a table: every value of the row through it first (a changed
+                    // value is written again below), in a plain loop per channel.
+                    if constexpr (std::is_integral_v<T>) {
+                        if (reshaped != nullptr) {
+                            for (int k = 0; k < lv.channels; ++k) {
+                                const int32_t* table = reshaped + k * codes;
+                                const char* src = v.at(y0 + r, x0, k);
+                                char* dst = o.at(y0 + r, x0, k);
+                                for (long c = 0; c < w; ++c) {
+                                    T code;
+                                    std::memcpy(&code, src + c * v.sx, sizeof(T));
+                                    const int32_t written = table[code];
+                                    if (written < 0) continue;
+                                    const T t = static_cast<T>(written);
+                                    std::memcpy(dst + c * o.sx, &t, sizeof(T));
+                                }
+                            }
+                            if (!has_values) continue;
+                        }
+                    }
                     long next = has_values ? offset[r] : 0;
                     for (long c = 0; c < w; ++c) {
                         const uint8_t changed = has_values ? mask.changed(r * w + c, lv.channels) : 0;
+                        if (changed == 0 && reshaped != nullptr) continue;
                         for (int k = 0; k < lv.channels; ++k) {
                             char* dst = o.at(y0 + r, x0 + c, k);
-                            const char* src = v.at(y0 + r, x0 + c, k);
                             double fitted;
                             if (changed >> k & 1) {
                                 fitted = fit(static_cast<double>(vals[next++]));
-                            } else if (!reshaped.empty()) {
-                                if constexpr (std::is_integral_v<T>) {
-                                    T code;
-                                    std::memcpy(&code, src, sizeof(T));
-                                    const int32_t written = reshaped[k * codes + code];
-                                    if (written >= 0) {
-                                        const T t = static_cast<T>(written);
-                                        std::memcpy(dst, &t, sizeof(T));
-                                    }
-                                }
-                                continue;
-                            } else if (!refit(load<T>(src), k, fitted)) {
+                            } else if (reshaped != nullptr || !refit(load<T>(v.at(y0 + r, x0 + c, k)), k, fitted)) {
                                 continue;
                             }
                             store<T>(dst, fitted * lv.range[k] + lv.low[k]);
@@ -866,6 +904,11 @@ void write_core(py::array& out, const py::array& image, const std::vector<double
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "libdeclip's native core: the pixel loops around the model (see bindings/native.cpp)";
+
+    py::class_<ReshapeTable>(m, "ReshapeTable",
+                             "What the fit writes for each unclipped integer code: one per composite, "
+                             "passed to every write_core call of it.")
+        .def(py::init<>());
 
     py::class_<Space>(m, "Space", "An RGB space for conversions into and out of model space.")
         .def(py::init([](const std::vector<std::tuple<int, std::vector<double>, std::vector<double>,
@@ -907,5 +950,6 @@ PYBIND11_MODULE(_native, m) {
     m.def("write_core", &write_core, py::arg("out"), py::arg("image"), py::arg("low"), py::arg("high"),
           py::arg("tolerance"), py::arg("feather"), py::arg("y0"), py::arg("y1"), py::arg("x0"), py::arg("x1"),
           py::arg("values"), py::arg("policy"), py::arg("vmin"), py::arg("vmax"), py::arg("knee"), py::arg("toe"),
-          py::arg("reshapes"), py::arg("threads") = 0, py::arg("codes") = py::none());
+          py::arg("reshapes"), py::arg("threads") = 0, py::arg("codes") = py::none(),
+          py::arg("table") = py::none());
 }

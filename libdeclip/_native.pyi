@@ -2,6 +2,9 @@
 
 import numpy as np
 
+class ReshapeTable:
+    def __init__(self) -> None: ...
+
 class Space:
     def __init__(
         self,
@@ -37,5 +40,5 @@ def write_core(
     out: np.ndarray, image: np.ndarray, low: list[float], high: list[float], tolerance: float, feather: int,
     y0: int, y1: int, x0: int, x1: int, values: np.ndarray | None, policy: int,
     vmin: float, vmax: float, knee: float, toe: float, reshapes: bool, threads: int = 0,
-    codes: np.ndarray | None = None,
+    codes: np.ndarray | None = None, table: ReshapeTable | None = None,
 ) -> None: ...

@@ -118,10 +118,12 @@ def prepare(
 def composite(
     image: np.ndarray, colour: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float, feather: int,
     fit: Fit, tiles: Iterable[Tile], recovered: list[Recovered], codes: np.ndarray | None, threads: int,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """The output: a copy of ``image`` with each tile's recovered values written in through the
-    fit policy (in the image's dtype). ``tiles`` covers the image."""
-    out = image.copy()
+    fit policy (in the image's dtype). ``tiles`` covers the image. ``out``: that copy, when the
+    caller has made it (the run does while the model works)."""
+    out = image.copy() if out is None else out
     out_colour = out.reshape(out.shape[0], out.shape[1], -1)[..., : colour.shape[2]]
     vmax = max([1.0] + [r.vmax for r in recovered if r.values.size])
     vmin = min([0.0] + [r.vmin for r in recovered if r.values.size])
@@ -129,11 +131,12 @@ def composite(
     done = {r.tile for r in recovered} | {r.part_of for r in recovered if r.part_of is not None}
     # The fit curve also moves unclipped values beyond its knee and toe: then every tile.
     rest = [t for t in tiles if t not in done] if reshapes else []
+    table = _native.ReshapeTable()  # an integer image's fitted codes, built once for all tiles
     for tile, rec in [(r.tile, r) for r in recovered] + [(t, None) for t in rest]:
         _native.write_core(
             out_colour, colour, low.tolist(), high.tolist(), tolerance, feather,
             tile.y0, tile.y1, tile.x0, tile.x1, None if rec is None else rec.values,
-            POLICY_CODES[fit], vmin, vmax, DEFAULT_KNEE, DEFAULT_TOE, reshapes, threads, codes,
+            POLICY_CODES[fit], vmin, vmax, DEFAULT_KNEE, DEFAULT_TOE, reshapes, threads, codes, table,
         )
     return out
 
@@ -348,13 +351,16 @@ class Declipper:
             plan = self.plan(image.shape[0], image.shape[1])
             codes = None if mask is None else clip_codes(mask, colour.shape)
 
+            # The output starts as a copy of the input, made band by band while the model runs.
+            out = np.empty_like(image)
             recovered = self._recover(
-                colour, low, high, tolerance, feather, space, plan, progress, codes, consistency, ticket
+                colour, low, high, tolerance, feather, space, plan, progress, codes, consistency, ticket,
+                copy=(image, out),
             )
         finally:
             self._turns.done(ticket)
         return composite(
-            image, colour, low, high, tolerance, feather, fit, plan, recovered, codes, self._threads
+            image, colour, low, high, tolerance, feather, fit, plan, recovered, codes, self._threads, out
         )
 
     def _recover(
@@ -370,6 +376,7 @@ class Declipper:
         codes: np.ndarray | None = None,
         consistency: bool = True,
         ticket: int = 0,
+        copy: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[Recovered]:
         """Run the model on every tile whose core holds a clipped value (or, with ``feather``,
         has one within that many pixels); return what changes in each core.
@@ -385,7 +392,8 @@ class Declipper:
         tile sizes hold for the rest of the run.
 
         ``ticket``: this run's turn on the model (:class:`_ModelTurns`), passed on once the last
-        batch has run.
+        batch has run. ``copy``: (source, destination) arrays of one shape, copied on the worker
+        thread in one band of rows per batch (work that would otherwise wait for the model's end).
         """
         h, w = colour.shape[:2]
         lo, hi, native_space = low.tolist(), high.tolist(), space.native
@@ -468,6 +476,15 @@ class Declipper:
                 part_of[p] = part_of.get(tile, tile)
             return [r for p in parts for r in infer([p], gather([p]))]
 
+        def copy_band(k: int) -> None:
+            """Band k of ``copy``'s rows, of one per batch; every band once the last batch is in."""
+            if copy is None:
+                return
+            rows = copy[0].shape[0]
+            bands = max(1, len(batches))
+            a, b = rows * k // bands, rows if k + 1 >= bands else rows * (k + 1) // bands
+            np.copyto(copy[1][a:b], copy[0][a:b])
+
         bar: Any = None
         if callable(progress):
             bar = _CallbackProgress(progress, len(todo))
@@ -480,12 +497,14 @@ class Declipper:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="libdeclip-tiles") as worker:
                 next_in: Future[np.ndarray] | None = worker.submit(gather, batches[0]) if batches else None
                 pending: Future[list[Recovered]] | None = None
+                copies: list[Future[None]] = []
                 if batches:
                     self._turns.wait(ticket)
                 for k, batch in enumerate(batches):
                     assert next_in is not None
                     model_in = next_in.result()
                     next_in = worker.submit(gather, batches[k + 1]) if k + 1 < len(batches) else None
+                    copies.append(worker.submit(copy_band, k))
                     results = infer(batch, model_in)
                     if k + 1 == len(batches):
                         self._turns.done(ticket)  # the next run's tiles go while this one scatters
@@ -494,6 +513,10 @@ class Declipper:
                     pending = worker.submit(scatter, results)
                     if bar is not None and k > 0:
                         bar.update(len(batches[k - 1]))
+                if not batches:
+                    copy_band(0)
+                for band in copies:
+                    band.result()
                 if pending is not None:
                     recovered += pending.result()
                     if bar is not None:
