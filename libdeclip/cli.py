@@ -178,6 +178,55 @@ def _read_input(src: Path, target: _Target, args: argparse.Namespace) -> Image:
     return read_image(src)
 
 
+class _WarningNotes:
+    """Each thread's warnings, as notes of the file it works on.
+
+    ``warnings.catch_warnings`` swaps process-wide state, so threads inside it at once lose or swap
+    each other's warnings (the CLI repairs one file while it writes another, and ``--jobs`` runs
+    several): one catch for all of them, counted, routes each warning to the notes of the thread
+    that raised it; warnings of other threads are shown as usual.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._catch: Any = None
+        self._show: Any = None
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def collect(self) -> Iterator[list[str]]:
+        notes: list[str] = []
+        outer = getattr(self._local, "notes", None)
+        self._local.notes = notes
+        with self._lock:
+            if self._users == 0:
+                self._catch = warnings.catch_warnings()
+                self._catch.__enter__()
+                warnings.simplefilter("always")  # an ICC profile's note, a device fallback: for each file
+                self._show, warnings.showwarning = warnings.showwarning, self._route
+            self._users += 1
+        try:
+            yield notes
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    self._catch.__exit__(None, None, None)
+            self._local.notes = outer
+
+    def _route(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
+               file: Any = None, line: str | None = None) -> None:
+        notes = getattr(self._local, "notes", None)
+        if notes is None:
+            self._show(message, category, filename, lineno, file, line)
+        else:
+            notes.append(str(message))
+
+
+_NOTES = _WarningNotes()
+
+
 def _repair(
     image: Image, args: argparse.Namespace, session: Declipper | None, show_tiles: bool
 ) -> tuple[np.ndarray, list[str]]:
@@ -185,8 +234,7 @@ def _repair(
     if image.raw is not None and session is None:
         raise DeclipError(f"{image.path}: --method {args.method} works on RGB images; camera RAW files "
                           "use declipnet")
-    with warnings.catch_warnings(record=True) as caught, _naming(image.path):
-        warnings.simplefilter("always")  # an ICC profile's note, a device fallback: one line each
+    with _NOTES.collect() as notes, _naming(image.path):
         colorspace = image.icc_profile or args.colorspace or image.colorspace
         if session is None:
             result = declip(image.pixels, method=args.method, colorspace=colorspace, fit=args.fit,
@@ -202,7 +250,7 @@ def _repair(
                 progress=show_tiles,
                 consistency=args.consistency,
             )
-    return result, [str(w.message) for w in caught]
+    return result, notes
 
 
 def write_repair(
@@ -221,10 +269,9 @@ def _write_outputs(
 ) -> str:
     dst = target.dst
     # what the writer warns of (a DNG's range clipping the recovery) joins the file's notes
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _NOTES.collect() as written_notes:
         write_repair(dst, image, result, args, overwrite=args.overwrite or target.replaces_input)
-    notes = notes + [str(w.message) for w in caught]
+    notes = notes + written_notes
     mask_path = _side_path(args.mask, src, single, "mask")
     if mask_path is not None:
         mask = image.raw_mask if image.raw_mask is not None else clip_mask(image.pixels)[0]
@@ -460,8 +507,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
             _print_raw_info(src, image, session)
             continue
         kind = "float" if image.is_float else "integer"
-        with warnings.catch_warnings(record=True):
-            warnings.simplefilter("always")
+        with _NOTES.collect():
             if image.icc_profile:
                 space = colorspace_from_icc(image.icc_profile).name
             else:

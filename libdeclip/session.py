@@ -477,7 +477,7 @@ class Declipper:
             return [r for p in parts for r in infer([p], gather([p]))]
 
         def copy_band(k: int) -> None:
-            """Band k of ``copy``'s rows, of one per batch; every band once the last batch is in."""
+            """Copy band k of ``copy``'s rows: one band per batch, the last one down to the bottom."""
             if copy is None:
                 return
             rows = copy[0].shape[0]

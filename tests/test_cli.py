@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,47 @@ def test_files_in_one_call_are_the_files_one_by_one(folder: Path, tmp_path: Path
         one = tmp_path / "one" / f"{src.stem}_declip{src.suffix}"
         assert _cli("declip", str(src), "-o", str(one), "-q").returncode == 0
         assert (tmp_path / "all" / one.name).read_bytes() == one.read_bytes(), src.name
+
+
+def test_each_file_keeps_its_own_notes(tmp_path: Path, demo_rgb: np.ndarray) -> None:
+    # Files are repaired and written on several threads at once: each file's warnings (here an ICC
+    # profile that cannot be read) must be its notes, once each, never another file's or lost.
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        profile = f"not a profile {i}".encode() + bytes(200)
+        PILImage.fromarray(demo_rgb[i * 40 : i * 40 + 200, :240]).save(src / f"p{i}.png", icc_profile=profile)
+    proc = _cli("declip", str(src), "--out-dir", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if " -> " in line]
+    assert len(lines) == 5
+    for line in lines:
+        assert line.count("is not supported") == 1, line
+    assert "is not supported" not in proc.stderr
+
+
+def test_warning_notes_are_per_thread() -> None:
+    from libdeclip.cli import _NOTES
+
+    shown_before, filters_before = warnings.showwarning, list(warnings.filters)
+    collected: dict[int, list[str]] = {}
+    both_in = threading.Barrier(2)
+
+    def work(i: int) -> None:
+        with _NOTES.collect() as notes:
+            both_in.wait()
+            for _ in range(3):  # the same warning again: a note each time
+                warnings.warn(f"note of thread {i}", UserWarning, stacklevel=1)
+            both_in.wait()
+        collected[i] = notes
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert collected == {i: [f"note of thread {i}"] * 3 for i in range(2)}
+    assert warnings.showwarning is shown_before and warnings.filters == filters_before
 
 
 def test_a_failed_write_is_reported_and_the_others_finish(folder: Path, tmp_path: Path) -> None:
