@@ -17,6 +17,7 @@ reached after loading the photo and a warm-up run (ONNX Runtime's arena).
 from __future__ import annotations
 
 import argparse
+import datetime
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import _machine
 from libdeclip import Declipper, _native
 from libdeclip.color import ColorSpace, get_colorspace
 from libdeclip.fit import Fit
@@ -170,11 +172,13 @@ def main(argv: list[str] | None = None) -> int:
             lambda: reference.declip(fixed, image, plan, low, high, tol, 0, srgb, Fit.COMPRESS),
         )
     lines = [
+        f"Machine: {_machine.describe()}; recorded {datetime.date.today().isoformat()}; "
+        "command: `python -m benchmarks.native`",
+        "",
         f"24 MP 16-bit photo ({image.shape[1]} x {image.shape[0]}, {clipped.mean():.1%} of pixels clipped); "
         f"{_native.get_threads()} threads; pow: {_native.pow_implementation()}; "
         f"best of {args.repeat} (numpy: {max(1, args.repeat - 1)}; calls under {SHORT_CALL_BUDGET} s: "
-        f"as many as fit in {SHORT_CALL_BUDGET} s, up to 50); "
-        "command: `python -m benchmarks.native`",
+        f"as many as fit in {SHORT_CALL_BUDGET} s, up to 50).",
         "",
         "| stage | native (s) | numpy reference (s) | speed-up | native MP/s |",
         "|---|---|---|---|---|",
