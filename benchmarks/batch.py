@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -49,7 +50,7 @@ def _timed(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def _entries(dst: Path) -> list[dict[str, object]]:
+def _entries(dst: Path) -> list[dict[str, Any]]:
     path = dst / MANIFEST_NAME
     if not path.exists():
         return []

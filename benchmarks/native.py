@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 lambda cs=cs: gather_numpy(cs),  # type: ignore[misc]
             )
         fixed, srgb = _FixedResidual(), get_colorspace("srgb")
-        session.engine.residual = fixed  # type: ignore[method-assign]
+        session.engine.residual = fixed  # type: ignore[method-assign,assignment]
         compare(
             "whole pipeline but the model (gather, recover, fit, write uint16; sRGB)",
             lambda: session.run(image),
