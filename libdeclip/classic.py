@@ -281,9 +281,10 @@ def declip_classic(
     channels = colour.shape[2]
     if mask is None:
         clipped_high, clipped_low = clip_masks(colour, low, high, tolerance)
+        codes = clip_codes((clipped_high, clipped_low), colour.shape)
     else:
-        clipped_high, clipped_low = codes_to_masks(clip_codes(mask, colour.shape), channels)
-    codes = clip_codes((clipped_high, clipped_low), colour.shape)
+        codes = clip_codes(mask, colour.shape)
+        clipped_high, clipped_low = codes_to_masks(codes, channels)
 
     x = (colour.astype(np.float64) - low) / (high - low)  # clip-normalised, the input's encoding
     to3 = (lambda a: np.repeat(a, 3, axis=2)) if channels == 1 else (lambda a: a)
