@@ -85,6 +85,15 @@ MASK_ENCODING = (
 )
 
 
+def set_metadata(proto: Any, props: dict[str, str], producer: str) -> None:
+    """Replace an ONNX model's metadata with ``props`` (the runtime's contract) and name its producer."""
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    proto.producer_name = producer
+
+
 def metadata(
     ckpt: dict[str, Any], ckpt_sha: str, version: str, radius: int, model: nn.Module,
     training_data: str | None = None,
@@ -146,11 +155,7 @@ def export(
     )
     proto = onnx.load(str(tmp))
     props = metadata(ckpt, sha256_file(checkpoint), version, radius, model, training_data)
-    del proto.metadata_props[:]
-    for k, v in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
-    proto.producer_name = "libdeclip training.export"
+    set_metadata(proto, props, "libdeclip training.export")
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(tmp))
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from training.data import ClipSampler, ClipSpec
-from training.export import sha256_file
+from training.export import set_metadata, sha256_file
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "train"
 
@@ -57,11 +57,7 @@ def _largest_difference(reference: Path, variant: Path, inputs: list[np.ndarray]
 
 def _with_metadata(proto: Any, source: Any, extra: dict[str, str]) -> Any:
     props = {p.key: p.value for p in source.metadata_props} | extra
-    del proto.metadata_props[:]
-    for k, v in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
-    proto.producer_name = "libdeclip training.quantize"
+    set_metadata(proto, props, "libdeclip training.quantize")
     return proto
 
 
