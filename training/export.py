@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from libdeclip.engine import sha256_file
+from libdeclip.engine import MASK_CHANNELS, RGB_CHANNELS, sha256_file
 from training.data import load_rgb8, signed_mask
 from training.models import conv_macs_per_pixel, receptive_field_radius, spatial_multiple
 from training.train import generator_from_checkpoint, load_checkpoint
@@ -76,9 +76,7 @@ def describe_training(ckpt: dict[str, Any], data: str | None = None) -> tuple[st
     return data, steps
 
 
-# The input channels of each kind of model: RGB, or RGB and the signed clip mask.
-RGB_CHANNELS = "R,G,B"
-MASK_CHANNELS = "R,G,B,clip_R,clip_G,clip_B"
+# How a mask-input model reads its clip channels (layouts: libdeclip.engine.MASK_CHANNELS).
 MASK_ENCODING = (
     "clip_C is +1 where channel C is clipped high, -1 where clipped low, 0 elsewhere: the runtime's "
     "clip mask (its tolerance, or the caller's mask)"
@@ -108,7 +106,7 @@ def metadata(
         "version": version,
         "input_name": "clipped",
         "output_name": "residual",
-        "input_channels": MASK_CHANNELS if channels == 6 else RGB_CHANNELS,
+        "input_channels": ",".join(MASK_CHANNELS if channels == 6 else RGB_CHANNELS),
         **extra,
         "output_channels": "R,G,B",
         "layout": "NCHW",
