@@ -8,7 +8,9 @@ written as a DNG whose WhiteLevel is T (the clipped file); the same photosites u
 original white level, are the truth (written the same way, so both go through the same reader).
 Every method develops the clipped file:
 
-- libdeclip: `read_image` (mask from the photosites) and the shipped model, as `libdeclip declip`;
+- libdeclip: `read_image` (mask from the photosites), then `declip_raw` as `libdeclip declip` runs it:
+  the network (the default model, and v1 for comparison) on the white-balanced picture with each
+  channel's own clip level, and `--method inpaint-opposed` on the photosites;
 - LibRaw through rawpy: highlight modes Clip, Blend and Reconstruct (level 5);
 - darktable-cli (when installed): highlight reconstruction modes clip, inpaint opposed, reconstruct
   in LCh, reconstruct color, guided laplacians (segmentation equals inpaint opposed with its
@@ -144,9 +146,9 @@ def make_pair(source: Path, rows: tuple[int, int] | None, cols: tuple[int, int] 
 # ----------------------------------------------------------------------------------- methods
 
 
-def libdeclip_method(session: Declipper) -> Callable[[Pair], np.ndarray]:
+def libdeclip_method(session: Declipper | None, method: str = "declipnet") -> Callable[[Pair], np.ndarray]:
     def run(pair: Pair) -> np.ndarray:
-        return _linear_srgb(pair.clipped, declip_raw(session, pair.clipped))
+        return _linear_srgb(pair.clipped, declip_raw(session, pair.clipped, method=method))
 
     return run
 
@@ -277,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
 
     dt_version = None if args.no_darktable else _darktable.darktable_version()
     results: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory() as tmp, Declipper(device="cpu") as session:
+    with (tempfile.TemporaryDirectory() as tmp, Declipper(device="cpu") as session,
+          Declipper("declipnet-v1", device="cpu") as v1):
         folder = Path(tmp)
         methods: dict[str, Callable[[Pair], np.ndarray]] = {
             "no repair": no_repair,
@@ -290,7 +293,10 @@ def main(argv: list[str] | None = None) -> int:
                         "inpaint": "reconstruct color", "laplacian": "guided laplacians"}
             for mode, label in dt_names.items():
                 methods[f"darktable {label}"] = darktable_method(mode, folder)
-        methods["libdeclip (DeclipNet v1)"] = libdeclip_method(session)
+        methods["libdeclip inpaint opposed (photosites)"] = libdeclip_method(None, "inpaint-opposed")
+        network = f"libdeclip ({session.model_info.path.stem}, default)"
+        methods[network] = libdeclip_method(session)
+        methods["libdeclip (declipnet-v1)"] = libdeclip_method(v1)
         grid_pair: tuple[int, Pair, dict[str, np.ndarray]] | None = None
         for file, rows, cols in SOURCES:
             for level in args.levels:
@@ -313,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
                     del outputs
         args.out.parent.mkdir(parents=True, exist_ok=True)
         if grid_pair is not None:
-            keep = ["no repair", "LibRaw Reconstruct(5)", "darktable inpaint opposed",
-                    "darktable guided laplacians", "libdeclip (DeclipNet v1)"]
+            keep = ["no repair", "darktable inpaint opposed", "darktable guided laplacians",
+                    "libdeclip inpaint opposed (photosites)", network]
             save_grid(grid_pair[1], {k: v for k, v in grid_pair[2].items() if k in keep},
                       args.out.with_name(args.out.stem + "_grid.png"))
     keys = sorted({k for r in results for k in r})
@@ -354,6 +360,21 @@ def summarise(results: list[dict[str, object]], levels: list[float], dt_version:
                     for k in (f"{region}_psnr_linear", f"{region}_psnr_srgb", f"{region}_ciede2000")}
             lines.append(f"| {m} | {mean[f'{region}_psnr_linear']:.2f} | {mean[f'{region}_psnr_srgb']:.2f} | "
                          f"{mean[f'{region}_ciede2000']:.2f} |")
+        lines.append("")
+    # Per pair: where a method wins or loses, which a mean hides.
+    shown = [m for m in methods if m.startswith(("no repair", "darktable inpaint", "libdeclip"))]
+    for region, title in [("some", "some channel survives"), ("all", "all channels clipped")]:
+        lines += [f"**Per pair, {title}: PSNR linear (dB)**", "",
+                  "| pair | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
+        pairs = list(dict.fromkeys((str(r["photo"]), float(r["level"])) for r in results))  # type: ignore[arg-type]
+        for photo, level in pairs:
+            cells = []
+            for m in shown:
+                row = next((r for r in results if r["photo"] == photo and r["level"] == level
+                            and r["method"] == m), None)
+                value = row.get(f"{region}_psnr_linear") if row else None
+                cells.append(f"{float(value):.2f}" if value is not None else "-")  # type: ignore[arg-type]
+            lines.append(f"| {photo} f={level:g} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -29,6 +29,8 @@
 namespace py = pybind11;
 using namespace declip;
 
+void register_opposed(pybind11::module_& m);  // bindings/opposed.cpp
+
 namespace {
 
 int g_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -952,4 +954,5 @@ PYBIND11_MODULE(_native, m) {
           py::arg("values"), py::arg("policy"), py::arg("vmin"), py::arg("vmax"), py::arg("knee"), py::arg("toe"),
           py::arg("reshapes"), py::arg("threads") = 0, py::arg("codes") = py::none(),
           py::arg("table") = py::none());
+    register_opposed(m);
 }

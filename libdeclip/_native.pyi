@@ -42,3 +42,6 @@ def write_core(
     vmin: float, vmax: float, knee: float, toe: float, reshapes: bool, threads: int = 0,
     codes: np.ndarray | None = None, table: ReshapeTable | None = None,
 ) -> None: ...
+def opposed_photosites(
+    mosaic: np.ndarray, colours: np.ndarray, clip: list[float], gains: list[float]
+) -> np.ndarray: ...

@@ -32,7 +32,15 @@ import numpy as np
 from libdeclip._tiffexif import PLACEHOLDER_TAG, ExifEntry, append_exif, read_exif
 from libdeclip.color import ColorSpace, colorspace_from_icc, get_colorspace
 from libdeclip.errors import UnsupportedInputError, native_diagnostics
-from libdeclip.raw import RawInfo, develop, is_raw_path, page_data_end, read_raw, write_declipped_dng
+from libdeclip.raw import (
+    RawInfo,
+    RawMosaic,
+    develop,
+    is_raw_path,
+    page_data_end,
+    read_raw,
+    write_declipped_dng,
+)
 
 __all__ = ["Image", "read_image", "write_image", "FORMATS", "MAX_PIXELS", "pixel_limit"]
 
@@ -85,6 +93,7 @@ class Image:
     path: Path | None = None
     raw: RawInfo | None = None  # camera RAW: pixels are camera RGB (see libdeclip.raw)
     raw_mask: np.ndarray | None = field(default=None, repr=False)  # RAW: H x W x 3, clipped photosites
+    raw_mosaic: RawMosaic | None = field(default=None, repr=False)  # Bayer RAW: the photosites as read
 
     @property
     def bit_depth(self) -> int:

@@ -38,7 +38,10 @@ if TYPE_CHECKING:
     from libdeclip.io import Image
     from libdeclip.session import Declipper, Progress
 
-__all__ = ["RAW_SUFFIXES", "DEMOSAIC_REACH", "RawInfo", "read_raw", "declip_raw", "develop", "is_raw_path"]
+__all__ = [
+    "RAW_SUFFIXES", "DEMOSAIC_REACH", "RAW_METHODS", "RawInfo", "RawMosaic", "read_raw", "declip_raw",
+    "develop", "is_raw_path",
+]
 
 #: File name suffixes sent to LibRaw (lower case).
 RAW_SUFFIXES = frozenset(
@@ -57,6 +60,19 @@ _SATURATION_SHARE = 1e-5
 _LIBRAW_TO_EXIF_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
 _WORKING_SPACE = "linear-rec2020"
 _MAX_DNG_HEADROOM = 16.0  # 4 EV above the original white level at most
+
+
+@dataclass(frozen=True)
+class RawMosaic:
+    """A Bayer RAW's photosites as read, for the methods that repair them before demosaicing."""
+
+    values: np.ndarray = field(repr=False)  # H x W float32: (photosite - its black) / span
+    colours: np.ndarray = field(repr=False)  # H x W uint8: 0 R, 1 G, 2 B
+
+
+#: The methods :func:`declip_raw` runs: the network, or a classical method (``inpaint-opposed``
+#: works on the photosites of a Bayer RAW, the others on the demosaiced picture).
+RAW_METHODS = ("declipnet", "inpaint-opposed", "cross-channel", "biharmonic")
 
 
 @dataclass(frozen=True)
@@ -101,35 +117,92 @@ class RawInfo:
                        to_linear_srgb=balanced.to_linear_srgb @ np.diag(self.wb))
 
 
-def declip_raw(session: Declipper, image: Image, *, progress: Progress = False) -> np.ndarray:
+def declip_raw(
+    session: Declipper | None, image: Image, *, method: str = "declipnet", progress: Progress = False
+) -> np.ndarray:
     """Declip a RAW read by :func:`read_raw`; returns camera RGB (float32, values above 1 kept).
 
-    The model learnt photos clipped at one level in every channel. A sensor's channels saturate at
-    one raw level, which after white balance are different levels (the red and blue gains lift
-    theirs above green's): a region clipped in every photosite is pink there, not white. So the
-    model is shown the white-balanced picture clipped at the lowest channel's white (what LibRaw's
-    Clip mode shows), with the values above it counted as clipped; what it returns is taken back to
-    camera RGB and used only where the photosites were clipped, never below what they recorded.
-    Every other value is returned as read (so there is no feathering into them).
+    ``method``: one of :data:`RAW_METHODS`. ``"declipnet"`` (the default) runs ``session``'s model;
+    the classical methods need no session (pass None).
+
+    Nothing a photosite measured is clipped away before the repair. After white balance a sensor's
+    channels saturate at different levels (the red and blue gains lift theirs above green's), so
+    each channel keeps its own clip level, its white level times its gain, and the repair is told
+    which values were clipped by the photosite mask, not by a level. The network sees the
+    white-balanced picture scaled so that the highest channel's level is 1, in its true colours
+    (its colour space carries the per-channel levels, which the runtime divides by); only values
+    under the photosite mask change, and never below what the photosites recorded. Every other
+    value is returned as read (so there is no feathering into them).
+
+    ``"inpaint-opposed"`` on a Bayer RAW repairs the clipped photosites themselves (the cube-root
+    mean of the other two colours around each one plus a chroma offset per colour measured on the
+    unclipped photosites ringing the clipped areas, as darktable's "inpaint opposed" does; native),
+    and adds what each photosite gained, interpolated bilinearly, to the demosaiced values under
+    the mask.
     """
     info, mask = image.raw, image.raw_mask
     if info is None or mask is None:
         raise ValueError("declip_raw() takes an image read from a camera RAW file")
+    if method not in RAW_METHODS:
+        raise UnsupportedInputError(
+            f"unknown method {method!r} for camera RAW: use one of {', '.join(RAW_METHODS)}"
+        )
     camera = image.pixels[..., :3]
-    gains = np.array(info.wb, dtype=np.float32)
-    _, high = info.clip_levels
-    white = np.float32(np.min(high * info.wb))  # where the first channel saturates, balanced
-    balanced = camera * (gains / white)
-    above = balanced >= 1.0
-    shown = np.minimum(balanced, np.float32(1.0))
-    out = session.run(
-        shown, clip_levels=(0.0, 1.0), colorspace=info.balanced_colorspace, tolerance=0.0,
-        mask=mask | above, fit="float", progress=progress,
-    )
-    recovered = out * (white / gains)
     result = camera.copy()
+    if not mask.any():
+        return result
+    gains = np.array(info.wb, dtype=np.float64)
+    _, high = info.clip_levels
+    if method == "inpaint-opposed" and image.raw_mosaic is not None:
+        recovered = _opposed_from_photosites(image.raw_mosaic, camera, high, gains)
+    else:
+        levels = high * gains  # each channel's clip level, white balanced
+        top = float(levels.max())
+        shown = camera * (gains / top).astype(np.float32)
+        relative = levels / top
+        balanced = info.balanced_colorspace
+        # The runtime divides each channel by its level; the matrix multiplies it back, so the
+        # picture in model space keeps its colours.
+        space = replace(balanced, to_linear_srgb=balanced.to_linear_srgb @ np.diag(relative))
+        kwargs: dict[str, Any] = dict(clip_levels=(0.0, relative.tolist()), colorspace=space, tolerance=0.0,
+                                      mask=mask, fit="float")
+        if method == "declipnet":
+            if session is None:
+                raise ValueError("declip_raw(method='declipnet') needs a Declipper session")
+            out = session.run(shown, progress=progress, **kwargs)
+        else:
+            from libdeclip.classic import declip_classic
+
+            out = declip_classic(shown, method, **kwargs)
+        recovered = out * (top / gains).astype(np.float32)
     result[mask] = np.maximum(recovered[mask], camera[mask])
     return result
+
+
+def _opposed_from_photosites(mosaic: RawMosaic, camera: np.ndarray, high: np.ndarray, gains: np.ndarray
+                             ) -> np.ndarray:
+    """Camera RGB with the photosite repair of inpaint opposed added: each colour's gain at its own
+    photosites, and between them the mean gain of the nearest ones (bilinear demosaicing of the
+    gains, so the demosaiced detail of the unclipped channels is kept)."""
+    from scipy.ndimage import uniform_filter
+
+    from libdeclip import _native
+
+    repaired = _native.opposed_photosites(mosaic.values, mosaic.colours, high.tolist(), gains.tolist())
+    gained = repaired - mosaic.values
+    out = camera.copy()
+    for k in range(3):
+        own = mosaic.colours == k
+        if not own.any():
+            continue
+        plane = np.where(own, gained, np.float32(0.0))
+        # the 3 x 3 mean of colour k's gains where the pixel has none of its own (mode="constant":
+        # outside the sensor there are no photosites, so they count for neither sum)
+        total = uniform_filter(plane, size=3, mode="constant")
+        count = uniform_filter(own.astype(np.float32), size=3, mode="constant")
+        spread = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+        out[..., k] += np.where(own, plane, spread)
+    return out
 
 
 def is_raw_path(path: Path) -> bool:
@@ -304,6 +377,7 @@ def read_raw(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> 
             clipped = visible[..., :3] >= white
             photosites_clipped = float(clipped.mean())
             pattern = None
+            mosaic = None
         else:
             clipped_sites = visible >= white[colours]
             photosites_clipped = float(clipped_sites.mean())
@@ -312,6 +386,10 @@ def read_raw(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> 
             )
             pattern = "".join("RGB"[c] for c in colours[:2, :2].ravel())
             camera = _demosaic(raw, visible, colours, black, span, path)
+            mosaic = RawMosaic(
+                values=((visible.astype(np.float32) - black.astype(np.float32)[colours]) / np.float32(span)),
+                colours=colours.astype(np.uint8),
+            )
         if camera.shape[:2] != clipped.shape[:2]:
             raise UnsupportedInputError(
                 f"{path}: LibRaw's image ({camera.shape[1]} x {camera.shape[0]}) is not the sensor's "
@@ -365,7 +443,7 @@ def read_raw(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> 
                 exif = None
     return Image(
         pixels=np.ascontiguousarray(camera, dtype=np.float32), format="raw", path=path, raw=info,
-        raw_mask=clipped, tiff_exif=exif, orientation=info.orientation,
+        raw_mask=clipped, tiff_exif=exif, orientation=info.orientation, raw_mosaic=mosaic,
     )
 
 

@@ -226,3 +226,78 @@ def declip(engine, image: np.ndarray, plan: TilePlan, low: np.ndarray, high: np.
         core = out_colour[tile.core]
         core[write] = values[write].astype(out.dtype)
     return out
+
+
+# ------------------------------------------------------------------------------ RAW photosites
+
+OPPOSED_RING = 6  # chessboard distance to a clipped photosite of the same colour (bindings/opposed.cpp)
+OPPOSED_FLOOR = 0.2  # ring photosites read above this fraction of their clip level
+
+
+def _window_sums(values: np.ndarray, colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per colour, the sum and count of values over each photosite's 3 x 3 window cut to the image,
+    added in row-major window order like the native loop (adding 0.0 for other colours is exact)."""
+    h, w = values.shape
+    pv = np.zeros((h + 2, w + 2))
+    pv[1:-1, 1:-1] = values
+    pc = np.full((h + 2, w + 2), 3, dtype=np.uint8)  # 3: outside the image, no colour
+    pc[1:-1, 1:-1] = colours
+    sums = np.zeros((3, h, w))
+    counts = np.zeros((3, h, w), dtype=np.int64)
+    for dy in range(3):
+        for dx in range(3):
+            v, c = pv[dy : dy + h, dx : dx + w], pc[dy : dy + h, dx : dx + w]
+            for k in range(3):
+                sel = c == k
+                sums[k] += np.where(sel, v, 0.0)
+                counts[k] += sel
+    return sums, counts
+
+
+def _opposed_reference(balanced: np.ndarray, colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cube of the mean over the other colours present of their 3 x 3 cube-root means, and
+    where it exists."""
+    sums, counts = _window_sums(np.cbrt(np.where(balanced > 0.0, balanced, 0.0)), colours)
+    t = np.zeros(balanced.shape)
+    used = np.zeros(balanced.shape, dtype=np.int64)
+    for k in range(3):
+        sel = (colours != k) & (counts[k] > 0)
+        t = t + np.where(sel, sums[k] / np.maximum(counts[k], 1), 0.0)
+        used += sel
+    valid = used > 0
+    t = t / np.maximum(used, 1)
+    return t * t * t, valid
+
+
+def opposed_photosites(mosaic: np.ndarray, colours: np.ndarray, clip, gains) -> np.ndarray:
+    """darktable-style inpaint opposed on an H x W RAW mosaic (colours 0/1/2 = R/G/B per photosite)."""
+    values = np.asarray(mosaic).astype(np.float64)
+    colours = np.asarray(colours)
+    clip_at = np.asarray(clip, dtype=np.float64)[colours]
+    gain = np.asarray(gains, dtype=np.float64)[colours]
+    balanced = values * gain
+    ref, valid = _opposed_reference(balanced, colours)
+    clipped = values >= clip_at
+
+    # The ring: unclipped, above the floor, within OPPOSED_RING of a clipped photosite of its colour,
+    # with no clipped photosite in its 3 x 3 window.
+    near = np.zeros(values.shape, dtype=bool)
+    for k in range(3):
+        grown = clipped & (colours == k)
+        for _ in range(OPPOSED_RING):
+            grown = _dilate(grown)
+        near |= grown & (colours == k)
+    ring = ~clipped & (values > OPPOSED_FLOOR * clip_at) & near & ~_dilate(clipped) & valid
+    chroma = np.zeros(3)
+    for k in range(3):
+        sel = ring & (colours == k)
+        if sel.any():
+            # Rows summed left to right, then the rows in order (cumsum adds sequentially, as native does).
+            rows = np.cumsum(np.where(sel, balanced - ref, 0.0), axis=1)[:, -1]
+            chroma[k] = np.cumsum(rows)[-1] / np.count_nonzero(sel)
+
+    estimate = ref + chroma[colours]
+    replace = clipped & valid & (estimate > balanced)
+    out = np.asarray(mosaic, dtype=np.float32).copy()
+    out[replace] = (estimate / gain)[replace].astype(np.float32)
+    return out

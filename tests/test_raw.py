@@ -516,3 +516,50 @@ def test_cli_declips_a_raw_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["declip", str(src), "-q", "--device", "cpu", "--format", "tiff16", "--fit", "float",
                  "-o", str(bad)]) == 1
     assert "fit" in capsys.readouterr().err and not bad.exists()
+
+
+def test_the_network_sees_every_measured_value_with_each_channels_own_level(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """declip_raw's network path: the white-balanced picture scaled so that the highest channel's
+    level is 1, every photosite's measurement in it (none clipped at the lowest channel's white),
+    each channel's own level (white x gain) as its clip level, the photosite mask as the mask; the
+    model's colour space keeps the picture's colours (its matrix times the per-channel levels)."""
+    from libdeclip import Declipper
+    from libdeclip.raw import declip_raw
+
+    # white balanced, red is the luminance plus 1.2 (AsShotNeutral 0.5, 1, 0.7: gains 2, 1, 1.43):
+    # red photosites saturate in the core, and red values above green's level are measured around it
+    yy, xx = np.mgrid[0:H, 0:W]
+    lum = 0.1 + 0.85 * np.exp(-((yy - 30) ** 2 + (xx - 45) ** 2) / (2 * 8.0**2))
+    scene = np.stack([(lum + 1.2) / 2, lum, lum * 0.7], axis=2)
+    data = np.clip(np.rint(256 + _mosaic(scene) * (4095 - 256)), 0, 4095).astype(np.uint16)
+    image = read_image(_write_cfa(tmp_path / "light.dng", data, [256], 4095))
+    assert image.raw is not None and image.raw_mask is not None
+    gains = np.array(image.raw.wb)
+    np.testing.assert_allclose(gains, [2.0, 1.0, 1 / 0.7], rtol=1e-6)
+    seen: dict[str, object] = {}
+    session = Declipper(device="cpu")
+    real_run = session.run
+
+    def run(pixels: np.ndarray, **kwargs: object) -> np.ndarray:
+        seen.update(kwargs, pixels=pixels.copy())
+        return real_run(pixels, **kwargs)
+
+    monkeypatch.setattr(session, "run", run)
+    result = declip_raw(session, image)
+    shown = seen["pixels"]
+    assert isinstance(shown, np.ndarray)
+    camera = image.pixels
+    # nothing measured is clipped away: the picture shown is camera x gains / 2 (red's level, the
+    # highest), so balanced red between green's level (1) and its own (2) reaches the model
+    np.testing.assert_allclose(shown, camera * (gains / 2.0).astype(np.float32), rtol=1e-6)
+    assert ((camera[..., 0] * 2.0 > 1.05) & ~image.raw_mask[..., 0]).any()
+    np.testing.assert_allclose(seen["clip_levels"][1], [1.0, 0.5, 1 / 0.7 / 2], rtol=1e-6)  # type: ignore[index]
+    np.testing.assert_array_equal(seen["mask"], image.raw_mask)
+    space = seen["colorspace"]
+    expected = image.raw.balanced_colorspace.to_linear_srgb @ np.diag([1.0, 0.5, 1 / 0.7 / 2])
+    np.testing.assert_allclose(space.to_linear_srgb, expected)  # type: ignore[attr-defined]
+    mask = image.raw_mask
+    assert (result[mask] >= camera[mask]).all()
+    np.testing.assert_array_equal(result[~mask], camera[~mask])
