@@ -21,7 +21,7 @@ import numpy as np
 
 from libdeclip.classic import METHODS, declip_classic
 from libdeclip.color import NAMED_SPACES, ColorSpace
-from libdeclip.engine import DeviceFallbackWarning, ModelInfo, resolve_model
+from libdeclip.engine import DeviceFallbackWarning, ModelInfo, resolve_model, shipped_models
 from libdeclip.errors import DeclipError, EngineError, ModelError, UnsupportedInputError
 from libdeclip.fit import Fit
 from libdeclip.io import Image, read_image, write_image
@@ -44,6 +44,7 @@ __all__ = [
     "ColorSpace",
     "NAMED_SPACES",
     "model_info",
+    "shipped_models",
     "ModelInfo",
     "DeclipError",
     "UnsupportedInputError",
@@ -53,21 +54,24 @@ __all__ = [
     "__version__",
 ]
 
-_sessions: dict[tuple[Path, str], Declipper] = {}
+_sessions: dict[tuple[Path | None, str], Declipper] = {}
 _sessions_lock = threading.Lock()
 
 
 def _session(model: str | Path | None, device: str) -> Declipper:
-    key = (resolve_model(model).resolve(), device)
+    # model=None stays None in the key: which file it means depends on the device the session gets.
+    path = None if model is None else resolve_model(model).resolve()
+    key = (path, device)
     with _sessions_lock:
         if key not in _sessions:
-            _sessions[key] = Declipper(key[0], device=device)
+            _sessions[key] = Declipper(path, device=device)
         return _sessions[key]
 
 
-def model_info(model: str | Path | None = None) -> ModelInfo:
-    """The contract of ``model`` (default: the shipped DeclipNet v1)."""
-    return _session(model, "cpu").model_info
+def model_info(model: str | Path | None = None, *, device: str = "cpu") -> ModelInfo:
+    """The contract of ``model`` as loaded on ``device`` (default: the automatic choice on the
+    CPU, DeclipNet v2 int8; see ``libdeclip models``)."""
+    return _session(model, device).model_info
 
 
 def declip(
@@ -103,7 +107,10 @@ def declip(
             CPU with a :class:`DeviceFallbackWarning`.
         progress: ``True`` for a progress bar over the tiles (tqdm), or a function called with
             (tiles done, tiles to run) as they complete, for a GUI's own progress bar.
-        model: an ONNX model following the libdeclip contract (default: shipped DeclipNet v1).
+        model: a shipped model's name (``"declipnet-v2"``, ``"declipnet-v2-int8"``,
+            ``"declipnet-v2-fp16"``, ``"declipnet-v1"``) or an ONNX file following the libdeclip
+            contract. Default: automatic, DeclipNet v2 in the precision of the device that runs
+            it (int8 on the CPU, float16 on CUDA/TensorRT; ``libdeclip models`` lists them).
         tolerance: values within this fraction of the range from a clip level count as clipped.
         feather: blend the reconstruction into unclipped values up to this many pixels (0 to
             254; chessboard distance) from a clipped pixel, with weight 1 - d / (feather + 1).

@@ -36,7 +36,14 @@ import numpy as np
 from libdeclip import METHODS, __version__, declip
 from libdeclip._report import Report, ReportEntry, entry_for
 from libdeclip._report import to_8bit as _to_8bit
-from libdeclip.engine import DEFAULT_MODEL, MODELS_DIR, OnnxEngine
+from libdeclip.engine import (
+    AUTOMATIC_MODELS,
+    MODELS_DIR,
+    OnnxEngine,
+    automatic_model,
+    gpu_providers,
+    shipped_models,
+)
 from libdeclip.errors import DeclipError
 from libdeclip.fit import Fit
 from libdeclip.io import _SUFFIXES, DEFAULT_PNG_LEVEL, Image, read_image, write_image
@@ -231,16 +238,13 @@ def _repair(
     image: Image, args: argparse.Namespace, session: Declipper | None, show_tiles: bool
 ) -> tuple[np.ndarray, list[str]]:
     """Declip one image: with the model through ``session``, or a classical method (no session)."""
-    if image.raw is not None and session is None:
-        raise DeclipError(f"{image.path}: --method {args.method} works on RGB images; camera RAW files "
-                          "use declipnet")
     with _NOTES.collect() as notes, _naming(image.path):
         colorspace = image.icc_profile or args.colorspace or image.colorspace
-        if session is None:
+        if image.raw is not None:  # masked on the photosites, kept as float camera RGB
+            result = declip_raw(session, image, method=args.method, progress=show_tiles)  # unmasked stay
+        elif session is None:
             result = declip(image.pixels, method=args.method, colorspace=colorspace, fit=args.fit,
                             feather=args.feather, consistency=args.consistency)
-        elif image.raw is not None:  # masked on the photosites, kept as float camera RGB
-            result = declip_raw(session, image, progress=show_tiles)  # unmasked values never move
         else:
             result = session.run(
                 image.pixels,
@@ -339,6 +343,8 @@ def _cmd_declip(args: argparse.Namespace) -> int:
     except (DeclipError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # The report page names the model file that ran (automatic picks it by device).
+    method = f"{args.method} ({first.model_info.path.stem})" if first is not None else args.method
     local = threading.local()
     parallel = jobs > 1 and (first is None or first.device == "cpu")  # a GPU session serves every file
     order = {src: i for i, src in enumerate(paths)}
@@ -367,7 +373,7 @@ def _cmd_declip(args: argparse.Namespace) -> int:
         if exc is not None:
             failures.append(str(src))
             bar.write(f"error: {exc}", file=sys.stderr)
-            page_entry(src, lambda: ReportEntry(str(src), method=args.method, error=str(exc)))
+            page_entry(src, lambda: ReportEntry(str(src), method=method, error=str(exc)))
         elif message and not args.quiet:
             bar.write(message)
         bar.update(1)
@@ -393,7 +399,7 @@ def _cmd_declip(args: argparse.Namespace) -> int:
         except Exception as exc:
             report(src, None, failure(src, exc))
             return
-        page_entry(src, lambda: entry_for(str(src), image, result, method=args.method, seconds=seconds,
+        page_entry(src, lambda: entry_for(str(src), image, result, method=method, seconds=seconds,
                                           output=target.dst, notes=notes))
         report(src, message, None)
 
@@ -530,16 +536,28 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    if args.names:  # for the editor plug-ins' model lists
+        print("\n".join(shipped_models()))
+        return 0
+    automatic = {automatic_model(kind).name: kind for kind in AUTOMATIC_MODELS}
+    gpu = gpu_providers()
+    here = automatic_model("cuda" if gpu else "cpu").name
+    print("automatic (--model not given):")
+    print(f"  cpu: {automatic_model('cpu').name}")
+    print(f"  cuda, tensorrt: {automatic_model('cuda').name}")
+    providers = ", ".join(gpu) if gpu else "no GPU provider in this onnxruntime"
+    print(f"  --device auto here: {here} ({providers})")
     for path in sorted(MODELS_DIR.glob("*.onnx")):
         try:
             info = OnnxEngine(path, device="cpu").info
         except DeclipError as exc:
             print(f"{path.name}: unusable ({exc})")
             continue
-        default = " (default)" if path.resolve() == DEFAULT_MODEL.resolve() else ""
+        kind = automatic.get(path.name)
+        chosen = f" (automatic on {'cuda/tensorrt' if kind == 'cuda' else kind})" if kind else ""
         precision = info.metadata.get("precision", "float32")
         inputs = "RGB + clip mask" if info.mask_input else "RGB"
-        print(f"{path.name}: {info.name} v{info.version}, {precision}, input {inputs}{default}")
+        print(f"{path.name}: {info.name} v{info.version}, {precision}, input {inputs}{chosen}")
         print(f"  receptive field {info.receptive_field_radius} px, {info.training_steps} training steps")
         print(f"  trained on: {info.metadata.get('training_data', '?')}")
         print(f"  checkpoint sha256: {info.checkpoint_sha256}")
@@ -589,6 +607,11 @@ def _cmd_gimp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_choice(value: str) -> str | None:
+    """``--model``: ``auto``/``automatic`` is the default choice (None), anything else a name or file."""
+    return None if value.strip().lower() in ("auto", "automatic") else value
+
+
 def _add_repair_options(p: argparse.ArgumentParser) -> list[str]:
     """How each file is repaired and written: the options ``declip`` and ``batch`` share. Returns
     their destinations, which ``batch`` hands to its workers."""
@@ -596,12 +619,13 @@ def _add_repair_options(p: argparse.ArgumentParser) -> list[str]:
     actions = [
         add("--fit", choices=[f.value for f in Fit],
             help="range policy (default: compress for integer files, float for float files)"),
-        add("--model", default=None, metavar="NAME|FILE",
-            help="the network: a shipped model's name (declipnet-v1, the default; declipnet-v2, "
-            "declipnet-v2-int8, declipnet-v2-fp16; see 'libdeclip models') or an ONNX file"),
+        add("--model", default=None, metavar="NAME|FILE", type=_model_choice,
+            help="the network: a shipped model's name (declipnet-v2, declipnet-v2-int8, declipnet-v2-fp16, "
+            "declipnet-v1; see 'libdeclip models') or an ONNX file. Default: automatic, v2 in the "
+            "device's precision (int8 on the CPU, float16 on CUDA)"),
         add("--method", choices=METHODS, default="declipnet",
-            help="declipnet (default: the network) or a classical method without a model "
-            "(RGB images only)"),
+            help="declipnet (default: the network) or a classical method without a model; on camera "
+            "RAW, inpaint-opposed repairs the photosites before demosaicing"),
         add("--no-consistency", dest="consistency", action="store_false",
             help="do not hold clipped values at or beyond their clip level (to see what the "
             "constraint does)"),
@@ -685,7 +709,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_repair_options(b)
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_cmd_batch, repair_options=repair_options)
-    m = sub.add_parser("models", help="list installed models")
+    m = sub.add_parser("models", help="list installed models and which one each device loads")
+    m.add_argument("--names", action="store_true", help="only the shipped models' names, one per line")
     m.set_defaults(func=_cmd_models)
     return p
 

@@ -15,13 +15,19 @@ import numpy as np
 from libdeclip.errors import EngineError, ModelError
 
 __all__ = [
-    "CONTRACT", "DEFAULT_MODEL", "DeviceFallbackWarning", "GpuOutOfMemoryError", "ModelInfo", "OnnxEngine",
-    "parse_device", "resolve_model", "sha256_file", "shipped_models",
+    "AUTOMATIC_MODELS", "CONTRACT", "DeviceFallbackWarning", "GpuOutOfMemoryError", "ModelInfo", "OnnxEngine",
+    "automatic_model", "gpu_providers", "parse_device", "resolve_model", "sha256_file", "shipped_models",
 ]
 
 CONTRACT = "libdeclip-model-1"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
-DEFAULT_MODEL = MODELS_DIR / "declipnet-v1.onnx"
+#: The shipped model that ``model=None`` ("automatic") loads, by the kind of device that runs it:
+#: the v2 family, in the precision that device runs fastest without losing quality. On the CPU
+#: int8 (1.8x float32 v2's speed there, within 0.08 dB of it in every cell of the v2 quality
+#: benchmark); on CUDA and TensorRT float16, because that benchmark shows it within 0.1 dB of
+#: float32 in every cell (0.03 dB at most; tests/test_default_model.py reads the figures from
+#: benchmarks/results/model_v2_quality.md and holds this choice to that rule).
+AUTOMATIC_MODELS = {"cpu": "declipnet-v2-int8", "cuda": "declipnet-v2-fp16"}
 #: sha256 of each model shipped in MODELS_DIR (``sha256sum`` format): checked at every load of a
 #: shipped model, so a damaged or altered install is refused instead of giving wrong pictures.
 #: Re-exporting a shipped model means updating it: ``cd libdeclip/models && sha256sum *.onnx > SHA256SUMS``.
@@ -102,11 +108,21 @@ def shipped_models() -> list[str]:
     return sorted(p.stem for p in MODELS_DIR.glob("*.onnx"))
 
 
-def resolve_model(model: str | Path | None) -> Path:
-    """The file of ``model``: None for the default (v1), a path to an ONNX file, or the name of a
-    shipped model such as ``"declipnet-v2"`` or ``"declipnet-v2-int8"``."""
+def automatic_model(kind: str = "cpu") -> Path:
+    """The file ``model=None`` loads on a device of ``kind``: ``"cpu"`` or ``"cuda"`` (CUDA and
+    TensorRT); see :data:`AUTOMATIC_MODELS`."""
+    if kind not in AUTOMATIC_MODELS:
+        raise ValueError(f"unknown device kind {kind!r}: use one of {', '.join(AUTOMATIC_MODELS)}")
+    return MODELS_DIR / f"{AUTOMATIC_MODELS[kind]}.onnx"
+
+
+def resolve_model(model: str | Path | None, kind: str = "cpu") -> Path:
+    """The file of ``model``: None for automatic (the v2 file for a device of ``kind``, see
+    :func:`automatic_model`), a path to an ONNX file, or the name of a shipped model such as
+    ``"declipnet-v2"``, ``"declipnet-v2-int8"`` or ``"declipnet-v1"``: an explicit choice always
+    wins over the device's."""
     if model is None:
-        return DEFAULT_MODEL
+        return automatic_model(kind)
     path = Path(model)
     if path.is_file():
         return path
@@ -206,6 +222,14 @@ def is_out_of_memory(exc: BaseException) -> bool:
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
+def gpu_providers() -> list[str]:
+    """The GPU execution providers (TensorRT, CUDA) this onnxruntime has, in preference order."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [name for name in _GPU_PROVIDERS if name in available]
+
+
 def parse_device(device: str) -> tuple[str, int]:
     """``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` -> (kind, device index)."""
     text = str(device).strip().lower()
@@ -239,8 +263,6 @@ class OnnxEngine:
     ) -> None:
         import onnxruntime as ort
 
-        path = resolve_model(model)
-        verify_checksum(path)
         kind, index = parse_device(device)
         opts = ort.SessionOptions()
         if threads:
@@ -251,6 +273,10 @@ class OnnxEngine:
         opts.enable_mem_pattern = False
         available = ort.get_available_providers()
         providers = _provider_list(kind, index, available)
+        # model=None: the GPU's file when a GPU provider will be tried, the CPU's otherwise (and
+        # the CPU's again below if the GPU does not start).
+        path = resolve_model(model, "cuda" if len(providers) > 1 else "cpu")
+        verify_checksum(path)
         wants_gpu = kind == "cuda"
         if wants_gpu and len(providers) == 1:
             warnings.warn(
@@ -259,29 +285,30 @@ class OnnxEngine:
                 DeviceFallbackWarning,
                 stacklevel=3,
             )
+
+        def cpu_session(reason: str) -> Any:
+            nonlocal path
+            warnings.warn(f"device {device!r}: {reason}; running on the CPU", DeviceFallbackWarning,
+                          stacklevel=4)
+            if model is None:
+                path = automatic_model("cpu")
+                verify_checksum(path)
+            try:
+                return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            except Exception as exc2:
+                raise ModelError(f"{path}: ONNX Runtime cannot load the model ({exc2})") from None
+
         try:
             session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             if len(providers) == 1:
                 raise ModelError(f"{path}: ONNX Runtime cannot load the model ({exc})") from None
-            warnings.warn(
-                f"device {device!r}: the GPU provider failed to start ({exc}); running on the CPU",
-                DeviceFallbackWarning,
-                stacklevel=3,
-            )
-            try:
-                session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-            except Exception as exc2:
-                raise ModelError(f"{path}: ONNX Runtime cannot load the model ({exc2})") from None
+            session = cpu_session(f"the GPU provider failed to start ({exc})")
+        else:
+            if len(providers) > 1 and session.get_providers()[0] == "CPUExecutionProvider":
+                # ONNX Runtime quietly drops a GPU provider whose libraries fail to load.
+                session = cpu_session("the GPU provider did not start (CUDA/cuDNN libraries missing?)")
         active = session.get_providers()[0]
-        if len(providers) > 1 and active == "CPUExecutionProvider":
-            # ONNX Runtime quietly drops a GPU provider whose libraries fail to load.
-            warnings.warn(
-                f"device {device!r}: the GPU provider did not start (CUDA/cuDNN libraries missing?); "
-                "running on the CPU",
-                DeviceFallbackWarning,
-                stacklevel=3,
-            )
         self._session = session
         self._options = opts  # for a CPU session after the GPU fails (fall_back_to_cpu)
         self.provider = active

@@ -267,7 +267,11 @@ class Declipper:
 
     Args:
         model: ONNX model following the libdeclip contract, as a path or the name of a shipped
-            model (``"declipnet-v2"``, ``"declipnet-v2-int8"``, ...; default: DeclipNet v1).
+            model (``"declipnet-v2"``, ``"declipnet-v2-int8"``, ``"declipnet-v1"``, ...). Default:
+            automatic, DeclipNet v2 in the device's precision: int8 when the session runs on the
+            CPU (also when a GPU was asked for and did not start), float16 on CUDA/TensorRT. A GPU
+            that fails during a run hands the same file to the CPU, so one image never mixes two
+            models.
         device: ``"auto"`` (TensorRT, then CUDA, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         tile_size: core size of a tile in pixels (default 512 on CPU, 1024 on GPU).
         threads: CPU threads for ONNX Runtime and the native pixel loops (default: all cores);

@@ -250,11 +250,11 @@ def test_model_outcome(name: str) -> None:
 
 def test_shipped_model_checksum_is_recorded() -> None:
     sums = (engine_module.MODELS_DIR / engine_module.CHECKSUMS_NAME).read_text()
-    digest = hashlib.sha256(engine_module.DEFAULT_MODEL.read_bytes()).hexdigest()
-    assert f"{digest}  {engine_module.DEFAULT_MODEL.name}" in sums.splitlines(), (
+    digest = hashlib.sha256(engine_module.automatic_model().read_bytes()).hexdigest()
+    assert f"{digest}  {engine_module.automatic_model().name}" in sums.splitlines(), (
         "the shipped model changed: record it with `cd libdeclip/models && sha256sum *.onnx > SHA256SUMS`"
     )
-    assert engine_module.shipped_checksum(engine_module.DEFAULT_MODEL) == digest
+    assert engine_module.shipped_checksum(engine_module.automatic_model()) == digest
 
 
 def test_shipped_model_with_a_wrong_checksum_is_refused(
@@ -263,7 +263,7 @@ def test_shipped_model_with_a_wrong_checksum_is_refused(
     models = tmp_path / "models"
     models.mkdir()
     shutil.copy(engine_module.MODELS_DIR / engine_module.CHECKSUMS_NAME, models)
-    tampered = _make_corpus().tampered_model(models / engine_module.DEFAULT_MODEL.name)
+    tampered = _make_corpus().tampered_model(models / engine_module.automatic_model().name)
     monkeypatch.setattr(engine_module, "MODELS_DIR", models)
     with pytest.raises(ModelError) as info:
         Declipper(tampered, device="cpu")

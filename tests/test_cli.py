@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import types
 import warnings
 from pathlib import Path
 
@@ -163,6 +164,7 @@ class _FakeSession:
     """Stands in for the model session: records what the CLI asks of it."""
 
     device = "cpu"
+    model_info = types.SimpleNamespace(path=Path("stand-in.onnx"))  # the report names the file
     calls: list[dict[str, object]] = []
 
     def __init__(self, **kwargs: object) -> None:
@@ -204,20 +206,30 @@ def test_method_and_consistency_flags(tmp_path: Path, monkeypatch: pytest.Monkey
     assert not np.array_equal(read_image(out / "a_declip.png").pixels, demo_rgb)
 
 
-def test_classical_method_on_camera_raw_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("method", ["inpaint-opposed", "cross-channel"])
+def test_classical_method_on_camera_raw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    """A classical method on a RAW needs no model session and writes the DNG: the values under
+    the photosite mask only ever rise, every other value is as read; the same as declip_raw."""
     from libdeclip import cli
-    from tests.test_raw import _cfa_data, _write_cfa
+    from libdeclip.raw import declip_raw
+    from tests.test_raw import H, W, _mosaic, _write_cfa
 
-    data = _cfa_data(np.full(3, 256.0), 4095)
-    data[20:30, 40:52] = 4095
+    # a light whose core saturates the red photosites only (green and blue stay measured): white
+    # balanced (gains 2, 1, 1/0.7 from AsShotNeutral), red is the luminance plus a constant 1.2
+    yy, xx = np.mgrid[0:H, 0:W]
+    lum = 0.1 + 0.85 * np.exp(-((yy - 30) ** 2 + (xx - 45) ** 2) / (2 * 8.0**2))
+    scene = np.stack([(lum + 1.2) / 2, lum, lum * 0.7], axis=2)
+    data = np.clip(np.rint(256 + _mosaic(scene) * (4095 - 256)), 0, 4095).astype(np.uint16)
     raw = _write_cfa(tmp_path / "photo.dng", data, [256], 4095)
     monkeypatch.setattr(cli, "Declipper", None)  # never called
-    assert cli.main(["declip", str(raw), "--method", "cross-channel", "-q"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    refused = "--method cross-channel works on RGB images; camera RAW files use declipnet"
-    assert err == [f"error: {raw}: {refused}", "0 of 1 files declipped, 1 failed"]
-    assert not (tmp_path / "photo_declip.dng").exists()
+    assert cli.main(["declip", str(raw), "--method", method, "-q", "--format", "tiff32"]) == 0
+    image = read_image(raw)
+    assert image.raw_mask is not None and image.raw_mask[..., 0].any() and not image.raw_mask[..., 1].any()
+    result = declip_raw(None, image, method=method)
+    mask = image.raw_mask
+    assert (result[mask] >= image.pixels[mask]).all() and (result[mask] > image.pixels[mask]).any()
+    np.testing.assert_array_equal(result[~mask], image.pixels[~mask])
+    assert (tmp_path / "photo_declip.tif").is_file()
 
 
 def test_a_pipeline_refusal_names_the_file(tmp_path: Path) -> None:

@@ -60,6 +60,8 @@ assert(script, "the plug-in script did not load")
 local M = script.libdeclip
 local opts = M.options()
 opts.command, opts.device, opts.keep_export = args.command, "cpu", true
+if args.model then opts.model = args.model end
+print("LIBDECLIP-MODELS " .. table.concat(M.model_names(args.command), ","))
 local tag = dt.tags.create("test|libdeclip")
 local images = {{}}
 for i, path in ipairs(args.photos) do
@@ -103,12 +105,13 @@ def _lua_string(s: str) -> str:
     return "[==[" + s + "]==]"
 
 
-def run_harness(work: Path, photos: list[Path], command: Path = COMMAND, env: dict[str, str] | None = None
-                ) -> tuple[list[dict[str, object]], str]:
+def run_harness(work: Path, photos: list[Path], command: Path = COMMAND, env: dict[str, str] | None = None,
+                model: str | None = None) -> tuple[list[dict[str, object]], str]:
     listed = ", ".join(_lua_string(str(p)) for p in photos)
     args = (
         "{" + f"work = {_lua_string(str(work))}, script = {_lua_string(str(SCRIPT))}, "
-        f"command = {_lua_string(str(command))}, photos = {{{listed}}}, json = {_JSON}" + "}"
+        f"command = {_lua_string(str(command))}, photos = {{{listed}}}, json = {_JSON}"
+        + (f", model = {_lua_string(model)}" if model else "") + "}"
     )
     harness = work / "harness.lua"
     harness.write_text(_HARNESS.format(libdir=LIBDARKTABLE.parent, args=args))
@@ -170,6 +173,28 @@ def test_script_declips_groups_and_tags_in_darktable(tmp_path: Path, photos: lis
     assert not (work / "x").exists()
 
 
+def test_the_model_preference_lists_and_runs_what_libdeclip_lists(tmp_path: Path,
+                                                                  photos: list[Path]) -> None:
+    """The model choice offers "automatic" and what `libdeclip models` lists; a chosen model is the
+    one that runs on darktable's export."""
+    work = tmp_path / "dt"
+    work.mkdir()
+    results, log = run_harness(work, photos[1:2], model="declipnet-v1")
+    assert len(results) == 1 and "error" not in results[0], log[-3000:]
+    offered = next(ln.split(" ", 1)[1] for ln in log.splitlines() if ln.startswith("LIBDECLIP-MODELS "))
+    names = subprocess.run([str(COMMAND), "models", "--names"], capture_output=True, text=True)
+    listed = names.stdout.split()
+    assert offered.split(",") == ["automatic", *listed] and "declipnet-v2-int8" in listed
+    output, export = Path(str(results[0]["output"])), Path(str(results[0]["export"]))
+    expected = {}
+    for model in ["declipnet-v1", "auto"]:
+        expected[model] = tmp_path / f"expected_{model}.tif"
+        assert libdeclip_main(["declip", str(export), "-o", str(expected[model]), "-q", "--device", "cpu",
+                               "--model", model]) == 0
+    np.testing.assert_array_equal(read_image(output).pixels, read_image(expected["declipnet-v1"]).pixels)
+    assert not np.array_equal(read_image(output).pixels, read_image(expected["auto"]).pixels)
+
+
 _GUI_HARNESS = """
 local dt = require "darktable"
 local out = io.open({result}, "w")
@@ -179,6 +204,7 @@ local ok, err = pcall(function()
   out:write("panel ", tostring(dt.gui.libs["libdeclip"] ~= nil), "\\n")
   dt.preferences.write("libdeclip", "command", "string", {command})
   dt.preferences.write("libdeclip", "device", "enum", "cpu")
+  out:write("model ", M.options().model, "\n")  -- the registered preference's default
   local image = dt.database.import({photo})
   image.rating = 2
   dt.gui.selection({{image}})
@@ -231,6 +257,7 @@ def test_panel_button_in_the_darktable_gui(tmp_path: Path) -> None:
     text = result.read_text()
     assert text.endswith("OK\n") and "LUA ERROR" not in log, text + log[-3000:]
     assert "panel true" in text and "hidden true" in text and "after cancel 1" in text
+    assert "model automatic\n" in text
     assert not (tmp_path / "second_declip.tif").exists()
     grouped = next(line for line in text.splitlines() if line.startswith("grouped "))
     output = Path(grouped.split()[1])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import libdeclip
-from libdeclip.engine import DEFAULT_MODEL, OnnxEngine
+from libdeclip.engine import MODELS_DIR, OnnxEngine
 from tests.conftest import DEMO_PHOTO, tiny_config_text
 from training.config import load_config
 from training.export import export, fold_batch_norm, main
@@ -74,10 +74,11 @@ def test_export_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_shipped_model_contract() -> None:
-    assert DEFAULT_MODEL.stat().st_size < 20 * 1024 * 1024
-    info = libdeclip.model_info()
+    v1 = MODELS_DIR / "declipnet-v1.onnx"
+    assert v1.stat().st_size < 20 * 1024 * 1024
+    info = libdeclip.model_info("declipnet-v1")
     assert info.name == "declipnet" and info.version == "1"
     assert info.receptive_field_radius > 0 and info.spatial_multiple == 8
-    proto = onnx.load(str(DEFAULT_MODEL))
+    proto = onnx.load(str(v1))
     assert REQUIRED_METADATA <= {p.key for p in proto.metadata_props}
     assert DEMO_PHOTO.exists()

@@ -113,6 +113,10 @@ else:
     cfg.set_property("device", "cpu")
     cfg.set_property("fit", args["fit"])
     cfg.set_property("show-mask", args["show_mask"])
+    if args.get("model"):
+        cfg.set_property("model", args["model"])
+    choice = Gimp.param_spec_choice_get_choice(proc.find_argument("model"))
+    print("LIBDECLIP-MODELS", json.dumps(list(choice.list_nicks())), flush=True)
     res = proc.run(cfg)
     print("LIBDECLIP-STATUS", res.index(0).value_nick)
     open(args["before"], "wb").write(before)
@@ -124,7 +128,7 @@ print("LIBDECLIP-SIZE", w, h)
 
 def run_plugin(work: Path, photo: Path, *, backend: str, fmt: str, select: tuple[int, int, int, int] | None,
                fit: str = "compress", show_mask: bool = False, feather: float = 0.0,
-               profile: Path | None = None, env_extra: tuple[str, ...] = ()
+               profile: Path | None = None, env_extra: tuple[str, ...] = (), model: str | None = None
                ) -> tuple[bytes, bytes, list[str], str]:
     """Run the plug-in in gimp-console on ``photo``; ``profile``: a GIMP profile it is installed
     in (default: a copy of the checkout's plug-in, with the chroot's venv given through
@@ -133,7 +137,7 @@ def run_plugin(work: Path, photo: Path, *, backend: str, fmt: str, select: tuple
     profile = profile or install_plugin(work)
     args = {
         "input": inside(photo), "format": fmt, "select": select, "fit": fit, "show_mask": show_mask,
-        "feather": feather,
+        "feather": feather, "model": model,
         "before": inside(work / "before.bin"), "after": inside(work / "after.bin"),
     }
     env = [f"GIMP3_DIRECTORY={inside(profile)}", f"LIBDECLIP_GIMP_BACKEND={backend}"]
@@ -158,7 +162,8 @@ def run_plugin(work: Path, photo: Path, *, backend: str, fmt: str, select: tuple
     return (work / "before.bin").read_bytes(), (work / "after.bin").read_bytes(), layers, status + "\n" + log
 
 
-def library_output(work: Path, pixels: np.ndarray, fit: str, icc: bytes | None = None) -> np.ndarray:
+def library_output(work: Path, pixels: np.ndarray, fit: str, icc: bytes | None = None,
+                   model: str | None = None) -> np.ndarray:
     """libdeclip.declip on ``pixels`` with the chroot's own libdeclip and ONNX Runtime."""
     np.save(work / "region.npy", pixels)
     (work / "profile.icc").write_bytes(icc or b"")
@@ -166,7 +171,7 @@ def library_output(work: Path, pixels: np.ndarray, fit: str, icc: bytes | None =
         "import numpy as np, libdeclip\n"
         f"a = np.load({inside(work / 'region.npy')!r})\n"
         f"icc = open({inside(work / 'profile.icc')!r}, 'rb').read() or None\n"
-        f"out = libdeclip.declip(a, fit={fit!r}, device='cpu', colorspace=icc)\n"
+        f"out = libdeclip.declip(a, fit={fit!r}, device='cpu', colorspace=icc, model={model!r})\n"
         f"np.save({inside(work / 'expected.npy')!r}, out)\n"
     )
     proc = in_chroot(f"{VENV}/bin/python", "-c", code)
@@ -227,6 +232,23 @@ def test_plugin_declips_like_the_library(work: Path, backend: str, case: str, se
     np.testing.assert_array_equal(after[outside], before[outside])
     assert not np.array_equal(after, before)  # the photos have real clipping: something changed
     assert layers == ["Background"] or len(layers) == 1
+
+
+@pytest.mark.parametrize("backend", ["inprocess", "subprocess"])
+def test_plugin_offers_the_models_libdeclip_lists(work: Path, backend: str) -> None:
+    """The dialog's model choice: automatic, then what `libdeclip models` lists (asked of the
+    library in-process, of the command otherwise); a chosen model is the one that runs."""
+    photo, pixels = _photo_png(work)
+    _, after_b, _, log = run_plugin(work, photo, backend=backend, fmt="R'G'B' u8", select=None,
+                                    model="declipnet-v1")
+    assert log.startswith("success"), log[-3000:]
+    offered = next(json.loads(ln.split(" ", 1)[1]) for ln in log.splitlines()
+                   if ln.startswith("LIBDECLIP-MODELS"))
+    listed = in_chroot(f"{VENV}/bin/python", "-m", "libdeclip", "models", "--names").stdout.split()
+    assert offered == ["auto", *listed] and "declipnet-v2-int8" in listed
+    after = np.frombuffer(after_b, dtype=np.uint8).reshape(pixels.shape)
+    np.testing.assert_array_equal(after, library_output(work, pixels, "compress", model="declipnet-v1"))
+    assert not np.array_equal(after, library_output(work, pixels, "compress"))  # not the automatic one
 
 
 def test_plugin_adds_the_clip_mask_layer_and_reports_errors(work: Path) -> None:

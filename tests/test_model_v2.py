@@ -180,7 +180,7 @@ def test_mask_model_export_and_runtime(lite_checkpoint: Path, tmp_path: Path, de
 def test_shipped_v2_contract_and_checksums() -> None:
     info = libdeclip.model_info(V2)
     assert info.version == "2" and info.mask_input
-    assert libdeclip.model_info().version == "1"  # v1 stays the default (see the model card)
+    assert libdeclip.model_info().version == "2"  # the default on the CPU: v2 int8 (see the model card)
     sums = (MODELS_DIR / "SHA256SUMS").read_text()
     for path in (V2, V2_INT8, V2_FP16):
         assert path.name in sums
@@ -256,7 +256,8 @@ def test_models_by_name_in_the_api_and_the_cli(tmp_path: Path, demo_rgb: np.ndar
     out_v2, out_v1 = tmp_path / "v2.png", tmp_path / "v1.png"
     assert cli.main(["declip", str(photo), "-o", str(out_v2), "-q", "--model", "declipnet-v2",
                      "--device", "cpu"]) == 0
-    assert cli.main(["declip", str(photo), "-o", str(out_v1), "-q", "--device", "cpu"]) == 0
+    assert cli.main(["declip", str(photo), "-o", str(out_v1), "-q", "--model", "declipnet-v1",
+                     "--device", "cpu"]) == 0
     v2_pixels = libdeclip.read_image(out_v2).pixels
     np.testing.assert_array_equal(v2_pixels, libdeclip.declip(demo_rgb, model=V2, device="cpu"))
     assert not np.array_equal(v2_pixels, libdeclip.read_image(out_v1).pixels)
@@ -267,5 +268,5 @@ def test_models_by_name_in_the_api_and_the_cli(tmp_path: Path, demo_rgb: np.ndar
     assert not (tmp_path / "x.png").exists()
     assert cli.main(["models"]) == 0
     listing = capsys.readouterr().out
-    assert "declipnet-v1.onnx: declipnet v1, float32, input RGB (default)" in listing
-    assert "declipnet-v2-int8.onnx: declipnet v2, int8, input RGB + clip mask" in listing
+    assert "declipnet-v1.onnx: declipnet v1, float32, input RGB\n" in listing
+    assert "declipnet-v2-int8.onnx: declipnet v2, int8, input RGB + clip mask (automatic on cpu)" in listing

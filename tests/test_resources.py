@@ -52,6 +52,9 @@ NOT_OOM = (
     "CUDNN failure 3: CUDNN_STATUS_BAD_PARAM ; GPU=0 ; hostname=gpu-node ; expr=cudnnSetTensorNdDescriptor"
 )
 TILE = 256
+#: The window sizes below (296 px windows of 256 px tiles, a 40 px halo) are DeclipNet v1's
+#: geometry (receptive field 37 px, multiples of 8), so these runs name it instead of the default.
+MODEL = "declipnet-v1"
 
 
 class FakeGpuEngine(OnnxEngine):
@@ -92,7 +95,7 @@ def image(demo_rgb: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def expected(image: np.ndarray) -> np.ndarray:
-    with Declipper(device="cpu", tile_size=TILE) as session:
+    with Declipper(MODEL, device="cpu", tile_size=TILE) as session:
         return session.run(image, fit="float")
 
 
@@ -101,7 +104,7 @@ def run_on(engine_class: type[FakeGpuEngine], image: np.ndarray, monkeypatch: py
     monkeypatch.setattr(session_module, "OnnxEngine", engine_class)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with Declipper(device="cuda", tile_size=TILE) as session:
+        with Declipper(MODEL, device="cuda", tile_size=TILE) as session:
             assert session.device == "cuda:0"
             out = session.run(image, fit="float")
             engine = session.engine
@@ -149,11 +152,11 @@ def test_split_tiles_give_the_same_8_bit_photo(image: np.ndarray, monkeypatch: p
     """Only windows of 128 px tiles fit: every tile runs in parts, and the 8-bit output through
     the default fit (whose curve reshapes every tile, run or not) is the plain run's."""
     photo = np.round(image * 255).astype(np.uint8)
-    with Declipper(device="cpu", tile_size=TILE) as session:
+    with Declipper(MODEL, device="cpu", tile_size=TILE) as session:
         plain = session.run(photo)
     engine_class = fake_gpu(lambda x, _: max(x.shape[2:]) > 128 + 2 * 40, RuntimeException(ARENA_OOM))
     monkeypatch.setattr(session_module, "OnnxEngine", engine_class)
-    with Declipper(device="cuda", tile_size=TILE) as session:
+    with Declipper(MODEL, device="cuda", tile_size=TILE) as session:
         out = session.run(photo)
         assert session.device == "cuda:0"
     assert sum(not failed for _, failed in engine_class.instances[0].calls) == 16
@@ -191,7 +194,7 @@ def test_other_gpu_errors_and_cpu_out_of_memory_are_not_retried(
         def run(self, *args: object) -> None:
             raise RuntimeException(ARENA_OOM)
 
-    with Declipper(device="cpu", tile_size=TILE) as session:
+    with Declipper(MODEL, device="cpu", tile_size=TILE) as session:
         session.engine._session = NoMemory()
         with pytest.raises(EngineError, match="Failed to allocate memory") as caught:
             session.run(image)

@@ -277,7 +277,7 @@ def test_clip_mask_summary(demo_rgb: np.ndarray) -> None:
 
 
 def test_model_that_breaks_the_contract_is_refused(tmp_path: Path) -> None:
-    proto = onnx.load(str(libdeclip.engine.DEFAULT_MODEL))
+    proto = onnx.load(str(libdeclip.engine.automatic_model()))
     del proto.metadata_props[:]
     bad = tmp_path / "bad.onnx"
     onnx.save(proto, str(bad))

@@ -48,22 +48,8 @@ local M = {}  -- the functions, also for the tests
 -- ---------------------------------------------------------------------------------- preferences
 
 local gui = dt.configuration.has_gui
-local DEFAULTS = {command = "libdeclip", fit = "compress", device = "auto", suffix = "_declip", bpp = "16"}
-
--- Preferences belong to darktable's GUI (lua options); a Lua program using darktable in library
--- mode gets the defaults (registering them there would wait for a GUI forever).
-if gui then
-  dt.preferences.register(MODULE, "command", "string", _("libdeclip: command"),
-    _("the libdeclip command, or a full path to it"), DEFAULTS.command)
-  dt.preferences.register(MODULE, "fit", "enum", _("libdeclip: range"),
-    _("what happens to values recovered beyond the range"), DEFAULTS.fit, "compress", "clamp", "float")
-  dt.preferences.register(MODULE, "device", "enum", _("libdeclip: device"),
-    _("where the network runs"), DEFAULTS.device, "auto", "cpu", "cuda")
-  dt.preferences.register(MODULE, "suffix", "string", _("libdeclip: output suffix"),
-    _("added to the file name of the repaired image"), DEFAULTS.suffix)
-  dt.preferences.register(MODULE, "bpp", "enum", _("libdeclip: export bit depth"),
-    _("bit depth of the TIFF handed to libdeclip"), DEFAULTS.bpp, "16", "32")
-end
+local DEFAULTS = {command = "libdeclip", fit = "compress", device = "auto", model = "automatic",
+                  suffix = "_declip", bpp = "16"}
 
 local function preference(key, kind)
   if gui then
@@ -73,11 +59,33 @@ local function preference(key, kind)
   return DEFAULTS[key]
 end
 
+-- Preferences belong to darktable's GUI (lua options); a Lua program using darktable in library
+-- mode gets the defaults (registering them there would wait for a GUI forever). Registered once the
+-- commands below are defined: the model list is asked of the libdeclip command.
+local function register_preferences()
+  dt.preferences.register(MODULE, "command", "string", _("libdeclip: command"),
+    _("the libdeclip command, or a full path to it"), DEFAULTS.command)
+  dt.preferences.register(MODULE, "fit", "enum", _("libdeclip: range"),
+    _("what happens to values recovered beyond the range"), DEFAULTS.fit, "compress", "clamp", "float")
+  dt.preferences.register(MODULE, "device", "enum", _("libdeclip: device"),
+    _("where the network runs"), DEFAULTS.device, "auto", "cpu", "cuda")
+  -- The list is read when darktable starts: a model installed later shows after a restart.
+  local models = M.model_names(preference("command", "string"))
+  dt.preferences.register(MODULE, "model", "enum", _("libdeclip: model"),
+    _("the network: automatic (DeclipNet v2 in the precision of the device that runs it) or one "
+      .. "that 'libdeclip models' lists"), DEFAULTS.model, table.unpack(models))
+  dt.preferences.register(MODULE, "suffix", "string", _("libdeclip: output suffix"),
+    _("added to the file name of the repaired image"), DEFAULTS.suffix)
+  dt.preferences.register(MODULE, "bpp", "enum", _("libdeclip: export bit depth"),
+    _("bit depth of the TIFF handed to libdeclip"), DEFAULTS.bpp, "16", "32")
+end
+
 function M.options()
   return {
     command = preference("command", "string"),
     fit = preference("fit", "enum"),
     device = preference("device", "enum"),
+    model = preference("model", "enum"),
     suffix = preference("suffix", "string"),
     bpp = tonumber(preference("bpp", "enum")) or 16,
   }
@@ -105,6 +113,21 @@ function M.command_line(argv)
   local line = table.concat(parts, " ")
   if windows then line = '"' .. line .. '"' end  -- cmd /c strips one pair of outer quotes
   return line
+end
+
+-- "automatic", then the models `libdeclip models --names` lists (only "automatic" when the command
+-- does not answer).
+function M.model_names(command)
+  local names = {"automatic"}
+  local pipe = io.popen(M.command_line({command, "models", "--names"}))
+  if pipe then
+    for line in pipe:lines() do
+      local name = line:match("^%s*(%S+)%s*$")
+      if name then names[#names + 1] = name end
+    end
+    pipe:close()
+  end
+  return names
 end
 
 local function exists(path)
@@ -137,6 +160,10 @@ end
 -- Run libdeclip on a TIFF; returns true, or false and a message.
 function M.run_libdeclip(input, output, opts)
   local argv = {opts.command, "declip", input, "-o", output, "--fit", opts.fit, "--device", opts.device, "-q"}
+  if opts.model and opts.model ~= "automatic" then
+    argv[#argv + 1] = "--model"
+    argv[#argv + 1] = opts.model
+  end
   local status = dt.control.execute(M.command_line(argv))
   if status ~= 0 then
     return false, string.format(_("libdeclip failed on %s (exit status %s)"), input, tostring(status))
@@ -238,6 +265,7 @@ end
 -- (a Lua program using darktable, as the tests do) registering them would wait for a GUI forever.
 local function install()
   if not gui then return end
+  register_preferences()
   M.button = dt.new_widget("button") {
     label = _("declip"),
     tooltip = _("repair clipped highlights and shadows of the selected images"),

@@ -43,6 +43,8 @@ FITS = [("compress", "Compress", "Ease recovered highlights and shadows into ran
 DEVICES = [("auto", "Automatic", "GPU when there is one, else CPU"), ("cpu", "CPU", "CPU"),
            ("cuda", "GPU (CUDA)", "NVIDIA GPU")]
 SETTINGS = os.path.join(HERE, "libdeclip.json")
+AUTOMATIC = ("auto", "Automatic", "DeclipNet v2 in the precision of the device that runs it "
+             "(int8 on the CPU, float16 on a GPU)")
 
 # GIMP precision -> (GEGL sample type, numpy dtype name); 32-bit integer and double go as float
 _SAMPLES = {
@@ -128,7 +130,26 @@ def _in_process_available():
     return True
 
 
-def _declip_in_process(pixels, width, height, channels, dtype, space, fit, device, want_mask):
+def _model_choices():
+    """The model choice: automatic, then each model that ``libdeclip models`` lists (asked of the
+    library in-process, else of the command; just automatic when neither answers). GIMP asks for it
+    when it registers the plug-in, so a model installed later shows after a restart of GIMP."""
+    names = []
+    try:
+        if _in_process_available():
+            import libdeclip
+
+            names = libdeclip.shipped_models()
+        else:
+            proc = subprocess.run(_command(None) + ["models", "--names"], capture_output=True, text=True,
+                                  timeout=120)
+            names = proc.stdout.split() if proc.returncode == 0 else []
+    except (DeclipError, OSError, subprocess.SubprocessError):
+        names = []
+    return [AUTOMATIC] + [(name, name, f"the shipped model {name}") for name in names]
+
+
+def _declip_in_process(pixels, width, height, channels, dtype, space, fit, device, model, want_mask):
     import numpy as np
 
     import libdeclip
@@ -139,7 +160,8 @@ def _declip_in_process(pixels, width, height, channels, dtype, space, fit, devic
         Gimp.progress_update(0.1 + 0.8 * done / max(total, 1))
 
     try:
-        out = libdeclip.declip(array, colorspace=space, fit=fit, device=device, progress=progress)
+        out = libdeclip.declip(array, colorspace=space, fit=fit, device=device, progress=progress,
+                               model=None if model == "auto" else model)
     except libdeclip.DeclipError as exc:
         raise DeclipError(str(exc)) from None
     mask = None
@@ -149,7 +171,8 @@ def _declip_in_process(pixels, width, height, channels, dtype, space, fit, devic
     return np.ascontiguousarray(out, dtype=dtype).tobytes(), mask
 
 
-def _declip_subprocess(pixels, width, height, channels, sample, space, fit, device, want_mask, python):
+def _declip_subprocess(pixels, width, height, channels, sample, space, fit, device, model, want_mask,
+                       python):
     argv = _command(python)
     folder = tempfile.mkdtemp(prefix="libdeclip-gimp-")
     try:
@@ -158,6 +181,8 @@ def _declip_subprocess(pixels, width, height, channels, sample, space, fit, devi
         icc = space if isinstance(space, bytes) else None
         tiff_exchange.write_tiff(src, pixels, width, height, channels, sample, icc)
         argv += ["declip", src, "-o", dst, "--fit", fit, "--device", device, "-q"]
+        if model != "auto":
+            argv += ["--model", model]
         if not icc:
             argv += ["--colorspace", space]
         if want_mask:
@@ -207,11 +232,11 @@ def _add_mask_layer(image, drawable, mask, x, y, width, height):
     layer.update(0, 0, width, height)
 
 
-def declip_drawable(image, drawable, fit, device, show_mask, python):
+def declip_drawable(image, drawable, fit, device, show_mask, python, model="auto"):
     found, x, y, width, height = drawable.mask_intersect()
     if not found or width == 0 or height == 0:
         raise DeclipError("The selection does not touch this layer: nothing to declip.")
-    model, sample, dtype, channels, linear = _layout(image, drawable)
+    colour_model, sample, dtype, channels, linear = _layout(image, drawable)
     if fit == "float" and sample in ("u8", "u16"):
         raise DeclipError("'Keep' works on float images only: choose Compress or Clamp, or change "
                           "Image > Precision to 32-bit float.")
@@ -220,14 +245,15 @@ def declip_drawable(image, drawable, fit, device, show_mask, python):
     in_process = _in_process_available()
     if sample == "half" and not in_process:  # the exchange TIFF has no half floats
         sample, dtype = "float", "float32"
-    fmt = f"{model} {sample}" if linear else _in_image_space(f"{model} {sample}", drawable)
+    fmt = f"{colour_model} {sample}" if linear else _in_image_space(f"{colour_model} {sample}", drawable)
     Gimp.progress_init("Declipping (libdeclip)")
     pixels = bytes(drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.CLAMP))
     Gimp.progress_update(0.1)
     if in_process:
-        out, mask = _declip_in_process(pixels, width, height, channels, dtype, space, fit, device, show_mask)
+        out, mask = _declip_in_process(pixels, width, height, channels, dtype, space, fit, device, model,
+                                       show_mask)
     else:
-        out, mask = _declip_subprocess(pixels, width, height, channels, sample, space, fit, device,
+        out, mask = _declip_subprocess(pixels, width, height, channels, sample, space, fit, device, model,
                                        show_mask, python)
     Gimp.progress_update(0.9)
     shadow = drawable.get_shadow_buffer()
@@ -257,11 +283,12 @@ def run(procedure, run_mode, image, drawables, config, data):
         dialog.destroy()
     fit = config.get_property("fit")
     device = config.get_property("device")
+    model = config.get_property("model")
     show_mask = config.get_property("show-mask")
     python = config.get_property("python") or None
     image.undo_group_start()
     try:
-        declip_drawable(image, drawables[0], fit, device, show_mask, python)
+        declip_drawable(image, drawables[0], fit, device, show_mask, python, model)
     except DeclipError as exc:
         return _error(procedure, str(exc))
     except Exception as exc:  # never a silent failure: the user sees what went wrong
@@ -314,6 +341,8 @@ class Declip(Gimp.PlugIn):
                                  _choice(FITS), "compress", flags)
         proc.add_choice_argument("device", "_Device", "Where the network runs", _choice(DEVICES), "auto",
                                  flags)
+        proc.add_choice_argument("model", "_Model", "The network (libdeclip models lists them)",
+                                 _choice(_model_choices()), "auto", flags)
         proc.add_boolean_argument("show-mask", "Show clip _mask", "Add a layer showing the clipped pixels",
                                   False, flags)
         proc.add_string_argument("python", "_Python for libdeclip",
