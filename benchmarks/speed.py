@@ -8,6 +8,14 @@ Writes a markdown file (default benchmarks/results/speed.md) with one part per s
 the machine and the command, and the plot ``speed_vs_fraction.png`` beside it; with --sections, the
 other parts of an existing file are kept. Sections:
 
+- ``mosaic``: a 6000 x 4002 mosaic of 36 real photos (Kodak24 and CBSD68, resized to 1000 x 667),
+  4 of them over-exposed (x 2 in sRGB) so that about 5% of its pixels are clipped, written as a
+  JPEG (quality 92) and as a 16-bit TIFF (zlib). Each is declipped by a fresh ``libdeclip declip``
+  process, with the default model and with ``--method inpaint-opposed``: wall time (median of
+  --repeat runs, at least 3) and peak RSS. The floor is measured in the same run: a fresh process
+  that only decodes the file and encodes it again (Pillow for the JPEG at the same quality,
+  tifffile for the TIFF), with the ratio of each run to it. Also the model's windows: how many,
+  and the share of the image they cover.
 - ``pipeline`` (DeclipNet, --device): 8-bit JPEGs with real blown highlights
   (../shared/data/clipped/singlehdr), 16-bit TIFFs made from real clipped photos
   (../shared/data/clipped/hdrcnn, x257), 8-bit PNGs with little clipping (Kodak24: few tiles to run),
@@ -64,8 +72,9 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "clipped"
 DEMO = REPO / "examples" / "night_lamps.png"
 FRACTION_PHOTO = DATA.parent / "eval" / "kodak24" / "kodim07.png"
-SECTIONS = ("pipeline", "methods", "tiles", "fraction")
+SECTIONS = ("mosaic", "pipeline", "methods", "tiles", "fraction")
 TITLES = {
+    "mosaic": "A 24 MP mosaic of real photos, 5% clipped: whole CLI process",
     "pipeline": "Pipeline (DeclipNet)",
     "methods": "Every method",
     "tiles": "DeclipNet at several tile sizes and thread counts",
@@ -96,6 +105,90 @@ class _EngineClock:
 
     def __exit__(self, *exc: object) -> None:
         OnnxEngine.residual = self._inner  # type: ignore[method-assign]
+
+
+# -------------------------------------------------------------------------------- mosaic section
+
+
+def make_mosaic(tmp: Path) -> tuple[Path, Path, float]:
+    """The 24 MP mosaic as JPEG q92 and 16-bit TIFF, and its clipped share (any channel at 255)."""
+    from PIL import Image as PILImage
+
+    eval_dir = DATA.parent / "eval"
+    sources = sorted((eval_dir / "kodak24").glob("*.png")) + sorted((eval_dir / "cbsd68").glob("*.png"))[:12]
+    cells = []
+    for i, path in enumerate(sources[:36]):
+        with PILImage.open(path) as im:
+            cell = np.asarray(im.convert("RGB").resize((1000, 667), PILImage.Resampling.LANCZOS), np.float32)
+        if i % 9 == 4:  # 4 of the 36 over-exposed by one stop in sRGB values
+            cell = cell * 2.0
+        cells.append(np.clip(np.rint(cell), 0, 255).astype(np.uint8))
+    rows = [np.concatenate(cells[r * 6 : r * 6 + 6], axis=1) for r in range(6)]
+    pixels = np.concatenate(rows, axis=0)
+    share = float((pixels == 255).any(axis=2).mean())
+    jpeg, tiff = tmp / "mosaic_24mp.jpg", tmp / "mosaic_24mp_16bit.tif"
+    PILImage.fromarray(pixels).save(jpeg, quality=92)
+    tifffile.imwrite(tiff, pixels.astype(np.uint16) * 257, photometric="rgb", compression="zlib")
+    return jpeg, tiff, share
+
+
+def _timed_process(code: str) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of a fresh Python process running ``code``."""
+    probe = code + "\nprint([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"error: a benchmark process failed: {proc.stderr.strip()[-500:]}")
+    return wall, int(proc.stdout.strip().splitlines()[-1]) / 1024.0
+
+
+def mosaic_section(tmp: Path, repeat: int) -> list[str]:
+    jpeg, tiff, share = make_mosaic(tmp)
+    runs = max(3, repeat)
+    floors = {
+        jpeg: ("from PIL import Image; im = Image.open({src!r}); im.load(); im.save({dst!r}, quality=92)"),
+        tiff: ("import tifffile; a = tifffile.imread({src!r}); "
+               "tifffile.imwrite({dst!r}, a, photometric='rgb', compression='zlib')"),
+    }
+    lines = [
+        f"Mosaic of 36 photos, 6000 x 4002, {share:.1%} of its pixels with a channel at 255. Wall time: "
+        f"median of {runs} fresh processes; peak RSS: their largest VmHWM.",
+        "",
+        "| file | run | wall (s) | peak RSS (MB) | wall / floor |",
+        "|---|---|---|---|---|",
+    ]
+    for src in (jpeg, tiff):
+        dst = tmp / f"out{src.suffix}"
+        kind = "JPEG q92" if src == jpeg else "16-bit TIFF"
+        floor_code = floors[src].format(src=str(src), dst=str(dst))
+        measured = [_timed_process(floor_code) for _ in range(runs)]
+        floor = float(np.median([m[0] for m in measured]))
+        peak = max(m[1] for m in measured)
+        lines.append(f"| {kind} | decode + encode (floor) | {floor:.2f} | {peak:.0f} | 1.00 |")
+        for label, extra in [("libdeclip declip (default model)", []),
+                             ("libdeclip declip --method inpaint-opposed", ["--method", "inpaint-opposed"])]:
+            argv = ["declip", str(src), "-o", str(dst), "--overwrite", "-q", "--device", "cpu", *extra]
+            code = f"from libdeclip.cli import main; main({argv!r})"
+            measured = [_timed_process(code) for _ in range(runs)]
+            wall = float(np.median([m[0] for m in measured]))
+            lines.append(f"| {kind} | {label} | {wall:.2f} | {max(m[1] for m in measured):.0f} | "
+                         f"{wall / floor:.2f} |")
+    image = read_image(jpeg)
+    h, w = image.pixels.shape[:2]
+    with Declipper(device="cpu") as session:
+        windows = session.windows(image.pixels)
+        model = session.model_info.path.stem
+        grid = len(session.plan(h, w))
+    area = sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in windows)
+    window_area = sum((t.wy1 - t.wy0) * (t.wx1 - t.wx0) for t in windows)
+    lines += [
+        "",
+        f"Default model {model}: the JPEG's clipped regions get {len(windows)} windows (cores "
+        f"{area / (h * w):.1%} of the image, windows with their halos {window_area / (h * w):.1%}), "
+        f"where a grid of {grid} tiles covers the image.",
+    ]
+    return lines
 
 
 # ------------------------------------------------------------------------------ pipeline section
@@ -526,7 +619,11 @@ def main(argv: list[str] | None = None) -> int:
         for section in SECTIONS:
             if section not in args.sections:
                 continue
-            if section == "pipeline":
+            if section == "mosaic":
+                if args.quick:
+                    continue
+                lines = mosaic_section(tmp, args.repeat)
+            elif section == "pipeline":
                 lines = pipeline_section(cases, tmp, args.device)
             elif section == "methods":
                 lines = methods_section(photos, cuda, args.repeat)

@@ -433,6 +433,28 @@ std::tuple<py::array_t<bool>, py::array_t<bool>> clip_masks(const py::array& ima
     return {hi, lo};
 }
 
+// The H x W clip codes of the whole image at once (bit k: channel k clipped high, bit 3 + k: low),
+// which plan the model's windows and pick out the specks: a byte a pixel instead of two masks of
+// C bools.
+py::array_t<uint8_t> clip_codes(const py::array& image, const std::vector<double>& low,
+                                const std::vector<double>& high, double tolerance, int threads) {
+    threads = threads > 0 ? threads : g_threads;
+    const View v = view_of(image, false, "image");
+    const Levels lv(low, high, tolerance, v.c);
+    py::array_t<uint8_t> codes({v.h, v.w});
+    uint8_t* out = codes.mutable_data();
+    const Dtype dt = dtype_of(image);
+    const long w = v.w;
+    {
+        py::gil_scoped_release release;
+        dispatch(dt, [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            codes_into<T>(v, lv, 0, v.h, 0, w, out, threads);
+        });
+    }
+    return codes;
+}
+
 bool any_clipped(const py::array& image, const std::vector<double>& low, const std::vector<double>& high,
                  double tolerance) {
     const View v = view_of(image, false, "image");
@@ -938,6 +960,8 @@ PYBIND11_MODULE(_native, m) {
           "Which pow the colour conversions use: libmvec's vector pow (AVX-512 or AVX2) or scalar std::pow.");
     m.def("clip_masks", &clip_masks, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"),
           "Boolean H x W x C masks of values clipped high and low.");
+    m.def("clip_codes", &clip_codes, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"),
+          py::arg("threads") = 0);
     m.def("any_clipped", &any_clipped, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"));
     m.def("feather_weights", &feather_weights, py::arg("clipped"), py::arg("radius"));
     m.def("convert", &convert, py::arg("rgb"), py::arg("space"), py::arg("into_model"));

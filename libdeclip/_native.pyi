@@ -45,3 +45,6 @@ def write_core(
 def opposed_photosites(
     mosaic: np.ndarray, colours: np.ndarray, clip: list[float], gains: list[float]
 ) -> np.ndarray: ...
+def clip_codes(
+    image: np.ndarray, low: list[float], high: list[float], tolerance: float, threads: int = 0
+) -> np.ndarray: ...

@@ -34,9 +34,10 @@ import numpy as np
 from libdeclip.color import from_model, get_colorspace, to_model
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.fit import Fit
-from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, clip_masks
+from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels
+from libdeclip.mask import clip_codes as detect_codes
 from libdeclip.session import ColorSpec, Recovered, clip_codes, codes_to_masks, composite, prepare
-from libdeclip.tiling import Tile
+from libdeclip.tiling import Tile, plan_regions, plan_tiles, plan_windows
 
 __all__ = ["METHODS", "CLASSICAL_METHODS", "declip_classic", "reconstruct"]
 
@@ -63,6 +64,11 @@ _BIHARMONIC_MAX_UNKNOWNS = 40_000
 # few pixels. Of 0.03, 0.1, 0.3, 1 and 3 on six BSDS500 *training* photos, lower values recovered
 # highlights better and shadows worse; 0.3 gained on both sides of most photos.
 _BIHARMONIC_TENSION = 0.3
+#: How far from a clipped value each method reads (pixels): the margin of the part of the photo it
+#: is given around each clipped region. Cross-channel's largest box reaches 128 px; opposed's 3 x 3
+#: reference around the border it measures; biharmonic's stencil (and room for its boundary).
+_MARGINS = {"cross-channel": _REGRESSION_BOXES[-1] // 2 + 1, "inpaint-opposed": _OPPOSED_BORDER + 2,
+            "biharmonic": 8}
 
 
 # ----------------------------------------------------------------------------------- cross-channel
@@ -117,29 +123,40 @@ def _cross_channel(x: np.ndarray, clipped: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------- inpaint-opposed
 
 
-def _inpaint_opposed(x: np.ndarray, clipped: np.ndarray) -> np.ndarray:
-    from scipy.ndimage import binary_dilation, label, uniform_filter
+def _opposed_reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(linear light, opposed reference) of model-space values: per colour, the mean of the other
+    two colours' 3 x 3 means, averaged as cube roots (darktable's choice: closer to perceived
+    brightness than a plain mean)."""
+    from scipy.ndimage import uniform_filter
 
-    linear = get_colorspace("linear-srgb")
-    lin = from_model(x, linear)  # sRGB-encoded -> linear light (sign-symmetric, unclamped)
-    # The opposed reference: per colour, the mean of the other two colours' 3 x 3 means, averaged
-    # as cube roots (darktable's choice: closer to perceived brightness than a plain mean).
+    lin = from_model(x, get_colorspace("linear-srgb"))  # sRGB-encoded -> linear light (unclamped)
     cube = np.cbrt(np.stack([uniform_filter(lin[..., k], size=3, mode="reflect") for k in range(3)], axis=-1))
     ref = np.stack([((cube.sum(axis=2) - cube[..., k]) / 2.0) ** 3 for k in range(3)], axis=-1)
-    chroma = lin - ref
+    return lin, ref
 
+
+def _region_chroma(counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """Each region's mean border chrominance (row 0: outside every region), or the mean over every
+    region's border where its own border is too small."""
+    total = counts[1:].sum()
+    global_chroma = sums[1:].sum(axis=0) / total if total else np.zeros(3)
+    return np.where(
+        (counts >= _OPPOSED_MIN_BORDER)[:, None], sums / np.maximum(counts, 1.0)[:, None], global_chroma
+    )
+
+
+def _inpaint_opposed(x: np.ndarray, clipped: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import binary_dilation, label
+
+    lin, ref = _opposed_reference(x)
+    chroma = lin - ref
     any_clipped = clipped.any(axis=2)
     regions, n = label(binary_dilation(any_clipped, iterations=_OPPOSED_BORDER), structure=np.ones((3, 3)))
     border = (regions > 0) & ~any_clipped
-    global_chroma = chroma[border].mean(axis=0) if border.any() else np.zeros(3)
-    # Mean chrominance of each region's border (index 0: outside every region).
     counts = np.bincount(regions[border], minlength=n + 1).astype(np.float64)
     sums = np.stack([np.bincount(regions[border], weights=chroma[border][:, k], minlength=n + 1)
                      for k in range(3)], axis=-1)
-    region_chroma = np.where(
-        (counts >= _OPPOSED_MIN_BORDER)[:, None], sums / np.maximum(counts, 1.0)[:, None], global_chroma
-    )
-    estimate = to_model(ref + region_chroma[regions], linear)
+    estimate = to_model(ref + _region_chroma(counts, sums)[regions], get_colorspace("linear-srgb"))
     out = x.copy()
     out[clipped] = estimate[clipped]
     return out
@@ -280,28 +297,90 @@ def declip_classic(
     image, colour, low, high, fit, space = prepare(image, clip_levels, colorspace, fit, 0)
     channels = colour.shape[2]
     if mask is None:
-        clipped_high, clipped_low = clip_masks(colour, low, high, tolerance)
-        codes = clip_codes((clipped_high, clipped_low), colour.shape)
+        codes = detect_codes(colour, low, high, tolerance, threads)
     else:
         codes = clip_codes(mask, colour.shape)
-        clipped_high, clipped_low = codes_to_masks(codes, channels)
-
-    x = (colour.astype(np.float64) - low) / (high - low)  # clip-normalised, the input's encoding
     to3 = (lambda a: np.repeat(a, 3, axis=2)) if channels == 1 else (lambda a: a)
-    rec = reconstruct(method, to_model(to3(x), space), to3(clipped_high), to3(clipped_low), consistency)
-    rec = from_model(rec, space)
-    if channels == 1:
-        rec = rec.mean(axis=2, keepdims=True)
 
-    new = x.copy()
-    if consistency:
-        new[clipped_high] = np.maximum(rec[clipped_high], x[clipped_high])
-        new[clipped_low] = np.minimum(rec[clipped_low], x[clipped_low])
+    def model_space(window: tuple[slice, slice]) -> np.ndarray:
+        x = (colour[window].astype(np.float64) - low) / (high - low)  # clip-normalised, the input's encoding
+        return to_model(to3(x), space)
+
+    # Part by part, so memory and time follow the clipped area: each part with the surroundings
+    # the method reads, which gives the whole-image answer.
+    if method == "inpaint-opposed":
+        parts = _opposed_parts(codes, model_space)
     else:
-        clipped = clipped_high | clipped_low
-        new[clipped] = rec[clipped]
-    values = new[clipped_high | clipped_low].astype(np.float32)  # row-major, channel-minor: the native order
+        if method == "cross-channel":  # per pixel: cores of at most 512 px with its boxes' reach
+            tiles = plan_windows(codes != 0, 512, _MARGINS[method], 1)
+        else:  # biharmonic solves whole regions
+            tiles = plan_regions(codes != 0, _MARGINS[method])
+        parts = []
+        for tile in tiles:
+            high_m, low_m = codes_to_masks(codes[tile.window], channels)
+            rec = reconstruct(method, model_space(tile.window), to3(high_m), to3(low_m), consistency)
+            parts.append((tile, rec[tile.core_in_window]))
+    recovered = []
+    for tile, rec in parts:
+        x = (colour[tile.core].astype(np.float64) - low) / (high - low)
+        rec = from_model(rec, space)
+        if channels == 1:
+            rec = rec.mean(axis=2, keepdims=True)
+        hi, lo = codes_to_masks(codes[tile.core], channels)
+        new = x.copy()
+        if consistency:
+            new[hi] = np.maximum(rec[hi], x[hi])
+            new[lo] = np.minimum(rec[lo], x[lo])
+        else:
+            new[hi | lo] = rec[hi | lo]
+        values = new[hi | lo].astype(np.float32)  # row-major, channel-minor: the native order
+        vmin, vmax = float(values.min(initial=0.0)), float(values.max(initial=1.0))
+        recovered.append(Recovered(tile, values, vmin, vmax))
     h, w = colour.shape[:2]
-    whole = Tile(0, h, 0, w, 0, h, 0, w)
-    recovered = [Recovered(whole, values, float(values.min(initial=0.0)), float(values.max(initial=1.0)))]
-    return composite(image, colour, low, high, tolerance, 0, fit, [whole], recovered, codes, threads)
+    plan = plan_tiles(h, w, 512, 0, 1)  # for the fit curve's pass over the unclipped values
+    return composite(image, colour, low, high, tolerance, 0, fit, plan, recovered, codes, threads)
+
+
+def _opposed_parts(codes: np.ndarray, model_space: Callable[[tuple[slice, slice]], np.ndarray]
+                   ) -> list[tuple[Tile, np.ndarray]]:
+    """inpaint-opposed tile by tile, exactly as :func:`_inpaint_opposed` on the whole image: the
+    regions (clipped highlights grown by the border) are labelled on the whole image (a byte and
+    an int a pixel), their border chrominance summed over the tiles that own the border pixels,
+    then each tile's clipped values estimated from its region's offset."""
+    from scipy.ndimage import binary_dilation, label
+
+    highlights = (codes & 0b111) != 0
+    grown = binary_dilation(highlights, iterations=_OPPOSED_BORDER)
+    regions, n = label(grown, structure=np.ones((3, 3)))
+    del grown
+    # cores own the regions' pixels (border included); windows add the 3 x 3 reference's reach
+    tiles = plan_windows(regions > 0, 512, 2, 1)
+    counts = np.zeros(n + 1)
+    sums = np.zeros((n + 1, 3))
+    refs = []
+    for tile in tiles:
+        x = model_space(tile.window)
+        lin, ref = _opposed_reference(x)
+        core = tile.core_in_window
+        labels = regions[tile.core]
+        border = (labels > 0) & ~highlights[tile.core]
+        chroma = (lin - ref)[core][border]
+        counts += np.bincount(labels[border], minlength=n + 1)
+        for k in range(3):
+            sums[:, k] += np.bincount(labels[border], weights=chroma[:, k], minlength=n + 1)
+        refs.append((tile, x[core], ref[core]))
+    region_chroma = _region_chroma(counts, sums)
+    linear = get_colorspace("linear-srgb")
+    parts = []
+    for tile, x, ref in refs:
+        estimate = to_model(ref + region_chroma[regions[tile.core]], linear)
+        high = np.repeat(highlights[tile.core][..., None], 3, axis=2) & _codes_high(codes[tile.core])
+        out = x.copy()
+        out[high] = estimate[high]
+        parts.append((tile, out))
+    return parts
+
+
+def _codes_high(codes: np.ndarray) -> np.ndarray:
+    """H x W x 3: channel c clipped high (bit c of the codes)."""
+    return (codes[..., None] >> np.arange(3, dtype=np.uint8)) & 1 == 1

@@ -473,12 +473,20 @@ def _cmd_declip(args: argparse.Namespace) -> int:
     return 1 if failures or report_failed else 0
 
 
+def _model_line(session: Declipper, pixels: np.ndarray, mask: np.ndarray | None, changing: int) -> str:
+    """What the network would do: its windows (sized to the clipped regions) and the values."""
+    windows = session.windows(pixels, mask=mask)
+    h, w = pixels.shape[:2]
+    cores = sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in windows) / (h * w)
+    return (f"  model      would run {len(windows)} window(s) (cores of at most {session.tile_size} px, "
+            f"{cores:.1%} of the image) and change up to {changing:,} values "
+            f"(clipped specks of {session.speck_pixels} pixels or fewer keep their values)")
+
+
 def _print_raw_info(src: Path, image: Image, session: Declipper) -> None:
     raw, mask = image.raw, image.raw_mask
     assert raw is not None and mask is not None
     h, w = image.pixels.shape[:2]
-    plan = session.plan(h, w)
-    touched = sum(bool(mask[t.core].any()) for t in plan)
     layout = f"Bayer {raw.cfa_pattern}" if raw.cfa_pattern else "linear (demosaiced)"
     print(f"{src}")
     print(f"  format     camera RAW ({raw.make} {raw.model}), {w} x {h}, {layout}")
@@ -490,8 +498,7 @@ def _print_raw_info(src: Path, image: Image, session: Declipper) -> None:
           f"B {mask[..., 2].mean():.2%})")
     for note in raw.notes:
         print(f"  note       {note}")
-    print(f"  model      would run {touched} of {len(plan)} tiles ({session.tile_size} px) "
-          f"and change {int(mask.sum()):,} values")
+    print(_model_line(session, image.pixels[..., :3], mask, int(mask.sum())))
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -519,8 +526,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
             else:
                 space = "linear sRGB (OpenEXR)" if image.format == "exr" else "sRGB (assumed)"
         mask, summary = clip_mask(image.pixels)
-        plan = session.plan(h, w)
-        touched = sum(bool(mask[t.core].any()) for t in plan)
         names = "RGB" if mask.shape[2] == 3 else "Y"
         print(f"{src}")
         print(f"  format     {image.format.upper()}, {w} x {h}, {image.channels} channel(s), "
@@ -530,8 +535,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
               f"{summary.any:.2%} of pixels clipped")
         for i, name in enumerate(names):
             print(f"    {name}: high {summary.high[i]:.2%}, low {summary.low[i]:.2%}")
-        print(f"  model      would run {touched} of {len(plan)} tiles ({session.tile_size} px) "
-              f"and change {mask.sum():,} values")
+        print(_model_line(session, image.pixels, None, int(mask.sum())))
     return status
 
 

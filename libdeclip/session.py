@@ -24,13 +24,18 @@ from libdeclip.errors import UnsupportedInputError
 from libdeclip.fit import DEFAULT_KNEE, DEFAULT_TOE, POLICY_CODES, Fit, default_fit
 from libdeclip.mask import (
     DEFAULT_TOLERANCE,
+    SPECK_PIXELS,
     SUPPORTED_DTYPES,
     ClipLevels,
     any_clipped,
     clip_masks,
     resolve_clip_levels,
+    without_specks,
 )
-from libdeclip.tiling import Tile, TilePlan, cover, plan_tiles, round_up
+from libdeclip.mask import (
+    clip_codes as detect_codes,
+)
+from libdeclip.tiling import Tile, TilePlan, cover, plan_tiles, plan_windows, round_up
 
 __all__ = ["Declipper", "SUPPORTED_DTYPES"]
 
@@ -129,10 +134,12 @@ def composite(
     vmin = min([0.0] + [r.vmin for r in recovered if r.values.size])
     reshapes = fit is Fit.COMPRESS and (vmax > 1.0 or vmin < 0.0)
     done = {r.tile for r in recovered} | {r.part_of for r in recovered if r.part_of is not None}
-    # The fit curve also moves unclipped values beyond its knee and toe: then every tile.
+    # The fit curve also moves unclipped values beyond its knee and toe: then every tile. The
+    # recovered cores need not be tiles of ``tiles`` (the model's windows follow the clipped
+    # regions), so those tiles go first and the recovered cores are written over them.
     rest = [t for t in tiles if t not in done] if reshapes else []
     table = _native.ReshapeTable()  # an integer image's fitted codes, built once for all tiles
-    for tile, rec in [(r.tile, r) for r in recovered] + [(t, None) for t in rest]:
+    for tile, rec in [(t, None) for t in rest] + [(r.tile, r) for r in recovered]:
         _native.write_core(
             out_colour, colour, low.tolist(), high.tolist(), tolerance, feather,
             tile.y0, tile.y1, tile.x0, tile.x1, None if rec is None else rec.values,
@@ -276,8 +283,12 @@ class Declipper:
         tile_size: core size of a tile in pixels (default 512 on CPU, 1024 on GPU).
         threads: CPU threads for ONNX Runtime and the native pixel loops (default: all cores);
             see "Resources" in the README for what bounds a run's threads and memory.
-        skip_unclipped: skip tiles whose core holds no clipped value (they cannot change); turn
-            off only to measure what skipping saves.
+        skip_unclipped: run the model only on windows around the clipped regions (cores of at
+            most ``tile_size`` covering them, each with the full halo, so the plan does not change
+            the output); off, every tile of the image runs: only to measure what skipping saves.
+        speck_pixels: clipped components of at most this many pixels keep their recorded values
+            instead of getting a window of their own (:data:`libdeclip.mask.SPECK_PIXELS`); 0
+            sends every clipped pixel to the network, as does a run with ``feather``.
 
     ``run`` may be called from several threads at once: the runs take the model in the order they
     started, each preparing its image while the one before it still runs the model and finishing
@@ -292,11 +303,13 @@ class Declipper:
         tile_size: int | None = None,
         threads: int | None = None,
         skip_unclipped: bool = True,
+        speck_pixels: int = SPECK_PIXELS,
     ) -> None:
         self._engine: OnnxEngine | None = OnnxEngine(model, device=device, threads=threads)
         self._threads = int(threads) if threads else 0  # 0: the native core's default, all cores
         self._turns = _ModelTurns()
         self.skip_unclipped = skip_unclipped
+        self.speck_pixels = int(speck_pixels)
         default = DEFAULT_TILE_CPU if self._engine.device == "cpu" else DEFAULT_TILE_GPU
         self.tile_size = int(tile_size or default)
         if self.tile_size < 16:
@@ -333,6 +346,41 @@ class Declipper:
         info = self.model_info
         return plan_tiles(height, width, self.tile_size, info.receptive_field_radius, info.spatial_multiple)
 
+    def _codes(self, colour: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float,
+               mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None, feather: int) -> np.ndarray:
+        """The run's clip codes: the caller's mask or the detected one, less the specks (which keep
+        their recorded values). With ``feather`` every clipped value goes to the network: a speck
+        left as recorded would be feathered into like an unclipped value."""
+        if mask is not None:
+            codes = clip_codes(mask, colour.shape)
+        else:
+            codes = detect_codes(colour, low, high, tolerance, self._threads)
+        return without_specks(codes, self.speck_pixels if feather == 0 else 0)[0]
+
+    def _windows(self, plan: TilePlan, codes: np.ndarray, feather: int) -> list[Tile]:
+        """The cores the model runs on: windows around the clipped regions (every tile of the plan
+        with ``skip_unclipped`` off)."""
+        if not self.skip_unclipped:
+            return list(plan)
+        info = self.model_info
+        return plan_windows(codes != 0, plan.tile_size, info.receptive_field_radius, info.spatial_multiple,
+                            reach=feather)
+
+    def windows(
+        self,
+        image: np.ndarray,
+        *,
+        clip_levels: ClipLevels | None = None,
+        tolerance: float = DEFAULT_TOLERANCE,
+        feather: int = 0,
+        mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> list[Tile]:
+        """The tiles (cores and windows) that :meth:`run` would send to the model for ``image``
+        with these arguments: windows sized to the clipped regions, specks left out."""
+        image, colour, low, high, _, _ = prepare(image, clip_levels, None, None, feather)
+        codes = self._codes(colour, low, high, tolerance, mask, int(feather))
+        return self._windows(self.plan(image.shape[0], image.shape[1]), codes, int(feather))
+
     def run(
         self,
         image: np.ndarray,
@@ -353,7 +401,7 @@ class Declipper:
             feather = int(feather)
             image, colour, low, high, fit, space = prepare(image, clip_levels, colorspace, fit, feather)
             plan = self.plan(image.shape[0], image.shape[1])
-            codes = None if mask is None else clip_codes(mask, colour.shape)
+            codes = self._codes(colour, low, high, tolerance, mask, feather)
 
             # The output starts as a copy of the input, made band by band while the model runs.
             out = np.empty_like(image)
@@ -414,7 +462,10 @@ class Declipper:
                 return bool(codes[grown(tile)].any())
             return any_clipped(colour[grown(tile)], low, high, tolerance)
 
-        todo = [t for t in plan if not self.skip_unclipped or clipped(t)]
+        if codes is not None:
+            todo = self._windows(plan, codes, feather)
+        else:
+            todo = [t for t in plan if not self.skip_unclipped or clipped(t)]
         engine = self.engine
         # Tiles of equal window shape run together (a batch on the GPU; one by one on the CPU).
         groups: dict[tuple[int, int], list[Tile]] = {}

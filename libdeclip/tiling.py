@@ -14,7 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["Tile", "TilePlan", "cover", "plan_tiles", "round_up"]
+import numpy as np
+
+__all__ = [
+    "WINDOW_CELL", "Tile", "TilePlan", "cover", "plan_regions", "plan_tiles", "plan_windows", "round_up",
+]
+
+#: The model's windows are planned on a grid of cells of this many pixels (rounded up to the
+#: model's spatial multiple): a cell holding a value to repair is run, an empty one is not.
+WINDOW_CELL = 32
 
 
 @dataclass(frozen=True)
@@ -103,3 +111,96 @@ def plan_tiles(height: int, width: int, tile_size: int, radius: int, multiple: i
     halo = round_up(radius, multiple)
     tiles = cover(0, height, 0, width, size, halo, multiple, height, width)
     return TilePlan(height, width, halo, size, tuple(tiles))
+
+
+def plan_windows(
+    changing: np.ndarray, tile_size: int, radius: int, multiple: int, reach: int = 0, cell: int | None = None,
+) -> list[Tile]:
+    """Cores (each with its window, as :func:`cover` makes them) around the pixels the model must
+    repair: ``changing`` is H x W bool (with ``reach``, pixels that many pixels from one count too:
+    the feather). The image is cut into cells of ``cell`` pixels (default :data:`WINDOW_CELL`,
+    rounded up to ``multiple``);
+    cells holding such a pixel that lie within a halo of each other form a group (separate
+    windows would each pay a halo), and each group's bounding box is covered with cores of
+    ``tile_size``, each shrunk to the bounding box of the group's cells in it (dropped when it
+    holds none). Every core starts on a
+    multiple of ``multiple`` and has the full halo, so the output does not depend on the plan:
+    any ``tile_size`` or ``cell`` gives the whole-image run's values."""
+    from scipy import ndimage
+
+    h, w = changing.shape
+    size, halo = round_up(tile_size, multiple), round_up(radius, multiple)
+    cell = round_up(max(WINDOW_CELL if cell is None else cell, 1), multiple)
+    gh, gw = -(-h // cell), -(-w // cell)
+    padded = np.zeros((gh * cell, gw * cell), dtype=bool)
+    padded[:h, :w] = changing
+    cells = np.asarray(padded.reshape(gh, cell, gw, cell).any(axis=(1, 3)))
+    del padded
+    if reach > 0:
+        cells = ndimage.binary_dilation(cells, np.ones((3, 3), bool), iterations=-(-reach // cell))
+    if not cells.any():
+        return []
+    grow = -(-halo // cell)
+    near = ndimage.binary_dilation(cells, np.ones((2 * grow + 1, 2 * grow + 1), bool)) if grow else cells
+    groups: np.ndarray = ndimage.label(near)[0]
+    tiles: list[Tile] = []
+    for index, found in enumerate(ndimage.find_objects(groups), start=1):
+        if found is None:
+            continue
+        mine = cells[found] & (groups[found] == index)
+        rows, cols = np.nonzero(mine.any(axis=1))[0], np.nonzero(mine.any(axis=0))[0]
+        if rows.size == 0:
+            continue
+        oy, ox = found[0].start, found[1].start
+        y0, y1 = (oy + rows[0]) * cell, min(h, (oy + rows[-1] + 1) * cell)
+        x0, x1 = (ox + cols[0]) * cell, min(w, (ox + cols[-1] + 1) * cell)
+        for tile in cover(y0, y1, x0, x1, size, halo, multiple, h, w):
+            # the core shrunk to the group's cells in it (none: dropped), with its own window
+            cy0, cx0 = tile.y0 // cell - oy, tile.x0 // cell - ox
+            part = mine[cy0 : -(-tile.y1 // cell) - oy, cx0 : -(-tile.x1 // cell) - ox]
+            rows, cols = np.nonzero(part.any(axis=1))[0], np.nonzero(part.any(axis=0))[0]
+            if rows.size:
+                ty0, tx0 = (oy + cy0 + rows[0]) * cell, (ox + cx0 + cols[0]) * cell
+                ty1, tx1 = min(h, (oy + cy0 + rows[-1] + 1) * cell), min(w, (ox + cx0 + cols[-1] + 1) * cell)
+                tiles += cover(ty0, ty1, tx0, tx1, size, halo, multiple, h, w)
+    return tiles
+
+
+def plan_regions(changing: np.ndarray, margin: int, cell: int | None = None) -> list[Tile]:
+    """Non-overlapping cores that each hold whole clipped regions (``changing``: H x W bool), with
+    a window of the core grown by ``margin`` (inside the image), for methods that solve a region
+    as a whole (biharmonic inpainting). Cells (:data:`WINDOW_CELL`) holding such a pixel that touch
+    or lie within ``margin`` of each other share a core; cores whose boxes would overlap merge."""
+    from scipy import ndimage
+
+    h, w = changing.shape
+    cell = max(WINDOW_CELL if cell is None else cell, 1)
+    gh, gw = -(-h // cell), -(-w // cell)
+    padded = np.zeros((gh * cell, gw * cell), dtype=bool)
+    padded[:h, :w] = changing
+    cells = np.asarray(padded.reshape(gh, cell, gw, cell).any(axis=(1, 3)))
+    del padded
+    if not cells.any():
+        return []
+    grow = max(1, -(-margin // cell))
+    claimed = ndimage.binary_dilation(cells, np.ones((2 * grow + 1,) * 2, bool))
+    while True:  # each group's box, filled; boxes that overlap become one group, until none do
+        groups: np.ndarray = ndimage.label(claimed, np.ones((3, 3), bool))[0]
+        boxes = [found for found in ndimage.find_objects(groups) if found is not None]
+        filled = np.zeros_like(claimed)
+        for found in boxes:
+            filled[found] = True
+        if np.array_equal(filled, claimed):
+            break
+        claimed = filled
+    tiles = []
+    for found in boxes:
+        mine = cells[found]
+        rows, cols = np.nonzero(mine.any(axis=1))[0], np.nonzero(mine.any(axis=0))[0]
+        if rows.size == 0:
+            continue
+        y0, y1 = (found[0].start + rows[0]) * cell, min(h, (found[0].start + rows[-1] + 1) * cell)
+        x0, x1 = (found[1].start + cols[0]) * cell, min(w, (found[1].start + cols[-1] + 1) * cell)
+        tiles.append(Tile(y0, y1, x0, x1, max(0, y0 - margin), min(h, y1 + margin),
+                          max(0, x0 - margin), min(w, x1 + margin)))
+    return tiles

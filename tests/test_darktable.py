@@ -204,7 +204,7 @@ local ok, err = pcall(function()
   out:write("panel ", tostring(dt.gui.libs["libdeclip"] ~= nil), "\\n")
   dt.preferences.write("libdeclip", "command", "string", {command})
   dt.preferences.write("libdeclip", "device", "enum", "cpu")
-  out:write("model ", M.options().model, "\n")  -- the registered preference's default
+  out:write("model ", M.options().model, "\\n")  -- the registered preference's default
   local image = dt.database.import({photo})
   image.rating = 2
   dt.gui.selection({{image}})
