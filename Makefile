@@ -105,6 +105,7 @@ train-v2: $(VENV)/.dev
 
 quality: $(VENV)/.dev
 	$(PY) -m benchmarks.quality
+	$(PY) -m benchmarks.specks
 
 # Fuzz read_image and the CLI (info, declip) with mutated image files for FUZZ_SECONDS (fuzz/README.md);
 # prints executions, exec/s and findings. New findings are saved in tests/data/fuzz_crashes, where
@@ -122,6 +123,7 @@ fuzz: $(VENV)/.runtime
 bench: $(VENV)/.dev
 	$(PY) -m benchmarks.build_md --record-machine
 	$(PY) -m benchmarks.quality
+	$(PY) -m benchmarks.specks
 	$(PY) -m benchmarks.speed
 	$(PY) -m benchmarks.model_v2
 	$(PY) -m benchmarks.batch

@@ -10,7 +10,9 @@ Every method develops the clipped file:
 
 - libdeclip: `read_image` (mask from the photosites), then `declip_raw` as `libdeclip declip` runs it:
   the network (the default model, and v1 for comparison) on the white-balanced picture with each
-  channel's own clip level, and `--method inpaint-opposed` on the photosites;
+  channel's own clip level, `--method inpaint-opposed` on the photosites, and the default for RAW,
+  `opposed+declipnet` (the photosite estimate where a channel survives, the network where all
+  three are clipped);
 - LibRaw through rawpy: highlight modes Clip, Blend and Reconstruct (level 5);
 - darktable-cli (when installed): highlight reconstruction modes clip, inpaint opposed, reconstruct
   in LCh, reconstruct color, guided laplacians (segmentation equals inpaint opposed with its
@@ -43,7 +45,7 @@ import numpy as np
 from libdeclip import Declipper, _dng, read_image
 from libdeclip.color import get_colorspace, to_model
 from libdeclip.io import Image
-from libdeclip.raw import declip_raw
+from libdeclip.raw import COMBINED, declip_raw
 
 REPO = Path(__file__).resolve().parent.parent
 RAW_DIR = REPO.parent / "shared" / "data" / "raw"
@@ -294,8 +296,10 @@ def main(argv: list[str] | None = None) -> int:
             for mode, label in dt_names.items():
                 methods[f"darktable {label}"] = darktable_method(mode, folder)
         methods["libdeclip inpaint opposed (photosites)"] = libdeclip_method(None, "inpaint-opposed")
-        network = f"libdeclip ({session.model_info.path.stem}, default)"
+        network = f"libdeclip ({session.model_info.path.stem})"
         methods[network] = libdeclip_method(session)
+        combined = f"libdeclip {COMBINED} (default)"
+        methods[combined] = libdeclip_method(session, COMBINED)
         methods["libdeclip (declipnet-v1)"] = libdeclip_method(v1)
         grid_pair: tuple[int, Pair, dict[str, np.ndarray]] | None = None
         for file, rows, cols in SOURCES:
@@ -319,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                     del outputs
         args.out.parent.mkdir(parents=True, exist_ok=True)
         if grid_pair is not None:
-            keep = ["no repair", "darktable inpaint opposed", "darktable guided laplacians",
-                    "libdeclip inpaint opposed (photosites)", network]
+            keep = ["no repair", "darktable inpaint opposed", "libdeclip inpaint opposed (photosites)",
+                    network, combined]
             save_grid(grid_pair[1], {k: v for k, v in grid_pair[2].items() if k in keep},
                       args.out.with_name(args.out.stem + "_grid.png"))
     keys = sorted({k for r in results for k in r})

@@ -188,7 +188,9 @@ class Worker:
 
         self.args = declip_namespace(options)
         self.manifest, self.run = Path(manifest), run
-        model = self.args.method == "declipnet"
+        from libdeclip.cli import needs_model
+
+        model = needs_model(self.args.method)
         self.session = Declipper(self.args.model, device=device, threads=threads,
                                  tile_size=self.args.tile_size) if model else None
         self.name = f"{socket.gethostname()}:{os.getpid()}"

@@ -48,7 +48,7 @@ from libdeclip.errors import DeclipError
 from libdeclip.fit import Fit
 from libdeclip.io import _SUFFIXES, DEFAULT_PNG_LEVEL, Image, read_image, write_image
 from libdeclip.mask import clip_mask
-from libdeclip.raw import RAW_SUFFIXES, declip_raw, is_raw_path
+from libdeclip.raw import COMBINED, RAW_SUFFIXES, declip_raw, is_raw_path
 from libdeclip.session import Declipper
 
 IMAGE_SUFFIXES = set(_SUFFIXES) | RAW_SUFFIXES
@@ -234,16 +234,32 @@ class _WarningNotes:
 _NOTES = _WarningNotes()
 
 
+def method_of(image: Image, args: argparse.Namespace) -> str:
+    """The method a file gets: ``--method``, else the network for RGB files and the photosite
+    inpaint opposed combined with the network for camera RAW (:data:`libdeclip.raw.COMBINED`)."""
+    if args.method:
+        return str(args.method)
+    return COMBINED if image.raw is not None else "declipnet"
+
+
+def needs_model(method: str | None) -> bool:
+    """Whether ``--method`` (None: the defaults) runs the network, so a session is needed."""
+    return method in (None, "declipnet", COMBINED)
+
+
 def _repair(
     image: Image, args: argparse.Namespace, session: Declipper | None, show_tiles: bool
 ) -> tuple[np.ndarray, list[str]]:
     """Declip one image: with the model through ``session``, or a classical method (no session)."""
+    method = method_of(image, args)
+    if method == COMBINED and image.raw is None:
+        raise DeclipError(f"{image.path}: --method {COMBINED} works on camera RAW files only")
     with _NOTES.collect() as notes, _naming(image.path):
         colorspace = image.icc_profile or args.colorspace or image.colorspace
         if image.raw is not None:  # masked on the photosites, kept as float camera RGB
-            result = declip_raw(session, image, method=args.method, progress=show_tiles)  # unmasked stay
-        elif session is None:
-            result = declip(image.pixels, method=args.method, colorspace=colorspace, fit=args.fit,
+            result = declip_raw(session, image, method=method, progress=show_tiles)  # unmasked stay
+        elif session is None or method != "declipnet":
+            result = declip(image.pixels, method=method, colorspace=colorspace, fit=args.fit,
                             feather=args.feather, consistency=args.consistency)
         else:
             result = session.run(
@@ -331,7 +347,7 @@ def _cmd_declip(args: argparse.Namespace) -> int:
     targets = _plan_outputs(paths, args, single)
     if args.out_dir:
         Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    model = args.method == "declipnet"  # the classical methods need no model session
+    model = needs_model(args.method)  # the classical methods need no model session
     try:
         jobs = max(1, int(args.jobs))
         threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
@@ -343,8 +359,14 @@ def _cmd_declip(args: argparse.Namespace) -> int:
     except (DeclipError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    # The report page names the model file that ran (automatic picks it by device).
-    method = f"{args.method} ({first.model_info.path.stem})" if first is not None else args.method
+    def method_label(image: Image | None) -> str:
+        """The report page's method: the file's, with the model file that ran (automatic picks it
+        by device)."""
+        method = method_of(image, args) if image is not None else (args.method or "declipnet")
+        if first is None or not needs_model(method):
+            return method
+        return f"{method} ({first.model_info.path.stem})"
+
     local = threading.local()
     parallel = jobs > 1 and (first is None or first.device == "cpu")  # a GPU session serves every file
     order = {src: i for i, src in enumerate(paths)}
@@ -373,7 +395,7 @@ def _cmd_declip(args: argparse.Namespace) -> int:
         if exc is not None:
             failures.append(str(src))
             bar.write(f"error: {exc}", file=sys.stderr)
-            page_entry(src, lambda: ReportEntry(str(src), method=method, error=str(exc)))
+            page_entry(src, lambda: ReportEntry(str(src), method=method_label(None), error=str(exc)))
         elif message and not args.quiet:
             bar.write(message)
         bar.update(1)
@@ -399,8 +421,8 @@ def _cmd_declip(args: argparse.Namespace) -> int:
         except Exception as exc:
             report(src, None, failure(src, exc))
             return
-        page_entry(src, lambda: entry_for(str(src), image, result, method=method, seconds=seconds,
-                                          output=target.dst, notes=notes))
+        page_entry(src, lambda: entry_for(str(src), image, result, method=method_label(image),
+                                          seconds=seconds, output=target.dst, notes=notes))
         report(src, message, None)
 
     def repair(image: Image, on: Declipper | None) -> tuple[np.ndarray, list[str], float, float]:
@@ -627,9 +649,11 @@ def _add_repair_options(p: argparse.ArgumentParser) -> list[str]:
             help="the network: a shipped model's name (declipnet-v2, declipnet-v2-int8, declipnet-v2-fp16, "
             "declipnet-v1; see 'libdeclip models') or an ONNX file. Default: automatic, v2 in the "
             "device's precision (int8 on the CPU, float16 on CUDA)"),
-        add("--method", choices=METHODS, default="declipnet",
-            help="declipnet (default: the network) or a classical method without a model; on camera "
-            "RAW, inpaint-opposed repairs the photosites before demosaicing"),
+        add("--method", choices=(*METHODS, COMBINED), default=None,
+            help=f"declipnet (the network; the default for RGB files), a classical method without a "
+            f"model (on camera RAW, inpaint-opposed repairs the photosites before demosaicing), or "
+            f"{COMBINED} (camera RAW only, its default: the photosite inpaint opposed where a channel "
+            f"survives, the network where all three are clipped)"),
         add("--no-consistency", dest="consistency", action="store_false",
             help="do not hold clipped values at or beyond their clip level (to see what the "
             "constraint does)"),

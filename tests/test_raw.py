@@ -563,3 +563,46 @@ def test_the_network_sees_every_measured_value_with_each_channels_own_level(
     mask = image.raw_mask
     assert (result[mask] >= camera[mask]).all()
     np.testing.assert_array_equal(result[~mask], camera[~mask])
+
+
+def test_the_raw_default_combines_the_photosite_estimate_and_the_network(tmp_path: Path) -> None:
+    """opposed+declipnet (the CLI's default for RAW): the photosite inpaint opposed where a
+    channel survives, the network deep inside areas with every channel clipped, a ramp between;
+    never below what the photosites recorded; what `libdeclip declip` writes for a RAW."""
+    from libdeclip import Declipper
+    from libdeclip.cli import main as cli_main
+    from libdeclip.raw import COMBINED, COMBINED_RAMP, declip_raw
+
+    yy, xx = np.mgrid[0:H, 0:W]
+    lum = 0.1 + 1.7 * np.exp(-((yy - 32) ** 2 + (xx - 48) ** 2) / (2 * 9.0**2))
+    scene = np.stack([(lum + 0.6) / 2, lum, lum * 0.7], axis=2)  # green clips widest, then all three
+    data = np.clip(np.rint(256 + _mosaic(scene) * (4095 - 256)), 0, 4095).astype(np.uint16)
+    path = _write_cfa(tmp_path / "light.dng", data, [256], 4095)
+    image = read_image(path)
+    mask = image.raw_mask
+    assert mask is not None
+    every = mask.all(axis=2)
+    some = mask.any(axis=2) & ~every
+    assert every.sum() > 50 and some.sum() > 50
+    with Declipper(device="cpu") as session:
+        combined = declip_raw(session, image, method=COMBINED)
+        network = declip_raw(session, image, method="declipnet")
+    opposed = declip_raw(None, image, method="inpaint-opposed")
+    np.testing.assert_array_equal(combined[some], opposed[some])
+    from scipy.ndimage import distance_transform_cdt
+
+    deep = distance_transform_cdt(every, metric="chessboard") >= COMBINED_RAMP
+    assert deep.any()
+    np.testing.assert_allclose(combined[deep], network[deep], rtol=0, atol=1e-6)
+    ramp = every & ~deep
+    low, high = np.minimum(opposed, network)[ramp], np.maximum(opposed, network)[ramp]
+    assert (combined[ramp] >= low - 1e-6).all() and (combined[ramp] <= high + 1e-6).all()
+    assert (combined[mask] >= image.pixels[mask]).all()
+    np.testing.assert_array_equal(combined[~mask], image.pixels[~mask])
+    # the command line's default for a RAW, to a float TIFF of camera RGB developed the same way
+    out = tmp_path / "light_declip.tif"
+    assert cli_main(["declip", str(path), "-o", str(out), "--format", "tiff32", "-q", "--device", "cpu"]) == 0
+    from libdeclip.raw import develop
+
+    expected = develop(image.with_pixels(combined), "tiff32").pixels
+    np.testing.assert_allclose(read_image(out).pixels, expected, rtol=0, atol=1e-6)
