@@ -113,6 +113,16 @@ def plan_tiles(height: int, width: int, tile_size: int, radius: int, multiple: i
     return TilePlan(height, width, halo, size, tuple(tiles))
 
 
+def _cells(changing: np.ndarray, cell: int) -> np.ndarray:
+    """Which ``cell`` x ``cell`` cells of an H x W bool image hold a True pixel (the last row and
+    column of cells may be cut by the image's edge)."""
+    h, w = changing.shape
+    gh, gw = -(-h // cell), -(-w // cell)
+    padded = np.zeros((gh * cell, gw * cell), dtype=bool)
+    padded[:h, :w] = changing
+    return np.asarray(padded.reshape(gh, cell, gw, cell).any(axis=(1, 3)))
+
+
 def plan_windows(
     changing: np.ndarray, tile_size: int, radius: int, multiple: int, reach: int = 0, cell: int | None = None,
 ) -> list[Tile]:
@@ -131,11 +141,7 @@ def plan_windows(
     h, w = changing.shape
     size, halo = round_up(tile_size, multiple), round_up(radius, multiple)
     cell = round_up(max(WINDOW_CELL if cell is None else cell, 1), multiple)
-    gh, gw = -(-h // cell), -(-w // cell)
-    padded = np.zeros((gh * cell, gw * cell), dtype=bool)
-    padded[:h, :w] = changing
-    cells = np.asarray(padded.reshape(gh, cell, gw, cell).any(axis=(1, 3)))
-    del padded
+    cells = _cells(changing, cell)
     if reach > 0:
         cells = ndimage.binary_dilation(cells, np.ones((3, 3), bool), iterations=-(-reach // cell))
     if not cells.any():
@@ -175,11 +181,7 @@ def plan_regions(changing: np.ndarray, margin: int, cell: int | None = None) -> 
 
     h, w = changing.shape
     cell = max(WINDOW_CELL if cell is None else cell, 1)
-    gh, gw = -(-h // cell), -(-w // cell)
-    padded = np.zeros((gh * cell, gw * cell), dtype=bool)
-    padded[:h, :w] = changing
-    cells = np.asarray(padded.reshape(gh, cell, gw, cell).any(axis=(1, 3)))
-    del padded
+    cells = _cells(changing, cell)
     if not cells.any():
         return []
     grow = max(1, -(-margin // cell))
