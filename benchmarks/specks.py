@@ -8,7 +8,7 @@ recorded value and gets no window of the network. For each N in --sizes (0: the 
 clipped pixel) this runs ``Declipper(speck_pixels=N)`` on each photo of each set under both
 protocols (``benchmarks.quality``'s cases, its region metrics pooled over the set), and reports
 region PSNR, the change against N = 0, the share of clipped values that were specks and the
-model's time. Writes ``benchmarks/results/specks.md``.
+time of the runs (Declipper.run, summed over the set). Writes ``benchmarks/results/specks.md``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{SPECK_PIXELS}.",
         "",
         "| set, protocol | " + " | ".join(f"N = {n}" for n in args.sizes) + " | speck share at N = "
-        f"{SPECK_PIXELS} | model time, N = 0 / {SPECK_PIXELS} |",
+        f"{SPECK_PIXELS} | run time, N = 0 / {SPECK_PIXELS} |",
         "|---" * (len(args.sizes) + 3) + "|",
     ]
     worst = 0.0
