@@ -59,7 +59,16 @@ RAW_MD = """RAW pairs: 4 photos; darktable 4.2.1; command: `python -m benchmarks
 | no repair | 23.28 | 24.15 | 9.36 |
 """
 SOURCE = "Machine: 16-core Test CPU, 64 GB, Test GPU; command: `python -m benchmarks.speed --skip-50mp`"
-SPEED_MD = f"""### Pipeline (DeclipNet)
+SPECKS_MD = "# The speck rule\n\n| set, protocol | N = 0 |\n|---|---|\n| kodak24, paper | 22.86 |\n"
+SPEED_MD = f"""### A 24 MP mosaic of real photos, 5% clipped: whole CLI process
+
+{SOURCE.replace("--skip-50mp", "--sections mosaic")}
+
+| file | run | wall (s) | peak RSS (MB) | wall / floor |
+|---|---|---|---|---|
+| JPEG q92 | decode + encode (floor) | 0.24 | 108 | 1.00 |
+
+### Pipeline (DeclipNet)
 
 {SOURCE}
 
@@ -109,7 +118,8 @@ def test_build_md_fills_every_section_from_the_results(tmp_path: Path) -> None:
                        ("model_v2_quality.md", MODEL_V2_MD.format(section="quality")),
                        ("model_v2_candidates.md", MODEL_V2_MD.format(section="candidates")),
                        ("model_v2_speed.md", MODEL_V2_MD.format(section="speed")),
-                       ("batch.md", BATCH_MD)]:
+                       ("batch.md", BATCH_MD),
+                       ("specks.md", SPECKS_MD)]:
         (results / name).write_text(text)
     for name in ["quality_vs_fraction_paper.png", "quality_grid_paper.png", "quality_grid_real.png",
                  "raw_quality_grid.png", "speed_vs_fraction.png", "model_v2_grid_paper.png"]:
@@ -130,6 +140,7 @@ def test_build_md_fills_every_section_from_the_results(tmp_path: Path) -> None:
             "`benchmarks/results/quality.md`); machine: 2-core Test EPYC") in quality
     for image in ["quality_vs_fraction_paper.png", "quality_grid_paper.png", "quality_grid_real.png"]:
         assert quality.count(f"(benchmarks/results/{image})") == 1, image  # shown once, relative link
+    assert "| kodak24, paper | 22.86 |" in quality  # the speck rule's table
     assert "| no repair | 23.28 | 24.15 | 9.36 |" in body[RAW]
     assert "(benchmarks/results/raw_quality_grid.png)" in body[RAW]
     speed_part = body["Speed and memory"]
@@ -138,6 +149,7 @@ def test_build_md_fills_every_section_from_the_results(tmp_path: Path) -> None:
             assert line in speed_part, line
     # One source line for the three parts of one run, another for the part run on its own.
     assert re.findall(r"^\*Command: `(.*?)` .*; machine: (.*?)\.\*$", speed_part, flags=re.M) == [
+        ("python -m benchmarks.speed --sections mosaic", "16-core Test CPU, 64 GB, Test GPU"),
         ("python -m benchmarks.speed --skip-50mp", "16-core Test CPU, 64 GB, Test GPU"),
         ("python -m benchmarks.speed --sections fraction", "16-core Test CPU, 64 GB, Test GPU"),
     ]
