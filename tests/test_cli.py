@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 import threading
@@ -242,3 +243,10 @@ def test_a_pipeline_refusal_names_the_file(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[0].startswith(f"error: {src}: image values reach 1e+30 times")
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_a_closed_pipe_ends_the_listing_without_a_traceback() -> None:
+    """`libdeclip models | head -1`: the reader goes away; no traceback on stderr."""
+    proc = subprocess.run(f"{shlex.quote(sys.executable)} -m libdeclip models | head -1", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.startswith("automatic") and "Traceback" not in proc.stderr, proc.stderr
