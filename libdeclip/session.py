@@ -35,7 +35,7 @@ from libdeclip.mask import (
 from libdeclip.mask import (
     clip_codes as detect_codes,
 )
-from libdeclip.tiling import Tile, TilePlan, cover, plan_tiles, plan_windows, round_up
+from libdeclip.tiling import Tile, TilePlan, cover, grow_windows, plan_tiles, plan_windows, round_up
 
 __all__ = ["Declipper", "SUPPORTED_DTYPES"]
 
@@ -43,6 +43,8 @@ DEFAULT_TILE_CPU = 512
 DEFAULT_TILE_GPU = 1024
 #: A GPU out of memory halves the batch, then the tile size down to this, then moves to the CPU.
 MIN_TILE_GPU = 128
+#: On a GPU, window sides are grown to multiples of this many pixels, so windows batch.
+GPU_WINDOW_STEP = 128
 MAX_FEATHER = 254  # the native core keeps distances in bytes
 #: Float values farther than this many clip ranges from the low clip level are refused.
 MAX_FLOAT_REACH = 1e6
@@ -467,6 +469,12 @@ class Declipper:
         else:
             todo = [t for t in plan if not self.skip_unclipped or clipped(t)]
         engine = self.engine
+        if engine.max_batch > 1 and self.skip_unclipped:
+            # On a GPU, windows sized to the regions would each have a shape of their own and run
+            # one by one: they grow (more context, same output) to a few shapes that batch.
+            multiple = self.model_info.spatial_multiple
+            todo = grow_windows(todo, round_up(GPU_WINDOW_STEP, multiple), round_up(h, multiple),
+                                round_up(w, multiple))
         # Tiles of equal window shape run together (a batch on the GPU; one by one on the CPU).
         groups: dict[tuple[int, int], list[Tile]] = {}
         for tile in todo:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "WINDOW_CELL", "Tile", "TilePlan", "cover", "plan_regions", "plan_tiles", "plan_windows", "round_up",
+    "WINDOW_CELL", "Tile", "TilePlan", "cover", "grow_windows", "plan_regions", "plan_tiles", "plan_windows",
+    "round_up",
 ]
 
 #: The model's windows are planned on a grid of cells of this many pixels (rounded up to the
@@ -206,3 +207,22 @@ def plan_regions(changing: np.ndarray, margin: int, cell: int | None = None) -> 
         tiles.append(Tile(y0, y1, x0, x1, max(0, y0 - margin), min(h, y1 + margin),
                           max(0, x0 - margin), min(w, x1 + margin)))
     return tiles
+
+
+def grow_windows(tiles: list[Tile], step: int, height: int, width: int) -> list[Tile]:
+    """Each tile's window grown to sides that are multiples of ``step`` (a multiple of the model's
+    spatial multiple) inside the ``height`` x ``width`` padded canvas, its core unchanged: a window
+    with more context around a core gives the core the same values, and windows of few shapes run
+    as batches. Where the canvas is smaller than the grown side, the window is the canvas's side."""
+
+    def grow(a0: int, a1: int, size: int) -> tuple[int, int]:
+        want = min(size, round_up(a1 - a0, step))
+        end = min(size, a0 + want)
+        return end - want, end  # moved back where the canvas's edge stops it
+
+    out = []
+    for t in tiles:
+        wy0, wy1 = grow(t.wy0, t.wy1, height)
+        wx0, wx1 = grow(t.wx0, t.wx1, width)
+        out.append(Tile(t.y0, t.y1, t.x0, t.x1, wy0, wy1, wx0, wx1))
+    return out

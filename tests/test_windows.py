@@ -154,3 +154,28 @@ def test_classical_memory_follows_the_clipped_area(method: str) -> None:
     found = in_fresh_process(_CLASSIC_MEMORY.format(method=method))
     assert found["changed"] > 0
     assert found["peak"] <= 4 * found["image"] + 64 * 2**20, found
+
+
+def test_on_a_gpu_the_windows_grow_to_shapes_that_batch(
+    demo_rgb: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a GPU (batches of up to 8) windows sized to the regions grow to sides of 128 px steps, so
+    that they share shapes and run as batches; the output is the CPU's."""
+    import libdeclip.session as session_module
+    from tests.test_resources import fake_gpu
+
+    photo = _photo(demo_rgb)
+    with Declipper(device="cpu", tile_size=128) as cpu:
+        expected = cpu.run(photo, fit="float")
+        windows = cpu.windows(photo)
+    engine_class = fake_gpu(lambda *_: False, RuntimeError("never raised"))
+    monkeypatch.setattr(session_module, "OnnxEngine", engine_class)
+    with Declipper(device="cuda", tile_size=128) as gpu:
+        out = gpu.run(photo, fit="float")
+    calls = engine_class.instances[0].calls
+    shapes = {shape[2:] for shape, _ in calls}
+    assert all(h % 128 == 0 or h == 480 for h, _ in shapes)  # 128 px steps, or the whole photo's side
+    assert all(w % 128 == 0 or w == 640 for _, w in shapes)
+    assert len(shapes) < len({t.window_shape for t in windows})  # fewer shapes than the CPU's windows
+    assert len(calls) < len(windows) and max(shape[0] for shape, _ in calls) > 1  # batches
+    np.testing.assert_allclose(out, expected, rtol=0, atol=2e-6)
