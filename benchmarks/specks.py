@@ -46,12 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     model = sessions[0].model_info.path.stem
     started = time.perf_counter()
     lines = [
-        "# The speck rule",
+        f"Machine: {_machine.describe()}; command: `python -m benchmarks.specks`",
         "",
-        f"*Command: `python -m benchmarks.specks` (results in `benchmarks/results/specks.md`); model "
-        f"{model}; {_machine.describe()}*",
-        "",
-        f"Region PSNR (dB, pooled over each set's clipped values) with specks of at most N pixels kept "
+        f"Model {model}. Region PSNR (dB, pooled over each set's clipped values) with specks of at most "
+        f"N pixels kept "
         f"as recorded; N = 0 runs the network on every clipped value. The shipped rule is N = "
         f"{SPECK_PIXELS}.",
         "",
