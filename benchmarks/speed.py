@@ -1,6 +1,6 @@
 """Speed and memory of the declipping pipeline and of every declipping method, on real photos.
 
-    python -m benchmarks.speed [--sections pipeline methods tiles fraction] [--quick]
+    python -m benchmarks.speed [--sections mosaic pipeline methods tiles fraction] [--quick]
                                [--device cpu] [--skip-50mp | --only-50mp] [--repeat 1]
                                [--max-seconds 120] [--out benchmarks/results/speed.md]
 
@@ -39,6 +39,7 @@ other parts of an existing file are kept. Sections:
   fraction skips the larger ones. Plotted in ``speed_vs_fraction.png``.
 
 ``--quick`` runs every section on a 256 x 256 crop of the demo photo (examples/night_lamps.png;
+the mosaic of 36 thumbnails of it;
 128 x 128 for the fraction section), with fewer configurations: a smoke test, not a measurement.
 """
 
@@ -110,16 +111,22 @@ class _EngineClock:
 # -------------------------------------------------------------------------------- mosaic section
 
 
-def make_mosaic(tmp: Path) -> tuple[Path, Path, float]:
-    """The 24 MP mosaic as JPEG q92 and 16-bit TIFF, and its clipped share (any channel at 255)."""
+def make_mosaic(tmp: Path, quick: bool = False) -> tuple[Path, Path, float]:
+    """The 24 MP mosaic as JPEG q92 and 16-bit TIFF, and its clipped share (any channel at 255);
+    ``quick``: 36 copies of a 100 x 67 thumbnail of the demo photo instead (a smoke test)."""
     from PIL import Image as PILImage
 
     eval_dir = DATA.parent / "eval"
-    sources = sorted((eval_dir / "kodak24").glob("*.png")) + sorted((eval_dir / "cbsd68").glob("*.png"))[:12]
+    if quick:
+        sources = [DEMO] * 36
+    else:
+        sources = sorted((eval_dir / "kodak24").glob("*.png"))
+        sources += sorted((eval_dir / "cbsd68").glob("*.png"))[:12]
+    size = (100, 67) if quick else (1000, 667)
     cells = []
     for i, path in enumerate(sources[:36]):
         with PILImage.open(path) as im:
-            cell = np.asarray(im.convert("RGB").resize((1000, 667), PILImage.Resampling.LANCZOS), np.float32)
+            cell = np.asarray(im.convert("RGB").resize(size, PILImage.Resampling.LANCZOS), np.float32)
         if i % 9 == 4:  # 4 of the 36 over-exposed (sRGB values x 1.4)
             cell = cell * 1.4
         cells.append(np.clip(np.rint(cell), 0, 255).astype(np.uint8))
@@ -143,16 +150,17 @@ def _timed_process(code: str) -> tuple[float, float]:
     return wall, int(proc.stdout.strip().splitlines()[-1]) / 1024.0
 
 
-def mosaic_section(tmp: Path, repeat: int) -> list[str]:
-    jpeg, tiff, share = make_mosaic(tmp)
-    runs = max(3, repeat)
+def mosaic_section(tmp: Path, repeat: int, quick: bool = False) -> list[str]:
+    jpeg, tiff, share = make_mosaic(tmp, quick)
+    runs = 1 if quick else max(3, repeat)
     floors = {
         jpeg: ("from PIL import Image; im = Image.open({src!r}); im.load(); im.save({dst!r}, quality=92)"),
         tiff: ("import tifffile; a = tifffile.imread({src!r}); "
                "tifffile.imwrite({dst!r}, a, photometric='rgb', compression='zlib')"),
     }
+    h, w = read_image(jpeg).pixels.shape[:2]
     lines = [
-        f"Mosaic of 36 photos, 6000 x 4002, {share:.1%} of its pixels with a channel at 255. Wall time: "
+        f"Mosaic of 36 photos, {w} x {h}, {share:.1%} of its pixels with a channel at 255. Wall time: "
         f"median of {runs} fresh processes; peak RSS: their largest VmHWM.",
         "",
         "| file | run | wall (s) | peak RSS (MB) | wall / floor |",
@@ -175,7 +183,6 @@ def mosaic_section(tmp: Path, repeat: int) -> list[str]:
             lines.append(f"| {kind} | {label} | {wall:.2f} | {max(m[1] for m in measured):.0f} | "
                          f"{wall / floor:.2f} |")
     image = read_image(jpeg)
-    h, w = image.pixels.shape[:2]
     with Declipper(device="cpu") as session:
         windows = session.windows(image.pixels)
         model = session.model_info.path.stem
@@ -620,9 +627,7 @@ def main(argv: list[str] | None = None) -> int:
             if section not in args.sections:
                 continue
             if section == "mosaic":
-                if args.quick:
-                    continue
-                lines = mosaic_section(tmp, args.repeat)
+                lines = mosaic_section(tmp, args.repeat, args.quick)
             elif section == "pipeline":
                 lines = pipeline_section(cases, tmp, args.device)
             elif section == "methods":

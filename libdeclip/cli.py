@@ -497,7 +497,10 @@ def _cmd_declip(args: argparse.Namespace) -> int:
 
 def _model_line(session: Declipper, pixels: np.ndarray, mask: np.ndarray | None, changing: int) -> str:
     """What the network would do: its windows (sized to the clipped regions) and the values."""
-    windows = session.windows(pixels, mask=mask)
+    try:
+        windows = session.windows(pixels, mask=mask)
+    except DeclipError as exc:  # what a repair would refuse (e.g. float values no photo has)
+        return f"  model      would not run: {exc}"
     h, w = pixels.shape[:2]
     cores = sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in windows) / (h * w)
     return (f"  model      would run {len(windows)} window(s) (cores of at most {session.tile_size} px, "

@@ -169,9 +169,8 @@ def test_speed_quick_runs_end_to_end(tmp_path: Path) -> None:
     assert speed.main(["--quick", "--out", str(out)]) == 0
     text = out.read_text()
     headings = re.findall(r"^### (.*)$", text, flags=re.M)
-    # --quick leaves the 24 MP mosaic out (a measurement of real photos, not a smoke test)
-    assert headings == [title for key, title in speed.TITLES.items() if key != "mosaic"]
-    assert text.count(f"; command: `python -m benchmarks.speed --quick --out {out}`") == 4
+    assert headings == list(speed.TITLES.values())
+    assert text.count(f"; command: `python -m benchmarks.speed --quick --out {out}`") == 5
     methods = re.findall(r"^\| ([\w-]+) \| CPU \| ([\d.]+) \| [\d.]+ \| (\d+) \|$", text, flags=re.M)
     assert [m for m, _, _ in methods] == list(speed.libdeclip.METHODS)
     assert all(float(mps) > 0 and int(rss) > 50 for _, mps, rss in methods)  # MP/s, peak RSS in MB
