@@ -27,7 +27,6 @@ from libdeclip.mask import (
     SPECK_PIXELS,
     SUPPORTED_DTYPES,
     ClipLevels,
-    any_clipped,
     clip_masks,
     resolve_clip_levels,
     without_specks,
@@ -427,13 +426,14 @@ class Declipper:
         space: ColorSpace,
         plan: TilePlan,
         progress: Progress,
-        codes: np.ndarray | None = None,
+        codes: np.ndarray,
         consistency: bool = True,
         ticket: int = 0,
         copy: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[Recovered]:
-        """Run the model on every tile whose core holds a clipped value (or, with ``feather``,
-        has one within that many pixels); return what changes in each core.
+        """Run the model on the windows around the values ``codes`` marks clipped (:meth:`_windows`;
+        with ``feather``, also around those within that many pixels); return what changes in each
+        core.
 
         A small pipeline hides the pixel work behind the model: while the engine runs one batch,
         a worker thread gathers the next and scatters the previous (the native core and ONNX
@@ -451,23 +451,7 @@ class Declipper:
         """
         h, w = colour.shape[:2]
         lo, hi, native_space = low.tolist(), high.tolist(), space.native
-
-        def grown(tile: Tile) -> tuple[slice, slice]:
-            """The core grown by the feather radius: clipped pixels there reach into the core."""
-            return (
-                slice(max(0, tile.y0 - feather), min(h, tile.y1 + feather)),
-                slice(max(0, tile.x0 - feather), min(w, tile.x1 + feather)),
-            )
-
-        def clipped(tile: Tile) -> bool:
-            if codes is not None:
-                return bool(codes[grown(tile)].any())
-            return any_clipped(colour[grown(tile)], low, high, tolerance)
-
-        if codes is not None:
-            todo = self._windows(plan, codes, feather)
-        else:
-            todo = [t for t in plan if not self.skip_unclipped or clipped(t)]
+        todo = self._windows(plan, codes, feather)
         engine = self.engine
         if engine.max_batch > 1 and self.skip_unclipped:
             # On a GPU, windows sized to the regions would each have a shape of their own and run
