@@ -300,16 +300,14 @@ def declip_classic(
         codes = detect_codes(colour, low, high, tolerance, threads)
     else:
         codes = clip_codes(mask, colour.shape)
-    to3 = (lambda a: np.repeat(a, 3, axis=2)) if channels == 1 else (lambda a: a)
-
     def model_space(window: tuple[slice, slice]) -> np.ndarray:
         x = (colour[window].astype(np.float64) - low) / (high - low)  # clip-normalised, the input's encoding
-        return to_model(to3(x), space)
+        return to_model(_as_rgb(x), space)
 
     # Part by part, so memory and time follow the clipped area: each part with the surroundings
     # the method reads, which gives the whole-image answer.
     if method == "inpaint-opposed":
-        parts = _opposed_parts(codes, model_space)
+        parts = _opposed_parts(codes, channels, model_space)
     else:
         if method == "cross-channel":  # per pixel: cores of at most 512 px with its boxes' reach
             tiles = plan_windows(codes != 0, 512, _MARGINS[method], 1)
@@ -318,7 +316,7 @@ def declip_classic(
         parts = []
         for tile in tiles:
             high_m, low_m = codes_to_masks(codes[tile.window], channels)
-            rec = reconstruct(method, model_space(tile.window), to3(high_m), to3(low_m), consistency)
+            rec = reconstruct(method, model_space(tile.window), _as_rgb(high_m), _as_rgb(low_m), consistency)
             parts.append((tile, rec[tile.core_in_window]))
     recovered = []
     for tile, rec in parts:
@@ -341,7 +339,12 @@ def declip_classic(
     return composite(image, colour, low, high, tolerance, 0, fit, plan, recovered, codes, threads)
 
 
-def _opposed_parts(codes: np.ndarray, model_space: Callable[[tuple[slice, slice]], np.ndarray]
+def _as_rgb(a: np.ndarray) -> np.ndarray:
+    """H x W x 3 from H x W x 1 (grey, repeated) or H x W x 3: the methods work on three channels."""
+    return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
+
+
+def _opposed_parts(codes: np.ndarray, channels: int, model_space: Callable[[tuple[slice, slice]], np.ndarray]
                    ) -> list[tuple[Tile, np.ndarray]]:
     """inpaint-opposed tile by tile, exactly as :func:`_inpaint_opposed` on the whole image: the
     regions (clipped highlights grown by the border) are labelled on the whole image (a byte and
@@ -374,13 +377,8 @@ def _opposed_parts(codes: np.ndarray, model_space: Callable[[tuple[slice, slice]
     parts = []
     for tile, x, ref in refs:
         estimate = to_model(ref + region_chroma[regions[tile.core]], linear)
-        high = np.repeat(highlights[tile.core][..., None], 3, axis=2) & _codes_high(codes[tile.core])
+        high = _as_rgb(codes_to_masks(codes[tile.core], channels)[0])
         out = x.copy()
         out[high] = estimate[high]
         parts.append((tile, out))
     return parts
-
-
-def _codes_high(codes: np.ndarray) -> np.ndarray:
-    """H x W x 3: channel c clipped high (bit c of the codes)."""
-    return (codes[..., None] >> np.arange(3, dtype=np.uint8)) & 1 == 1

@@ -96,24 +96,31 @@ def test_specks_keep_their_recorded_values(demo_rgb: np.ndarray, reference: np.n
     np.testing.assert_array_equal(out[unclipped], photo[unclipped])
 
 
+@pytest.mark.parametrize("grey", [False, True], ids=["rgb", "grey"])
 @pytest.mark.parametrize("method", ["inpaint-opposed", "cross-channel", "biharmonic"])
-def test_classical_methods_part_by_part_equal_the_whole_image(demo_rgb: np.ndarray, method: str) -> None:
+def test_classical_methods_part_by_part_equal_the_whole_image(demo_rgb: np.ndarray, method: str,
+                                                              grey: bool) -> None:
     """The classical methods run on the parts of the photo around its clipped regions (with what
-    each reads around them): the same values as the method on the whole image at once."""
+    each reads around them): the same values as the method on the whole image at once (a grey
+    image as three equal channels, averaged back)."""
     from libdeclip import declip
     from libdeclip.classic import reconstruct
     from libdeclip.color import from_model, get_colorspace, to_model
     from libdeclip.mask import clip_masks
 
-    x = demo_rgb.astype(np.float64) / 255
-    high, low = clip_masks(demo_rgb, 0, 255, 1 / 255)
+    pixels = demo_rgb[..., 1:2] if grey else demo_rgb
+    x = pixels.astype(np.float64) / 255
+    high, low = clip_masks(pixels, 0, 255, 1 / 255)
     srgb = get_colorspace("srgb")
-    whole = from_model(reconstruct(method, to_model(x, srgb), high, low, True), srgb)
+    rgb = (lambda a: np.repeat(a, 3, axis=2)) if grey else (lambda a: a)
+    whole = from_model(reconstruct(method, to_model(rgb(x), srgb), rgb(high), rgb(low), True), srgb)
+    if grey:
+        whole = whole.mean(axis=2, keepdims=True)
     expected = x.copy()
     expected[high] = np.maximum(whole[high], x[high])
     expected[low] = np.minimum(whole[low], x[low])
-    out = declip(x.astype(np.float32), method=method, fit="float")
-    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
+    out = declip((x[..., 0] if grey else x).astype(np.float32), method=method, fit="float")
+    np.testing.assert_allclose(out, expected[..., 0] if grey else expected, rtol=0, atol=1e-6)
 
 
 _CLASSIC_MEMORY = """
