@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from libdeclip.engine import sha256_file
+from libdeclip.raw import needs_model
 
 __all__ = ["MANIFEST_NAME", "Job", "Summary", "is_done", "load_manifest", "plan_jobs", "run_batch"]
 
@@ -188,8 +189,6 @@ class Worker:
 
         self.args = declip_namespace(options)
         self.manifest, self.run = Path(manifest), run
-        from libdeclip.cli import needs_model
-
         model = needs_model(self.args.method)
         self.session = Declipper(self.args.model, device=device, threads=threads,
                                  tile_size=self.args.tile_size) if model else None

@@ -48,7 +48,7 @@ from libdeclip.errors import DeclipError
 from libdeclip.fit import Fit
 from libdeclip.io import _SUFFIXES, DEFAULT_PNG_LEVEL, Image, read_image, write_image
 from libdeclip.mask import clip_mask
-from libdeclip.raw import COMBINED, RAW_SUFFIXES, declip_raw, is_raw_path
+from libdeclip.raw import COMBINED, RAW_SUFFIXES, declip_raw, is_raw_path, needs_model
 from libdeclip.session import Declipper
 
 IMAGE_SUFFIXES = set(_SUFFIXES) | RAW_SUFFIXES
@@ -240,11 +240,6 @@ def method_of(image: Image, args: argparse.Namespace) -> str:
     if args.method:
         return str(args.method)
     return COMBINED if image.raw is not None else "declipnet"
-
-
-def needs_model(method: str | None) -> bool:
-    """Whether ``--method`` (None: the defaults) runs the network, so a session is needed."""
-    return method in (None, "declipnet", COMBINED)
 
 
 def _repair(

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RAW_SUFFIXES", "DEMOSAIC_REACH", "RAW_METHODS", "RawInfo", "RawMosaic", "read_raw", "declip_raw",
-    "develop", "is_raw_path",
+    "develop", "is_raw_path", "needs_model",
 ]
 
 #: File name suffixes sent to LibRaw (lower case).
@@ -82,6 +82,12 @@ COMBINED = "opposed+declipnet"
 #: Pixels over which the combination goes from the photosite estimate to the network's, into an
 #: area where every channel is clipped.
 COMBINED_RAMP = 4
+
+
+def needs_model(method: str | None) -> bool:
+    """Whether a file repaired with ``method`` (None: the defaults, the network for RGB and
+    :data:`COMBINED` for RAW) runs the network, so that a model session is needed."""
+    return method in (None, "declipnet", COMBINED)
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,7 @@ def declip_raw(
         return result
     gains = np.array(info.wb, dtype=np.float64)
     _, high = info.clip_levels
+
     def repair(method: str) -> np.ndarray:
         if method == "inpaint-opposed" and image.raw_mosaic is not None:
             return _opposed_from_photosites(image.raw_mosaic, camera, high, gains)
