@@ -140,7 +140,9 @@ def make_mosaic(tmp: Path, quick: bool = False) -> tuple[Path, Path, float]:
 
 
 def _timed_process(code: str) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of a fresh Python process running ``code``."""
+    """(wall seconds, peak RSS MB) of a fresh Python process running ``code``. The peak is the
+    child's VmHWM: ru_maxrss would also count the pages of the (large) benchmark process that the
+    child shared between fork and exec."""
     probe = code + "\nprint([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
@@ -227,15 +229,7 @@ def _pipeline(path: Path, out: Path, session: Declipper) -> tuple[float, float, 
 
 def _peak_rss_mb(path: Path, out: Path, device: str) -> float:
     cli_args = ["declip", str(path), "-o", str(out), "--overwrite", "-q", "--device", device]
-    # VmHWM, the peak of this process's own memory: ru_maxrss would also count the pages of the
-    # (large) benchmark process that the child shared between fork and exec.
-    code = (
-        "from libdeclip.cli import main; "
-        f"main({cli_args!r}); "
-        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(proc.stdout.strip().splitlines()[-1]) / 1024.0
+    return _timed_process(f"from libdeclip.cli import main; main({cli_args!r})")[1]
 
 
 def make_cases(tmp: Path, skip_50mp: bool) -> list[tuple[str, list[Path]]]:
