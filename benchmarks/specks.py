@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     worst = 0.0
     for set_name in args.sets:
         for protocol in PROTOCOLS:
-            rows: dict[int, list[dict[str, object]]] = {n: [] for n in args.sizes}
+            rows: dict[int, list[dict[str, float]]] = {n: [] for n in args.sizes}
             seconds = dict.fromkeys(args.sizes, 0.0)
             specks = clipped = 0
             for s, path in photos:
