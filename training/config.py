@@ -37,6 +37,11 @@ class Config:
     flips: bool = False
     camera_probability: float = 0.0  # share of camera-like samples (training.data.make_camera_sample)
     camera_stops_over: tuple[float, float] = (0.0, 2.0)  # their over-exposure range, in stops
+    # prior-input samples (layout "prior", model v3: training.data.PriorSampler)
+    prior_pool: int = 48  # photos clipped as a whole per block of steps
+    prior_block_steps: int = 150  # steps that draw their crops from one pool
+    hard_share: float = 0.75  # share of crops centred on a clipped pixel
+    prior_max_side: int = 512  # larger photos: a window of this size stands for the photo
     # networks
     layout: str = "paper"
     width: int | None = None
@@ -53,11 +58,19 @@ class Config:
     # ~65,000x those on a 0..1 scale and would drown the pixel loss whatever the weights. Features
     # are multiplied by this before the distance: 1/255 measures them as if pixels were on 0..1.
     perceptual_feature_scale: float = 1.0 / 255.0
+    # pixel loss: "mse" (the paper's, on clip-normalised values) or "encoded-l1" (model v3: L1 in a
+    # mu-law encoding, the clipped values weighted clipped_weight times the others)
+    pixel_loss: str = "mse"
+    encoding_mu: float = 16.0
+    clipped_weight: float = 1.0
+    w_chroma: float = 0.0  # chroma L1 where every channel is clipped (training.losses.chroma_l1)
     # optimisation (paper: Adam 1e-3, beta1 0.5, clipping; D: SGD at 0.1x)
     lr: float = 1e-3
     beta1: float = 0.5
     grad_clip: float = 1.0
     disc_lr_ratio: float = 0.1
+    # "constant", or "linear": decays to zero at ``steps`` (budgeted training, Li et al. 2020)
+    lr_schedule: str = "constant"
     device: str = "cpu"
 
     @property

@@ -127,7 +127,13 @@ def make_sample(
     rgb: np.ndarray, crop: int, spec: ClipSpec, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """One (clipped, truth) pair, both 3 x crop x crop float32, from one photo."""
-    patch = random_crop(rgb, crop, spec.flips, rng)
+    return clip_paper(random_crop(rgb, crop, spec.flips, rng), spec, rng)
+
+
+def clip_paper(
+    patch: np.ndarray, spec: ClipSpec, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A photo (H x W x 3 uint8) clipped by the paper's protocol: (clipped, truth), 3 x H x W."""
     n = 3 if spec.per_channel else 1
     over = rng.integers(spec.over_range[0], spec.over_range[1] + 1, size=n).astype(np.float32)
     under = rng.integers(spec.under_range[0], spec.under_range[1] + 1, size=n).astype(np.float32)
@@ -190,7 +196,14 @@ def make_camera_sample(
     levels as the runtime does, ``(v - low) / (high - low)``; the mask is what the runtime would
     flag at a drawn tolerance.
     """
-    patch = random_crop(rgb, crop, spec.flips, rng)
+    return clip_camera(random_crop(rgb, crop, spec.flips, rng), spec, rng)
+
+
+def clip_camera(
+    patch: np.ndarray, spec: ClipSpec, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A photo (H x W x 3 uint8) clipped the camera-like way of :func:`make_camera_sample`:
+    (clipped, truth, mask), each 3 x H x W float32."""
     names, shares = zip(*CAMERA_MODES, strict=True)
     mode = names[int(rng.choice(len(names), p=np.asarray(shares) / sum(shares)))]
     linear = srgb_decode(patch.astype(np.float64) / 255.0)
@@ -280,3 +293,135 @@ class ClipSampler:
             xs.append(np.concatenate([x, m]) if self.spec.mask_channels else x)
             ys.append(y)
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+# -- prior-input samples (model v3) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Variant:
+    """One photo clipped as a whole, with what the runtime would compute on it."""
+
+    inputs: np.ndarray  # 12 x H x W: clipped picture, signed mask, the priors' estimates
+    truth: np.ndarray  # 3 x H x W
+    context: np.ndarray  # (6,)
+    known: np.ndarray  # 1 x H x W float32: 0 where the photo itself was clipped (its truth unknown)
+    clipped: np.ndarray  # flat indices of the pixels with a clipped value (the hard crops' centres)
+
+
+#: A photo's own value at or above this 8-bit code is taken as clipped in the photo itself.
+OWN_CLIP_CODE = 254
+
+
+class PriorSampler:
+    """Deterministic batches for a prior-input model (v3): (inputs, truth, context).
+
+    The runtime computes the classical estimates and the context once per image, on the whole
+    image, so training does the same: a photo (or, for photos above ``max_side`` on a side, a
+    ``max_side`` window of it, which stands for a photo of that size) is clipped as a whole by one
+    of the protocols (the paper's, or the camera-like one with ``camera_probability``), its
+    estimates and context computed by :mod:`libdeclip.priors`, and only then cropped. The estimates
+    cost ~0.5 s a photo on one core, so each photo clipped this way serves many crops: the steps
+    of a block of ``block_steps`` draw their crops from the block's ``pool`` clipped photos, and
+    ``hard_share`` of the crops are centred on a clipped pixel.
+
+    A batch is a pure function of ``(seed, step)``, as for :class:`ClipSampler` (the pool is a
+    cache of pure functions of ``(seed, block, slot)``), which keeps resume exact.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        crop: int,
+        batch: int,
+        spec: ClipSpec = ClipSpec(),
+        seed: int = 0,
+        max_images: int | None = None,
+        pool: int = 48,
+        block_steps: int = 150,
+        hard_share: float = 0.75,
+        max_side: int = 512,
+    ) -> None:
+        if max_side < crop:
+            raise ValueError(f"max_side {max_side} must be at least the crop {crop}")
+        self.crop, self.batch, self.spec, self.seed = crop, batch, spec, seed
+        self.pool, self.block_steps, self.hard_share, self.max_side = pool, block_steps, hard_share, max_side
+        paths = list_images(root)
+        self.paths = paths[:max_images] if max_images is not None else paths
+        self._photos: dict[int, np.ndarray | None] = {}
+        self._variants: dict[tuple[int, int], _Variant] = {}
+
+    def _photo(self, index: int) -> np.ndarray | None:
+        if index not in self._photos:
+            self._photos[index] = load_rgb8(self.paths[index], self.crop)
+        return self._photos[index]
+
+    def variant(self, block: int, slot: int) -> _Variant:
+        """The clipped photo in ``slot`` of ``block``'s pool, with its estimates and context."""
+        key = (block, slot)
+        if key not in self._variants:
+            for old in [k for k in self._variants if k[0] < block]:  # earlier blocks are done with
+                del self._variants[old]
+            self._variants[key] = self._make_variant(np.random.default_rng([self.seed, block, slot, 3]))
+        return self._variants[key]
+
+    def _make_variant(self, rng: np.random.Generator) -> _Variant:
+        from libdeclip import priors
+
+        rgb = None
+        while rgb is None:
+            rgb = self._photo(int(rng.integers(0, len(self.paths))))
+        h, w = rgb.shape[:2]
+        wh, ww = min(h, self.max_side), min(w, self.max_side)
+        y, x = int(rng.integers(0, h - wh + 1)), int(rng.integers(0, w - ww + 1))
+        photo = rgb[y : y + wh, x : x + ww]
+        if self.spec.flips and rng.random() < 0.5:
+            photo = photo[:, ::-1]
+        if rng.random() < self.spec.camera_probability:
+            clipped, truth, mask = clip_camera(photo, self.spec, rng)
+        else:
+            clipped, truth = clip_paper(photo, self.spec, rng)
+            mask = signed_mask(clipped, float(rng.uniform(*MASK_TOLERANCE)))
+        hwc = clipped.transpose(1, 2, 0)
+        high, low = (mask > 0).transpose(1, 2, 0), (mask < 0).transpose(1, 2, 0)
+        est = priors.estimates(hwc, high, low).transpose(2, 0, 1)
+        inputs = np.ascontiguousarray(np.concatenate([clipped, mask, est]), dtype=np.float32)
+        # Camera originals (and some web photos) hold their own blown highlights: there the
+        # "truth" is itself clipped, so those pixels (and their 3 x 3 neighbours) carry no loss.
+        from scipy.ndimage import maximum_filter
+
+        own = maximum_filter((photo >= OWN_CLIP_CODE).any(axis=2), size=3)
+        known = (~own)[None].astype(np.float32)
+        return _Variant(inputs, truth, priors.context(hwc, high, low), known,
+                        np.flatnonzero((mask != 0).any(axis=0)))
+
+    def _crop_at(self, v: _Variant, rng: np.random.Generator) -> tuple[int, int]:
+        h, w = v.truth.shape[1:]
+        c = self.crop
+        if len(v.clipped) and rng.random() < self.hard_share:
+            centre = int(v.clipped[int(rng.integers(0, len(v.clipped)))])
+            cy, cx = divmod(centre, w)
+            y = int(np.clip(cy - c // 2 + rng.integers(-c // 4, c // 4 + 1), 0, h - c))
+            x = int(np.clip(cx - c // 2 + rng.integers(-c // 4, c // 4 + 1), 0, w - c))
+            return y, x
+        return int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
+
+    def batch_at(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch for ``step``: inputs N x 12 x crop x crop, truth N x 3 x crop x crop, context
+        N x 6, and where the truth is known N x 1 x crop x crop (1, or 0 where the photo itself
+        was clipped)."""
+        rng = np.random.default_rng([self.seed, step, 5])
+        block = step // self.block_steps
+        xs, ys, cs, ks = [], [], [], []
+        for _ in range(self.batch):
+            v = self.variant(block, int(rng.integers(0, self.pool)))
+            y, x = self._crop_at(v, rng)
+            window = (slice(None), slice(y, y + self.crop), slice(x, x + self.crop))
+            inp, tru, known = v.inputs[window], v.truth[window], v.known[window]
+            if self.spec.flips and rng.random() < 0.5:  # vertical flips (horizontal ones: per photo)
+                inp, tru, known = inp[:, ::-1], tru[:, ::-1], known[:, ::-1]
+            xs.append(np.ascontiguousarray(inp))
+            ys.append(np.ascontiguousarray(tru))
+            cs.append(v.context)
+            ks.append(np.ascontiguousarray(known))
+        return tuple(torch.from_numpy(np.stack(a)) for a in (xs, ys, cs, ks))  # type: ignore[return-value]

@@ -88,9 +88,9 @@ class LiteGenerator(nn.Module):
 
     multiple = 16
 
-    def __init__(self, width: int = 48, in_channels: int = 6) -> None:
+    def __init__(self, width: int = 48, in_channels: int = 6, context_size: int = 0) -> None:
         super().__init__()
-        self.width, self.in_channels = width, in_channels
+        self.width, self.in_channels, self.context_size = width, in_channels, context_size
         c1, c2, c3, c4 = width, width * 3 // 2, width * 2, width * 3
 
         def block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -111,9 +111,18 @@ class LiteGenerator(nn.Module):
         self.shuffle = nn.PixelShuffle(2)
         nn.init.zeros_(self.head.weight)  # start as the identity: residual 0
         nn.init.zeros_(self.head.bias)
+        # An image-level context vector enters as a bias on the first level's features (the same
+        # for every pixel and every tile of an image); zero at first, so it starts with no effect.
+        self.context = nn.Linear(context_size, c1) if context_size else None
+        if self.context is not None:
+            nn.init.zeros_(self.context.weight)
+            nn.init.zeros_(self.context.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         s1 = self.e1(self.unshuffle(x))
+        if self.context is not None:
+            assert context is not None, "this generator takes an image context vector"
+            s1 = s1 + self.context(context)[:, :, None, None]
         s2 = self.e2(s1)
         s3 = self.e3(s2)
         b = self.e4(s3)
@@ -121,6 +130,54 @@ class LiteGenerator(nn.Module):
         u = self.d2(self.u2(u) + s2)
         u = self.d1(self.u1(u) + s1)
         return self.shuffle(self.head(u))
+
+
+class PriorGenerator(nn.Module):
+    """DeclipNet v3: a correction of the classical estimates, outward only by construction.
+
+    Input ``N x 12 x H x W``: the clip-normalised picture (3), the signed clip mask (3), and the
+    :data:`libdeclip.priors.PRIOR_METHODS` estimates (cross-channel 3, inpaint-opposed 3); and the
+    ``N x 6`` image context (:data:`libdeclip.priors.CONTEXT_NAMES`). The base is cross-channel's
+    estimate where a channel of the pixel survives and inpaint opposed's where all three are
+    clipped high (cross-channel has nothing to regress on there). The body (a
+    :class:`LiteGenerator`) predicts a residual ``r`` on that base, and the output is
+
+    - ``max(picture, base + r)`` where a value is clipped high (never below what was recorded),
+    - ``min(picture, base + r)`` where it is clipped low,
+    - the picture itself everywhere else,
+
+    so the consistency constraint holds for any weights, and with the body's last layer at zero the
+    output is the classical base exactly. Returns the repaired picture (not a residual).
+    """
+
+    multiple = 16
+    channels = 12
+
+    def __init__(self, width: int = 32, context_size: int = 6) -> None:
+        super().__init__()
+        self.width, self.in_channels, self.context_size = width, self.channels, context_size
+        self.body = LiteGenerator(width, self.channels, context_size)
+
+    @staticmethod
+    def base(x: torch.Tensor) -> torch.Tensor:
+        """The classical estimate the output starts from (N x 3 x H x W)."""
+        all_high = (x[:, 3:6] > 0.5).all(dim=1, keepdim=True)
+        return torch.where(all_high, x[:, 9:12], x[:, 6:9])
+
+    @staticmethod
+    def outward(x: torch.Tensor, proposed: torch.Tensor) -> torch.Tensor:
+        """``proposed`` values where the picture is clipped, never on the inner side of what was
+        recorded; the picture's own values elsewhere."""
+        picture, mask = x[:, 0:3], x[:, 3:6]
+        out = torch.where(mask > 0.5, torch.maximum(picture, proposed), picture)
+        return torch.where(mask < -0.5, torch.minimum(picture, proposed), out)
+
+    def classical(self, x: torch.Tensor) -> torch.Tensor:
+        """The output with a zero residual: the classical base, projected outward."""
+        return self.outward(x, self.base(x))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.outward(x, self.base(x) + self.body(x, context))
 
 
 class Discriminator(nn.Module):
@@ -156,19 +213,23 @@ LAYOUTS: dict[str, tuple[type[nn.Module], int]] = {
     "paper": (Generator, 32),
     "small": (Generator, 16),
     "lite": (LiteGenerator, 48),
+    "prior": (PriorGenerator, 32),
 }
 
-AnyGenerator = Generator | LiteGenerator
+AnyGenerator = Generator | LiteGenerator | PriorGenerator
 
 
 def build_generator(
     layout: str = "paper", width: int | None = None, in_channels: int | None = None
 ) -> AnyGenerator:
-    """A generator of a named layout; ``in_channels`` 3 (RGB) or, for "lite", 6 (RGB + mask)."""
+    """A generator of a named layout; ``in_channels`` 3 (RGB) or, for "lite", 6 (RGB + mask);
+    "prior" (v3) always takes its 12 channels and the context."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown generator layout {layout!r}; known: {sorted(LAYOUTS)}")
     cls, default_width = LAYOUTS[layout]
     kwargs: dict[str, int] = {"width": width or default_width}
+    if cls is PriorGenerator:
+        return PriorGenerator(**kwargs)
     if in_channels is not None:
         kwargs["in_channels"] = in_channels
     return cls(**kwargs)  # type: ignore[return-value]
@@ -179,8 +240,20 @@ def spatial_multiple(model: nn.Module) -> int:
     return int(getattr(model, "multiple", GENERATOR_MULTIPLE))
 
 
+def _convolutional(model: nn.Module) -> nn.Module:
+    """The convolutional network of a generator (a v3 generator's body: its output form adds no
+    convolution and, on an all-zero probe, would hide the body's reach)."""
+    return model.body if isinstance(model, PriorGenerator) else model
+
+
+def _probe(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    size = int(getattr(model, "context_size", 0))
+    return model(x, torch.zeros(len(x), size)) if size else model(x)
+
+
 def conv_macs_per_pixel(model: nn.Module, size: int = 256) -> float:
     """Multiply-accumulates per input pixel of every convolution, measured by running the model."""
+    model = _convolutional(model)
     total = [0]
 
     def hook(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
@@ -195,7 +268,7 @@ def conv_macs_per_pixel(model: nn.Module, size: int = 256) -> float:
     handles = [m.register_forward_hook(hook) for m in convs]
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, int(getattr(model, "in_channels", 3)), size, size))
+            _probe(model.eval(), torch.zeros(1, int(getattr(model, "in_channels", 3)), size, size))
     finally:
         for h in handles:
             h.remove()
@@ -217,6 +290,7 @@ def receptive_field_radius(model: nn.Module, size: int | None = None) -> int:
     """
     import copy
 
+    model = _convolutional(model)
     multiple = spatial_multiple(model)
     size = size or max(112, 16 * multiple)
     probe = copy.deepcopy(model).float().eval()
@@ -231,7 +305,7 @@ def receptive_field_radius(model: nn.Module, size: int | None = None) -> int:
     # One batch item per phase; the items do not interact (eval-mode batch norm), so one backward
     # pass gives every phase's input gradient at once.
     x = torch.zeros(len(phases), probe.in_channels, size, size, requires_grad=True)
-    out = probe(x)
+    out = _probe(probe, x)
     torch.stack([out[i, :, c + dy, c + dx].sum() for i, (dy, dx) in enumerate(phases)]).sum().backward()
     assert x.grad is not None
     radius = 0

@@ -27,18 +27,25 @@ from torch import nn
 from tqdm import tqdm
 
 from training.config import Config, load_config
-from training.data import ClipSampler, ClipSpec
+from training.data import ClipSampler, ClipSpec, PriorSampler
 from training.losses import (
+    chroma_l1,
     discriminator_loss,
+    encoded_l1,
     generator_adversarial_loss,
     mse_loss,
     perceptual_loss,
 )
-from training.models import AnyGenerator, Discriminator, build_generator
+from training.models import AnyGenerator, Discriminator, PriorGenerator, build_generator
 from training.vgg import build_perceptual_net
 
 # identity_mse: the MSE of the clipped input itself, the baseline the generator must beat.
-CSV_FIELDS = ["step", "total", "mse", "perceptual", "adversarial", "disc", "sec_per_step", "identity_mse"]
+# pixel / chroma: v3's encoded losses; base_pixel: the pixel loss of the classical estimate it starts
+# from (what v3 must beat), base_chroma likewise.
+CSV_FIELDS = ["step", "total", "mse", "perceptual", "adversarial", "disc", "sec_per_step", "identity_mse",
+              "pixel", "base_pixel", "chroma", "base_chroma", "lr"]
+PIXEL_LOSSES = ("mse", "encoded-l1")
+LR_SCHEDULES = ("constant", "linear")
 
 
 def _unwrap(m: nn.Module) -> nn.Module:
@@ -76,6 +83,30 @@ def input_channels(cfg: dict[str, Any]) -> int:
     return 6 if cfg.get("mask_input") else 3
 
 
+def transplant_lite(prior: PriorGenerator, lite_state: dict[str, torch.Tensor]) -> None:
+    """Start a v3 generator from a v2 ("lite", mask input) one of the same width: every layer
+    copied, the first convolution's weights for the picture and mask channels copied and those for
+    the estimates zero, the last layer left at zero (so the v3 generator starts as its classical
+    base, with v2's features to learn from)."""
+    body = prior.body.state_dict()
+    for key, value in lite_state.items():
+        if key not in body:
+            raise ValueError(f"the v2 state has a layer {key!r} that a v3 body lacks")
+        if key.startswith("head."):
+            continue
+        target = body[key]
+        if key == "e1.0.0.weight":  # conv over the unshuffled input: 4 phases x channel
+            if value.shape[1] != 24 or target.shape[0] != value.shape[0]:
+                raise ValueError(f"cannot start from a v2 first layer of shape {tuple(value.shape)}")
+            target.zero_()
+            target[:, : value.shape[1]] = value
+        elif target.shape != value.shape:
+            raise ValueError(f"layer {key!r}: v2 {tuple(value.shape)} vs v3 {tuple(target.shape)}")
+        else:
+            target.copy_(value)
+    prior.body.load_state_dict(body)
+
+
 def generator_from_checkpoint(ckpt: dict[str, Any]) -> AnyGenerator:
     cfg = ckpt["config"]
     channels = input_channels(cfg) if cfg["layout"] == "lite" else None
@@ -84,16 +115,16 @@ def generator_from_checkpoint(ckpt: dict[str, Any]) -> AnyGenerator:
     return g
 
 
-class _Batches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
+class _Batches(torch.utils.data.Dataset[tuple[torch.Tensor, ...]]):
     """Steps ``start..end-1`` as a dataset, so worker processes can draw batches ahead."""
 
-    def __init__(self, sampler: ClipSampler, start: int, end: int) -> None:
+    def __init__(self, sampler: ClipSampler | PriorSampler, start: int, end: int) -> None:
         self.sampler, self.start, self.end = sampler, start, end
 
     def __len__(self) -> int:
         return max(0, self.end - self.start)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         return self.sampler.batch_at(self.start + i)
 
 
@@ -161,11 +192,12 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
 
-        self.sampler = ClipSampler(
-            cfg.data_root,
-            crop=cfg.crop,
-            batch=cfg.batch,
-            spec=ClipSpec(
+        if cfg.pixel_loss not in PIXEL_LOSSES:
+            raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, not {cfg.pixel_loss!r}")
+        if cfg.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, not {cfg.lr_schedule!r}")
+        self.prior = cfg.layout == "prior"
+        spec = ClipSpec(
                 over_range=cfg.over_range,
                 under_range=cfg.under_range,
                 per_channel=cfg.per_channel,
@@ -176,14 +208,23 @@ class Trainer:
                 camera_probability=cfg.camera_probability,
                 camera_stops_over=cfg.camera_stops_over,
                 mask_channels=cfg.mask_input,
-            ),
-            seed=cfg.seed,
-            rank=self.rank,
-            world_size=self.world,
-            max_images=cfg.max_images,
         )
-        if cfg.mask_input and cfg.layout != "lite":
-            raise ValueError(f"mask_input needs the 'lite' layout, not {cfg.layout!r}")
+        self.sampler: ClipSampler | PriorSampler
+        if self.prior:
+            if self.world > 1:
+                raise ValueError("the prior layout trains in one process (its pools are per process)")
+            self.sampler = PriorSampler(
+                cfg.data_root, crop=cfg.crop, batch=cfg.batch, spec=spec, seed=cfg.seed,
+                max_images=cfg.max_images, pool=cfg.prior_pool, block_steps=cfg.prior_block_steps,
+                hard_share=cfg.hard_share, max_side=cfg.prior_max_side,
+            )
+        else:
+            self.sampler = ClipSampler(
+                cfg.data_root, crop=cfg.crop, batch=cfg.batch, spec=spec, seed=cfg.seed,
+                rank=self.rank, world_size=self.world, max_images=cfg.max_images,
+            )
+        if cfg.mask_input and cfg.layout not in ("lite", "prior"):
+            raise ValueError(f"mask_input needs the 'lite' or 'prior' layout, not {cfg.layout!r}")
         channels = input_channels(cfg.to_dict()) if cfg.layout == "lite" else None
         g: nn.Module = build_generator(cfg.layout, cfg.width, channels).to(self.device)
         if self.device.type == "cuda":
@@ -220,7 +261,11 @@ class Trainer:
             self._log(f"resumed from {ckpt_path} at step {self.step}")
         elif cfg.init_from:
             ck = load_checkpoint(cfg.init_from)
-            g.load_state_dict(ck["generator"])
+            if self.prior and ck["config"]["layout"] == "lite":
+                assert isinstance(g, PriorGenerator)
+                transplant_lite(g, ck["generator"])
+            else:
+                g.load_state_dict(ck["generator"])
             if d is not None and ck.get("discriminator") is not None:  # a GAN stage going on
                 d.load_state_dict(ck["discriminator"])
             self.history = list(ck["history"])
@@ -236,20 +281,31 @@ class Trainer:
         if self.rank == 0:
             tqdm.write(f"[{self.cfg.name}] {msg}", file=sys.stderr)
 
+    def learning_rate(self, step: int) -> float:
+        if self.cfg.lr_schedule == "linear":
+            return self.cfg.lr * max(0.0, 1.0 - step / self.cfg.steps)
+        return self.cfg.lr
+
     def train_step(
-        self, step: int, batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        self, step: int, batch: tuple[torch.Tensor, ...] | None = None
     ) -> dict[str, float]:
         cfg = self.cfg
-        x, y = batch if batch is not None else self.sampler.batch_at(step)
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        batch = batch if batch is not None else self.sampler.batch_at(step)
+        x, y = batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
+        context = batch[2].to(self.device) if self.prior else None
+        known = batch[3].to(self.device) if len(batch) > 3 else None
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         rgb = x[:, :3]  # the input's colour; a mask-input model also gets the mask channels
+        lr = self.learning_rate(step)
+        for group in self.opt_g.param_groups:
+            group["lr"] = lr
         self.g.train()
         amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and self.device.type == "cuda")
         with amp:
-            out = rgb + self.g(x).float()
-        stats = {"disc": 0.0, "perceptual": 0.0, "adversarial": 0.0}
+            # v3 returns the repaired picture; v1 and v2 a residual on the input
+            out = self.g(x, context).float() if self.prior else rgb + self.g(x).float()
+        stats = {"disc": 0.0, "perceptual": 0.0, "adversarial": 0.0, "lr": lr}
         if self.d is not None:
             assert self.opt_d is not None
             self.d.train()
@@ -261,7 +317,24 @@ class Trainer:
             self.opt_d.step()
             stats["disc"] = loss_d.item()
         l_mse = mse_loss(out, y)
-        total = cfg.w_mse * l_mse
+        if cfg.pixel_loss == "encoded-l1":
+            clipped = x[:, 3:6] != 0 if x.shape[1] >= 6 else torch.zeros_like(y, dtype=torch.bool)
+            all_clipped = (x[:, 3:6] > 0.5).all(dim=1, keepdim=True) if x.shape[1] >= 6 else clipped[:, :1]
+            l_pixel = encoded_l1(out, y, clipped, cfg.encoding_mu, cfg.clipped_weight, known)
+            total = cfg.w_mse * l_pixel
+            stats["pixel"] = l_pixel.item()
+            if cfg.w_chroma > 0:
+                l_chroma = chroma_l1(out, y, all_clipped, cfg.encoding_mu, known)
+                total = total + cfg.w_chroma * l_chroma
+                stats["chroma"] = l_chroma.item()
+            if self.prior:
+                with torch.no_grad():
+                    base = _unwrap(self.g).classical(x)
+                    stats["base_pixel"] = encoded_l1(
+                        base, y, clipped, cfg.encoding_mu, cfg.clipped_weight, known).item()
+                    stats["base_chroma"] = chroma_l1(base, y, all_clipped, cfg.encoding_mu, known).item()
+        else:
+            total = cfg.w_mse * l_mse
         if self.vgg is not None:
             with amp:
                 with torch.no_grad():
@@ -329,6 +402,10 @@ class Trainer:
             "camera_probability": self.cfg.camera_probability,
             "camera_stops_over": list(self.cfg.camera_stops_over),
             "jpeg_probability": self.cfg.jpeg_probability,
+            "pixel_loss": self.cfg.pixel_loss,
+            "clipped_weight": self.cfg.clipped_weight,
+            "w_chroma": self.cfg.w_chroma,
+            "lr_schedule": self.cfg.lr_schedule,
             "losses": {
                 "mse": self.cfg.w_mse,
                 "perceptual": self.cfg.w_perceptual,
