@@ -26,256 +26,23 @@ composite, the consistency constraint and the fit policy are the network's (:mod
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from libdeclip.color import from_model, get_colorspace, to_model
+from libdeclip.color import from_model, to_model
 from libdeclip.errors import UnsupportedInputError
+from libdeclip.estimates import CLASSICAL_METHODS, _as_rgb, model_parts, reconstruct
 from libdeclip.fit import Fit
-from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels
+from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, codes_to_masks
 from libdeclip.mask import clip_codes as detect_codes
-from libdeclip.session import ColorSpec, Recovered, clip_codes, codes_to_masks, composite, prepare
-from libdeclip.tiling import Tile, plan_regions, plan_tiles, plan_windows
+from libdeclip.session import ColorSpec, Recovered, clip_codes, composite, prepare
+from libdeclip.tiling import plan_tiles
 
 __all__ = ["METHODS", "CLASSICAL_METHODS", "declip_classic", "reconstruct"]
 
 #: Every declipping method, the network first (the default).
-METHODS = ("declipnet", "cross-channel", "inpaint-opposed", "biharmonic")
-#: The methods of this module (no model file needed).
-CLASSICAL_METHODS = METHODS[1:]
-
-# cross-channel: box sizes tried in turn, and the unclipped pixels a box must hold to be trusted
-_REGRESSION_BOXES = (17, 65, 257)
-_REGRESSION_MIN_PIXELS = 24
-# Ridge on the surviving channels' covariance (a standard deviation of 0.01 of the range): keeps
-# the slope finite in flat neighbourhoods, where it matters least.
-_REGRESSION_RIDGE = 1e-4
-# inpaint-opposed: border width around a clipped region, and the border a region needs for its
-# own chrominance
-_OPPOSED_BORDER = 3
-_OPPOSED_MIN_BORDER = 8
-# biharmonic: active-set rounds, and the most unknowns solved at full resolution per region
-_BIHARMONIC_ROUNDS = 3
-_BIHARMONIC_MAX_UNKNOWNS = 40_000
-# Tension (a membrane term, weight relative to the squared Laplacian): pure biharmonic fills
-# extrapolate the boundary's slopes without bound across large regions; tension damps that over a
-# few pixels. Of 0.03, 0.1, 0.3, 1 and 3 on six BSDS500 *training* photos, lower values recovered
-# highlights better and shadows worse; 0.3 gained on both sides of most photos.
-_BIHARMONIC_TENSION = 0.3
-#: How far from a clipped value each method reads (pixels): the margin of the part of the photo it
-#: is given around each clipped region. Cross-channel's largest box reaches 128 px; opposed's 3 x 3
-#: reference around the border it measures; biharmonic's stencil (and room for its boundary).
-_MARGINS = {"cross-channel": _REGRESSION_BOXES[-1] // 2 + 1, "inpaint-opposed": _OPPOSED_BORDER + 2,
-            "biharmonic": 8}
-
-
-# ----------------------------------------------------------------------------------- cross-channel
-
-
-def _box_moments(x: np.ndarray, weight: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted local count, means (H x W x 3) and covariances (H x W x 3 x 3) over size x size boxes."""
-    from scipy.ndimage import uniform_filter
-
-    def box(a: np.ndarray) -> np.ndarray:
-        return uniform_filter(a, size=size, mode="reflect")
-
-    count = box(weight)
-    safe = np.maximum(count, 1e-12)
-    mean = np.stack([box(weight * x[..., k]) for k in range(3)], axis=-1) / safe[..., None]
-    cov = np.empty(x.shape[:2] + (3, 3))
-    for i in range(3):
-        for j in range(i, 3):
-            moment = box(weight * x[..., i] * x[..., j]) / safe
-            cov[..., i, j] = cov[..., j, i] = moment - mean[..., i] * mean[..., j]
-    return count * size * size, mean, cov
-
-
-def _cross_channel(x: np.ndarray, clipped: np.ndarray) -> np.ndarray:
-    out = x.copy()
-    valid = np.logical_not(clipped.any(axis=2))
-    n_clipped = clipped.sum(axis=2)
-    todo = (n_clipped > 0) & (n_clipped < 3)
-    for size in _REGRESSION_BOXES:
-        if not todo.any():
-            break
-        count, mean, cov = _box_moments(x, valid.astype(np.float64), size)
-        ready = todo & (count >= _REGRESSION_MIN_PIXELS)
-        # One batched solve per pattern of surviving channels.
-        for pattern in {tuple(p) for p in clipped[ready]}:
-            lost = np.flatnonzero(pattern)
-            kept = np.flatnonzero(~np.asarray(pattern))
-            where = ready & (clipped == np.asarray(pattern)).all(axis=2)
-            m, c, v = mean[where], cov[where], x[where]
-            c_kk = c[:, kept][:, :, kept] + _REGRESSION_RIDGE * np.eye(len(kept))
-            c_kl = c[:, kept][:, :, lost]
-            slope = np.linalg.solve(c_kk, c_kl)  # n x kept x lost
-            dev = (v[:, kept] - m[:, kept])[:, None, :]
-            est = m[:, lost] + (dev @ slope)[:, 0, :]
-            values = out[where]
-            values[:, lost] = est
-            out[where] = values
-        todo &= ~ready
-    return out
-
-
-# --------------------------------------------------------------------------------- inpaint-opposed
-
-
-def _opposed_reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(linear light, opposed reference) of model-space values: per colour, the mean of the other
-    two colours' 3 x 3 means, averaged as cube roots (darktable's choice: closer to perceived
-    brightness than a plain mean)."""
-    from scipy.ndimage import uniform_filter
-
-    lin = from_model(x, get_colorspace("linear-srgb"))  # sRGB-encoded -> linear light (unclamped)
-    cube = np.cbrt(np.stack([uniform_filter(lin[..., k], size=3, mode="reflect") for k in range(3)], axis=-1))
-    ref = np.stack([((cube.sum(axis=2) - cube[..., k]) / 2.0) ** 3 for k in range(3)], axis=-1)
-    return lin, ref
-
-
-def _region_chroma(counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
-    """Each region's mean border chrominance (row 0: outside every region), or the mean over every
-    region's border where its own border is too small."""
-    total = counts[1:].sum()
-    global_chroma = sums[1:].sum(axis=0) / total if total else np.zeros(3)
-    return np.where(
-        (counts >= _OPPOSED_MIN_BORDER)[:, None], sums / np.maximum(counts, 1.0)[:, None], global_chroma
-    )
-
-
-def _inpaint_opposed(x: np.ndarray, clipped: np.ndarray) -> np.ndarray:
-    from scipy.ndimage import binary_dilation, label
-
-    lin, ref = _opposed_reference(x)
-    chroma = lin - ref
-    any_clipped = clipped.any(axis=2)
-    regions, n = label(binary_dilation(any_clipped, iterations=_OPPOSED_BORDER), structure=np.ones((3, 3)))
-    border = (regions > 0) & ~any_clipped
-    counts = np.bincount(regions[border], minlength=n + 1).astype(np.float64)
-    sums = np.stack([np.bincount(regions[border], weights=chroma[border][:, k], minlength=n + 1)
-                     for k in range(3)], axis=-1)
-    estimate = to_model(ref + _region_chroma(counts, sums)[regions], get_colorspace("linear-srgb"))
-    out = x.copy()
-    out[clipped] = estimate[clipped]
-    return out
-
-
-# ------------------------------------------------------------------------------------- biharmonic
-
-
-def _second_difference(n: int) -> Any:
-    """The 1-D second difference on n samples, reflecting at both ends."""
-    from scipy import sparse
-
-    d = sparse.diags([1.0, -2.0, 1.0], [-1, 0, 1], shape=(n, n)).tolil()
-    if n > 1:
-        d[0, 0] = d[n - 1, n - 1] = -1.0
-    else:
-        d[0, 0] = 0.0
-    return d.tocsr()
-
-
-def _biharmonic_region(values: np.ndarray, unknown: np.ndarray) -> np.ndarray:
-    """Solve the biharmonic equation under tension (squared 5-point Laplacian minus the tension
-    times the Laplacian) for the ``unknown`` values of a small 2-D array, the others held fixed;
-    reflecting at the array's edges. Unlike
-    :func:`skimage.restoration.inpaint_biharmonic` the result is not clamped to the range of the
-    known values, which is the whole point for a highlight."""
-    from scipy import sparse
-    from scipy.sparse.linalg import spsolve
-
-    h, w = values.shape
-    laplacian = (sparse.kron(sparse.eye(h), _second_difference(w))
-                 + sparse.kron(_second_difference(h), sparse.eye(w)))
-    a = (laplacian @ laplacian - _BIHARMONIC_TENSION * laplacian).tocsr()
-    u = unknown.ravel()
-    rows = a[u]
-    rhs = -(rows[:, ~u] @ values.ravel()[~u])
-    out = values.copy()
-    out[unknown] = spsolve(rows[:, u].tocsc(), rhs)
-    return out
-
-
-def _inpaint_channel(values: np.ndarray, unknown: np.ndarray) -> np.ndarray:
-    """Biharmonic inpainting of one channel, region by region (each on its bounding box grown by
-    the stencil's reach). A region too large for a direct solve is solved on a downscaled copy of
-    its box and scaled back up: a smooth fill holds little more than those low frequencies."""
-    from scipy.ndimage import find_objects, label, zoom
-
-    out = values.copy()
-    regions, _ = label(unknown, structure=np.ones((3, 3)))
-    h, w = values.shape
-    for i, box in enumerate(find_objects(regions), start=1):
-        if box is None:
-            continue
-        roi = (slice(max(box[0].start - 2, 0), min(box[0].stop + 2, h)),
-               slice(max(box[1].start - 2, 0), min(box[1].stop + 2, w)))
-        region = regions[roi] == i
-        if region.all():  # nothing known around it (a channel clipped everywhere): nothing to fill from
-            continue
-        size = int(region.sum())
-        if size <= _BIHARMONIC_MAX_UNKNOWNS:
-            out[roi][region] = _biharmonic_region(out[roi], region)[region]
-            continue
-        step = int(np.ceil(np.sqrt(size / _BIHARMONIC_MAX_UNKNOWNS)))
-        coarse_values = out[roi][::step, ::step]
-        coarse_region = region[::step, ::step]
-        coarse = _biharmonic_region(coarse_values, coarse_region)
-        rh, rw = region.shape
-        up = zoom(coarse, step, order=1, mode="nearest", grid_mode=True)[:rh, :rw]
-        up = np.pad(up, ((0, rh - up.shape[0]), (0, rw - up.shape[1])), mode="edge")
-        out[roi][region] = up[region]
-    return out
-
-
-def _biharmonic(x: np.ndarray, high: np.ndarray, low: np.ndarray, constrained: bool) -> np.ndarray:
-    out = x.copy()
-    for k in range(x.shape[2]):
-        unknown = high[..., k] | low[..., k]
-        for _ in range(_BIHARMONIC_ROUNDS):
-            if not unknown.any():
-                break
-            filled = _inpaint_channel(x[..., k], unknown)
-            out[..., k][unknown] = filled[unknown]
-            if not constrained:
-                break
-            # Values that fell inside their clip level stay at the recorded value (the level):
-            # fixed as known, the rest is solved again with them as boundary.
-            inside = unknown & ((high[..., k] & (filled < x[..., k])) | (low[..., k] & (filled > x[..., k])))
-            if not inside.any():
-                break
-            out[..., k][inside] = x[..., k][inside]
-            unknown &= ~inside
-    return out
-
-
-# ------------------------------------------------------------------------------------------ public
-
-
-_RECONSTRUCT: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, bool], np.ndarray]] = {
-    "cross-channel": lambda x, high, low, constrained: _cross_channel(x, high | low),
-    "inpaint-opposed": lambda x, high, low, constrained: _inpaint_opposed(x, high),
-    "biharmonic": _biharmonic,
-}
-
-
-def reconstruct(
-    method: str, x: np.ndarray, high: np.ndarray, low: np.ndarray, constrained: bool = True
-) -> np.ndarray:
-    """The reconstruction of clip-normalised model-space values ``x`` (H x W x 3 float64) by a
-    classical ``method``, given the per-channel masks of values clipped ``high`` and ``low``.
-    ``constrained`` makes ``biharmonic`` solve the constrained problem (the others estimate each
-    value on its own, and the caller projects them).
-
-    Returns H x W x 3 float64; only masked values differ from ``x``.
-    """
-    if method not in _RECONSTRUCT:
-        raise UnsupportedInputError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
-    if not (high.any() or low.any()):
-        return x.copy()
-    return _RECONSTRUCT[method](x, high, low, constrained)
+METHODS = ("declipnet",) + CLASSICAL_METHODS
 
 
 def declip_classic(
@@ -304,21 +71,8 @@ def declip_classic(
         x = (colour[window].astype(np.float64) - low) / (high - low)  # clip-normalised, the input's encoding
         return to_model(_as_rgb(x), space)
 
-    # Part by part, so memory and time follow the clipped area: each part with the surroundings
-    # the method reads, which gives the whole-image answer.
-    if method == "inpaint-opposed":
-        parts = _opposed_parts(codes, channels, model_space)
-    else:
-        if method == "cross-channel":  # per pixel: cores of at most 512 px with its boxes' reach
-            tiles = plan_windows(codes != 0, 512, _MARGINS[method], 1)
-        else:  # biharmonic solves whole regions
-            tiles = plan_regions(codes != 0, _MARGINS[method])
-        parts = []
-        for tile in tiles:
-            high_m, low_m = codes_to_masks(codes[tile.window], channels)
-            rec = reconstruct(method, model_space(tile.window), _as_rgb(high_m), _as_rgb(low_m), consistency)
-            parts.append((tile, rec[tile.core_in_window]))
     recovered = []
+    parts = model_parts(method, codes, channels, model_space, consistency)
     for tile, rec in parts:
         x = (colour[tile.core].astype(np.float64) - low) / (high - low)
         rec = from_model(rec, space)
@@ -337,48 +91,3 @@ def declip_classic(
     h, w = colour.shape[:2]
     plan = plan_tiles(h, w, 512, 0, 1)  # for the fit curve's pass over the unclipped values
     return composite(image, colour, low, high, tolerance, 0, fit, plan, recovered, codes, threads)
-
-
-def _as_rgb(a: np.ndarray) -> np.ndarray:
-    """H x W x 3 from H x W x 1 (grey, repeated) or H x W x 3: the methods work on three channels."""
-    return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
-
-
-def _opposed_parts(codes: np.ndarray, channels: int, model_space: Callable[[tuple[slice, slice]], np.ndarray]
-                   ) -> list[tuple[Tile, np.ndarray]]:
-    """inpaint-opposed tile by tile, exactly as :func:`_inpaint_opposed` on the whole image: the
-    regions (clipped highlights grown by the border) are labelled on the whole image (a byte and
-    an int a pixel), their border chrominance summed over the tiles that own the border pixels,
-    then each tile's clipped values estimated from its region's offset."""
-    from scipy.ndimage import binary_dilation, label
-
-    highlights = (codes & 0b111) != 0
-    grown = binary_dilation(highlights, iterations=_OPPOSED_BORDER)
-    regions, n = label(grown, structure=np.ones((3, 3)))
-    del grown
-    # cores own the regions' pixels (border included); windows add the 3 x 3 reference's reach
-    tiles = plan_windows(regions > 0, 512, 2, 1)
-    counts = np.zeros(n + 1)
-    sums = np.zeros((n + 1, 3))
-    refs = []
-    for tile in tiles:
-        x = model_space(tile.window)
-        lin, ref = _opposed_reference(x)
-        core = tile.core_in_window
-        labels = regions[tile.core]
-        border = (labels > 0) & ~highlights[tile.core]
-        chroma = (lin - ref)[core][border]
-        counts += np.bincount(labels[border], minlength=n + 1)
-        for k in range(3):
-            sums[:, k] += np.bincount(labels[border], weights=chroma[:, k], minlength=n + 1)
-        refs.append((tile, x[core], ref[core]))
-    region_chroma = _region_chroma(counts, sums)
-    linear = get_colorspace("linear-srgb")
-    parts = []
-    for tile, x, ref in refs:
-        estimate = to_model(ref + region_chroma[regions[tile.core]], linear)
-        high = _as_rgb(codes_to_masks(codes[tile.core], channels)[0])
-        out = x.copy()
-        out[high] = estimate[high]
-        parts.append((tile, out))
-    return parts

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from libdeclip.errors import EngineError, ModelError
+from libdeclip.priors import CONTEXT_NAMES, PRIOR_METHODS
 
 __all__ = [
     "AUTOMATIC_MODELS", "CONTRACT", "DeviceFallbackWarning", "GpuOutOfMemoryError", "ModelInfo", "OnnxEngine",
@@ -20,6 +21,8 @@ __all__ = [
 ]
 
 CONTRACT = "libdeclip-model-1"
+#: Length of a prior-input model's context vector.
+CONTEXT_SIZE = len(CONTEXT_NAMES)
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: The shipped model that ``model=None`` ("automatic") loads, by the kind of device that runs it:
 #: the v2 family, in the precision that device runs fastest without losing quality. On the CPU
@@ -50,6 +53,11 @@ _REQUIRED = (
 #: channel is clipped high, -1 low, 0 elsewhere), named in the model's ``input_channels``.
 RGB_CHANNELS = ("R", "G", "B")
 MASK_CHANNELS = ("R", "G", "B", "clip_R", "clip_G", "clip_B")
+#: A prior-input model's (v3): RGB, the signed clip mask, then the classical estimates of
+#: :data:`libdeclip.priors.PRIOR_METHODS` (three channels each, in that order); such a model also
+#: takes a second input ``context``, N x 6 (:data:`libdeclip.priors.CONTEXT_NAMES`).
+PRIOR_CHANNELS = MASK_CHANNELS + tuple(f"{method}_{c}" for method in PRIOR_METHODS for c in "RGB")
+CHANNEL_LAYOUTS = (RGB_CHANNELS, MASK_CHANNELS, PRIOR_CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,12 @@ class ModelInfo:
     @property
     def mask_input(self) -> bool:
         """Whether the model takes the clip mask as input channels after R, G, B."""
-        return self.input_channels == MASK_CHANNELS
+        return self.input_channels in (MASK_CHANNELS, PRIOR_CHANNELS)
+
+    @property
+    def prior_input(self) -> bool:
+        """Whether the model takes the classical estimates and the image context (v3)."""
+        return self.input_channels == PRIOR_CHANNELS
 
 
 def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
@@ -82,10 +95,10 @@ def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
             f"(this libdeclip reads {CONTRACT!r})"
         )
     channels = tuple(metadata["input_channels"].split(","))
-    if channels not in (RGB_CHANNELS, MASK_CHANNELS):
+    if channels not in CHANNEL_LAYOUTS:
         raise ModelError(
             f"{path}: input channels {','.join(channels)} are not supported "
-            f"(expected {','.join(RGB_CHANNELS)} or {','.join(MASK_CHANNELS)})"
+            f"(expected one of: {'; '.join(','.join(c) for c in CHANNEL_LAYOUTS)})"
         )
     try:
         return ModelInfo(
@@ -170,9 +183,11 @@ def verify_checksum(path: Path) -> None:
         )
 
 
-def check_signature(path: Path, inputs: list[Any], outputs: list[Any], channels: int = 3) -> None:
+def check_signature(path: Path, inputs: list[Any], outputs: list[Any], channels: int = 3,
+                    context: int = 0) -> None:
     """The contract's tensors: one input ``clipped`` (N x C x H x W float32, C = ``channels``) and
-    an output ``residual`` (N x 3 x H x W float32), as ONNX Runtime reports them (``NodeArg``s)."""
+    an output ``residual`` (N x 3 x H x W float32), as ONNX Runtime reports them (``NodeArg``s);
+    with ``context`` a second input ``context`` (N x ``context`` float32)."""
 
     def fits(arg: Any, name: str, c: int) -> bool:
         shape = list(arg.shape or [])
@@ -184,11 +199,19 @@ def check_signature(path: Path, inputs: list[Any], outputs: list[Any], channels:
     def describe(args: list[Any]) -> str:
         return ", ".join(f"{a.name!r} {a.type} {list(a.shape or [])}" for a in args) or "none"
 
-    if not (len(inputs) == 1 and fits(inputs[0], "clipped", channels)
+    def fits_context(arg: Any) -> bool:
+        shape = list(arg.shape or [])
+        return bool(arg.name == "context" and arg.type == "tensor(float)" and len(shape) == 2
+                    and (shape[1] == context or not isinstance(shape[1], int)))
+
+    wanted = 2 if context else 1
+    if not (len(inputs) == wanted and fits(inputs[0], "clipped", channels)
+            and (not context or fits_context(inputs[1]))
             and any(fits(o, "residual", 3) for o in outputs)):
+        also = f", an input 'context' N x {context} float32" if context else ""
         raise ModelError(
             f"{path}: the model's tensors break the contract (one input 'clipped' N x {channels} x H x W "
-            f"float32, an output 'residual' N x 3 x H x W float32): it has inputs {describe(inputs)}; "
+            f"float32{also}, an output 'residual' N x 3 x H x W float32): it has inputs {describe(inputs)}; "
             f"outputs {describe(outputs)}"
         )
 
@@ -317,16 +340,23 @@ class OnnxEngine:
         #: Tiles of equal shape run together on a GPU; one at a time on the CPU.
         self.max_batch = 1 if self.device == "cpu" else 8
         self.info = read_model_info(path, session.get_modelmeta().custom_metadata_map)
-        check_signature(path, session.get_inputs(), session.get_outputs(), len(self.info.input_channels))
+        check_signature(path, session.get_inputs(), session.get_outputs(), len(self.info.input_channels),
+                        CONTEXT_SIZE if self.info.prior_input else 0)
         self._lock = threading.Lock()
 
-    def residual(self, clipped: np.ndarray) -> np.ndarray:
-        """Run the model on N x 3 x H x W float32 (H, W multiples of ``spatial_multiple``).
+    def residual(self, clipped: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
+        """Run the model on N x C x H x W float32 (H, W multiples of ``spatial_multiple``; C the
+        model's input channels) and, for a prior-input model, its N x 6 ``context``.
 
         Raises :class:`GpuOutOfMemoryError` when the GPU has no memory for this input (a smaller
         one may fit), :class:`~libdeclip.EngineError` for any other failure.
         """
         clipped = np.ascontiguousarray(clipped, dtype=np.float32)
+        feeds = {"clipped": clipped}
+        if self.info.prior_input:
+            if context is None:
+                raise EngineError(f"{self.info.path}: this model needs the image context")
+            feeds["context"] = np.ascontiguousarray(context, dtype=np.float32).reshape(len(clipped), -1)
         on_gpu = False
         try:
             # InferenceSession.run is thread-safe; the lock keeps two big runs from oversubscribing
@@ -334,8 +364,8 @@ class OnnxEngine:
             with self._lock:
                 on_gpu = self.device != "cpu"
                 if not on_gpu:
-                    return self._session.run(["residual"], {"clipped": clipped})[0]
-                return self._run_bound(clipped)
+                    return self._session.run(["residual"], feeds)[0]
+                return self._run_bound(feeds)
         except Exception as exc:
             if on_gpu and is_out_of_memory(exc):
                 raise GpuOutOfMemoryError(
@@ -368,13 +398,14 @@ class OnnxEngine:
             self.device = "cpu"
             self.max_batch = 1
 
-    def _run_bound(self, clipped: np.ndarray) -> np.ndarray:
+    def _run_bound(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """GPU run with I/O binding: one copy in, one copy out, no per-run allocations by ORT."""
         import onnxruntime as ort
 
         binding = self._session.io_binding()
-        value = ort.OrtValue.ortvalue_from_numpy(clipped, "cuda", self._device_index)
-        binding.bind_ortvalue_input("clipped", value)
+        for name, array in feeds.items():
+            value = ort.OrtValue.ortvalue_from_numpy(array, "cuda", self._device_index)
+            binding.bind_ortvalue_input(name, value)
         binding.bind_output("residual", "cuda", self._device_index)
         self._session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]

@@ -16,7 +16,7 @@ from libdeclip.errors import UnsupportedInputError
 
 __all__ = [
     "DEFAULT_TOLERANCE", "SPECK_PIXELS", "SUPPORTED_DTYPES", "ClipSummary", "any_clipped", "clip_codes",
-    "clip_mask", "clip_masks", "resolve_clip_levels", "without_specks",
+    "clip_mask", "codes_to_masks", "clip_masks", "resolve_clip_levels", "without_specks",
 ]
 
 #: Pixel types the library (and its native core) works on.
@@ -195,3 +195,10 @@ def clip_mask(
         any=float(mask.any(axis=2).mean()),
     )
     return mask, summary
+
+
+def codes_to_masks(codes: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (clipped high, clipped low) H x W x ``channels`` bool masks that :func:`clip_codes`
+    packed into ``codes``."""
+    bits = codes[..., None] >> np.arange(channels, dtype=np.uint8)
+    return (bits & 1).astype(bool), ((bits >> 3) & 1).astype(bool)

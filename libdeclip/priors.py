@@ -1,7 +1,7 @@
 """The classical estimates a prior-input model (DeclipNet v3) starts from, and its image context.
 
 A v3 model is not asked to invent a clipped value from the picture alone: it is given what the
-classical methods of :mod:`libdeclip.classic` already estimate there, and learns a correction. Both
+classical methods (:mod:`libdeclip.estimates`) already estimate there, and learns a correction. Both
 the runtime and the training compute these inputs with the functions below, on the whole image,
 so the network is trained on exactly what it is shown.
 
@@ -16,9 +16,18 @@ so the network is trained on exactly what it is shown.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-__all__ = ["PRIOR_METHODS", "CONTEXT_NAMES", "estimates", "context", "context_sums", "context_from_sums"]
+if TYPE_CHECKING:
+    from libdeclip.color import ColorSpace
+    from libdeclip.tiling import Tile
+
+__all__ = ["PRIOR_METHODS", "CONTEXT_NAMES", "estimates", "context", "context_sums", "context_from_sums",
+           "ImagePriors", "image_priors"]
 
 #: The estimates a prior-input model takes, in the order of its input channels.
 PRIOR_METHODS = ("cross-channel", "inpaint-opposed")
@@ -41,7 +50,7 @@ def estimates(x: np.ndarray, high: np.ndarray, low: np.ndarray) -> np.ndarray:
     >>> est.shape, bool((est[..., :3] >= x).all()), bool((est[..., 3:] >= x).all())
     ((3, 1, 6), True, True)
     """
-    from libdeclip.classic import reconstruct
+    from libdeclip.estimates import reconstruct
 
     x = np.asarray(x, dtype=np.float64)
     out = np.empty(x.shape[:2] + (3 * len(PRIOR_METHODS),), dtype=np.float32)
@@ -90,3 +99,98 @@ def context(x: np.ndarray, high: np.ndarray, low: np.ndarray) -> np.ndarray:
     """
     return context_from_sums(context_sums(x, high, low))
 
+
+
+# -- the runtime: once per image, part by part -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImagePriors:
+    """An image's estimates, kept only where a value is clipped (memory follows the clipped area):
+    ``values[i]`` (the :data:`PRIOR_METHODS` estimates, 3 channels each) belongs to the pixel of
+    flat index ``pixels[i]`` (row-major, ascending)."""
+
+    height: int
+    width: int
+    pixels: np.ndarray  # int64
+    values: np.ndarray  # n x 6 float32
+    context: np.ndarray  # (6,) float32
+
+    def fill(self, tile: Tile, picture: np.ndarray, out: np.ndarray) -> None:
+        """Write the estimate planes of ``tile``'s window into ``out`` (6 x wh x ww), given the
+        window's model-space picture (3 x wh x ww, as the native gather wrote it): the picture's
+        values where nothing is clipped, padded past the bottom/right edge as the gather pads."""
+        h, w = self.height, self.width
+        y1, x1 = min(tile.wy1, h), min(tile.wx1, w)
+        block = np.concatenate([picture[:, : y1 - tile.wy0, : x1 - tile.wx0]] * len(PRIOR_METHODS))
+        rows = np.arange(tile.wy0, y1, dtype=np.int64) * w
+        starts = np.searchsorted(self.pixels, rows + tile.wx0)
+        stops = np.searchsorted(self.pixels, rows + x1)
+        if (stops > starts).any():
+            at = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True) if b > a])
+            ys, xs = np.divmod(self.pixels[at], w)
+            block[:, ys - tile.wy0, xs - tile.wx0] = self.values[at].T
+        pad = ((0, 0), (0, tile.wy1 - y1), (0, tile.wx1 - x1))
+        out[...] = np.pad(block, pad, mode="symmetric") if pad[1][1] or pad[2][1] else block
+
+
+def image_priors(colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: ColorSpace,
+                 codes: np.ndarray) -> ImagePriors:
+    """:func:`estimates` and :func:`context` of an image (H x W x C in its own encoding, its clip
+    levels, colour space and clip codes), part by part: the same values as on the whole image, in
+    memory that follows the clipped area (plus one pass over the image for the context's mean)."""
+    from libdeclip.color import to_model
+    from libdeclip.estimates import _as_rgb, model_parts
+    from libdeclip.mask import codes_to_masks
+
+    h, w, channels = colour.shape
+    span = high - low
+
+    def model_space(window: tuple[slice, slice]) -> np.ndarray:
+        return to_model(_as_rgb((colour[window].astype(np.float64) - low) / span), space)
+
+    pixels = np.flatnonzero(codes.ravel() != 0)
+    flat = colour.reshape(-1, channels)[pixels].astype(np.float64)
+    x = to_model(_as_rgb(((flat - low) / span)[:, None, :]), space)[:, 0, :]
+    values = np.tile(x, (1, len(PRIOR_METHODS))).astype(np.float32)
+    for i, method in enumerate(PRIOR_METHODS):
+        for tile, rec in model_parts(method, codes, channels, model_space):
+            core_codes = codes[tile.core]
+            hi, lo = (_as_rgb(m) for m in codes_to_masks(core_codes, channels))
+            here = model_space(tile.core)
+            rec = np.where(hi, np.maximum(rec, here), np.where(lo, np.minimum(rec, here), here))
+            ys, xs = np.nonzero(core_codes)
+            at = np.searchsorted(pixels, (ys + tile.y0).astype(np.int64) * w + xs + tile.x0)
+            values[at, 3 * i : 3 * i + 3] = rec[ys, xs]
+    return ImagePriors(h, w, pixels, values, _image_context(colour, low, high, space, codes, model_space))
+
+
+def _image_context(colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: ColorSpace,
+                   codes: np.ndarray, model_space: Callable[[tuple[slice, slice]], np.ndarray]) -> np.ndarray:
+    """:func:`context` of a whole image, from parts: the ring around windows of the highlights,
+    the unclipped mean over bands of rows."""
+    from libdeclip.mask import codes_to_masks
+    from libdeclip.tiling import plan_windows
+
+    h, w, channels = colour.shape
+    sums = np.zeros(8)
+    high_any = (codes & 0b111) != 0
+    for tile in plan_windows(high_any, 512, CONTEXT_RING, 1, reach=CONTEXT_RING):
+        window = (slice(tile.wy0, min(tile.wy1, h)), slice(tile.wx0, min(tile.wx1, w)))
+        core = (slice(tile.y0 - tile.wy0, tile.y1 - tile.wy0), slice(tile.x0 - tile.wx0, tile.x1 - tile.wx0))
+        near = _ring(high_any[window], np.zeros(high_any[window].shape, bool))[core]
+        hi, lo = codes_to_masks(codes[tile.core], channels)
+        part = context_sums(model_space(tile.core), _rgb_mask(hi), _rgb_mask(lo), near=near)
+        sums[:4] += part[:4]
+    band = 256
+    for y in range(0, h, band):
+        rows = (slice(y, min(y + band, h)), slice(None))
+        unclipped = codes[rows] == 0
+        x = model_space(rows)
+        sums[4] += unclipped.sum()
+        sums[5:8] += x[unclipped].sum(axis=0)
+    return context_from_sums(sums)
+
+
+def _rgb_mask(m: np.ndarray) -> np.ndarray:
+    return np.repeat(m, 3, axis=2) if m.shape[2] == 1 else m

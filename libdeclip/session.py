@@ -28,12 +28,14 @@ from libdeclip.mask import (
     SUPPORTED_DTYPES,
     ClipLevels,
     clip_masks,
+    codes_to_masks,
     resolve_clip_levels,
     without_specks,
 )
 from libdeclip.mask import (
     clip_codes as detect_codes,
 )
+from libdeclip.priors import ImagePriors, image_priors
 from libdeclip.tiling import Tile, TilePlan, cover, grow_windows, plan_tiles, plan_windows, round_up
 
 __all__ = ["Declipper", "SUPPORTED_DTYPES"]
@@ -187,13 +189,6 @@ def clip_codes(mask: np.ndarray | tuple[np.ndarray, np.ndarray], shape: tuple[in
         for c in range(shape[2]):
             codes |= m[..., c].astype(np.uint8) << (bits + c)
     return codes
-
-
-def codes_to_masks(codes: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """The (clipped high, clipped low) H x W x ``channels`` bool masks that :func:`clip_codes`
-    packed into ``codes``."""
-    bits = codes[..., None] >> np.arange(channels, dtype=np.uint8)
-    return (bits & 1).astype(bool), ((bits >> 3) & 1).astype(bool)
 
 
 def mask_planes(
@@ -403,12 +398,15 @@ class Declipper:
             image, colour, low, high, fit, space = prepare(image, clip_levels, colorspace, fit, feather)
             plan = self.plan(image.shape[0], image.shape[1])
             codes = self._codes(colour, low, high, tolerance, mask, feather)
+            # A prior-input model's estimates and context: once per image, before any tile.
+            estimates = (image_priors(colour, low, high, space, codes)
+                         if self.model_info.prior_input and codes.any() else None)
 
             # The output starts as a copy of the input, made band by band while the model runs.
             out = np.empty_like(image)
             recovered = self._recover(
                 colour, low, high, tolerance, feather, space, plan, progress, codes, consistency, ticket,
-                copy=(image, out),
+                copy=(image, out), estimates=estimates,
             )
         finally:
             self._turns.done(ticket)
@@ -430,6 +428,7 @@ class Declipper:
         consistency: bool = True,
         ticket: int = 0,
         copy: tuple[np.ndarray, np.ndarray] | None = None,
+        estimates: ImagePriors | None = None,
     ) -> list[Recovered]:
         """Run the model on the windows around the values ``codes`` marks clipped (:meth:`_windows`;
         with ``feather``, also around those within that many pixels); return what changes in each
@@ -467,17 +466,27 @@ class Declipper:
         batches = [items[i : i + size] for items in groups.values() for i in range(0, len(items), size)]
 
         mask_input = self.model_info.mask_input
+        channels = len(self.model_info.input_channels)
+        if self.model_info.prior_input and estimates is None and todo:
+            raise ValueError("a prior-input model needs the image's estimates")
 
         def gather(batch: list[Tile]) -> np.ndarray:
             wh, ww = batch[0].window_shape
-            model_in = np.empty((len(batch), 6 if mask_input else 3, wh, ww), dtype=np.float32)
+            model_in = np.empty((len(batch), channels, wh, ww), dtype=np.float32)
             for i, t in enumerate(batch):
                 _native.gather(
                     colour, lo, hi, native_space, t.wy0, t.wy1, t.wx0, t.wx1, model_in[i, :3], self._threads
                 )
                 if mask_input:
-                    mask_planes(colour, low, high, tolerance, codes, t, model_in[i, 3:])
+                    mask_planes(colour, low, high, tolerance, codes, t, model_in[i, 3:6])
+                if estimates is not None:
+                    estimates.fill(t, model_in[i, :3], model_in[i, 6:])
             return model_in
+
+        def run_model(model_in: np.ndarray) -> np.ndarray:
+            if estimates is None:
+                return engine.residual(model_in)
+            return engine.residual(model_in, np.repeat(estimates.context[None], len(model_in), axis=0))
 
         def scatter(results: list[tuple[list[Tile], np.ndarray]]) -> list[Recovered]:
             out = []
@@ -506,7 +515,7 @@ class Declipper:
             if len(batch) == 1 and extent > limits["tile"] and engine.device != "cpu":
                 return split(tile)
             try:
-                return [(batch, engine.residual(model_in))]
+                return [(batch, run_model(model_in))]
             except GpuOutOfMemoryError as exc:
                 if len(batch) > 1:
                     limits["batch"] = (len(batch) + 1) // 2
@@ -515,7 +524,7 @@ class Declipper:
                     limits["tile"] = max(MIN_TILE_GPU, round_up(extent // 2, multiple))
                     return split(tile)
                 engine.fall_back_to_cpu(f"out of GPU memory even for one tile of {extent} px ({exc})")
-                return [(batch, engine.residual(model_in))]
+                return [(batch, run_model(model_in))]
 
         def split(tile: Tile) -> list[tuple[list[Tile], np.ndarray]]:
             parts = cover(tile.y0, tile.y1, tile.x0, tile.x1, limits["tile"], plan.halo, multiple, h, w)

@@ -73,12 +73,13 @@ class FakeGpuEngine(OnnxEngine):
         self.calls: list[tuple[tuple[int, ...], bool]] = []  # (input shape, failed)
         type(self).instances.append(self)
 
-    def _run_bound(self, clipped: np.ndarray) -> np.ndarray:
+    def _run_bound(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        clipped = feeds["clipped"]
         failed = type(self).fails(clipped, len(self.calls))
         self.calls.append((clipped.shape, failed))
         if failed:
             raise type(self).error
-        return self._session.run(["residual"], {"clipped": clipped})[0]
+        return self._session.run(["residual"], feeds)[0]
 
 
 def fake_gpu(fails: Callable[[np.ndarray, int], bool], error: Exception) -> type[FakeGpuEngine]:

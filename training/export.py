@@ -21,9 +21,10 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from libdeclip.engine import MASK_CHANNELS, RGB_CHANNELS, sha256_file
+from libdeclip import priors
+from libdeclip.engine import MASK_CHANNELS, PRIOR_CHANNELS, RGB_CHANNELS, sha256_file
 from training.data import load_rgb8, signed_mask
-from training.models import conv_macs_per_pixel, receptive_field_radius, spatial_multiple
+from training.models import PriorGenerator, conv_macs_per_pixel, receptive_field_radius, spatial_multiple
 from training.train import generator_from_checkpoint, load_checkpoint
 
 M = TypeVar("M", bound=nn.Module)
@@ -54,11 +55,33 @@ def fold_batch_norm(model: M) -> M:
 
 def model_input(rgb: np.ndarray, channels: int) -> np.ndarray:
     """1 x C x H x W model input of an H x W x 3 image on 0..1: RGB, and for a mask-input model the
-    signed clip mask at the runtime's default tolerance (1/255)."""
+    signed clip mask at the runtime's default tolerance (1/255); for a prior-input model (12
+    channels) also the classical estimates (:func:`libdeclip.priors.estimates`)."""
     x = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
-    if channels == 6:
+    if channels >= 6:
         x = np.concatenate([x, signed_mask(x, 1.0 / 255.0)])
+    if channels == 12:
+        mask = x[3:6].transpose(1, 2, 0)
+        x = np.concatenate([x, priors.estimates(rgb, mask > 0, mask < 0).transpose(2, 0, 1)])
     return x[None]
+
+
+def model_context(rgb: np.ndarray) -> np.ndarray:
+    """1 x 6 image context of an H x W x 3 image on 0..1, with model_input's mask."""
+    mask = signed_mask(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32), 1.0 / 255.0)
+    mask = mask.transpose(1, 2, 0)
+    return priors.context(rgb, mask > 0, mask < 0)[None]
+
+
+class _PriorResidual(nn.Module):
+    """A v3 generator as the contract's residual: its repaired picture minus the input picture."""
+
+    def __init__(self, model: PriorGenerator) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.model(x, context) - x[:, :3]
 
 
 def describe_training(ckpt: dict[str, Any], data: str | None = None) -> tuple[str, int]:
@@ -99,14 +122,24 @@ def metadata(
     data, steps = describe_training(ckpt, training_data)
     cfg = ckpt["config"]
     channels = int(getattr(model, "in_channels", 3))
-    extra = {"mask_encoding": MASK_ENCODING} if channels == 6 else {}
+    extra = {"mask_encoding": MASK_ENCODING} if channels >= 6 else {}
+    if channels == 12:
+        extra |= {
+            "prior_methods": ",".join(priors.PRIOR_METHODS),
+            "prior_encoding": "each method's estimate of the clipped values in model space, projected "
+            "outward; the input picture's values elsewhere (libdeclip.priors.estimates)",
+            "context_names": ",".join(priors.CONTEXT_NAMES),
+            "output_form": "residual = repaired - input picture; repaired is outward only by the "
+            "network's form (max(picture, base + r) clipped high, min(...) low, picture elsewhere)",
+        }
+    layouts = {3: RGB_CHANNELS, 6: MASK_CHANNELS, 12: PRIOR_CHANNELS}
     return {
         "contract": CONTRACT,
         "name": "declipnet",
         "version": version,
         "input_name": "clipped",
         "output_name": "residual",
-        "input_channels": ",".join(MASK_CHANNELS if channels == 6 else RGB_CHANNELS),
+        "input_channels": ",".join(layouts[channels]),
         **extra,
         "output_channels": "R,G,B",
         "layout": "NCHW",
@@ -138,16 +171,25 @@ def export(
     radius = receptive_field_radius(model)
     multiple = spatial_multiple(model)
     channels = int(getattr(model, "in_channels", 3))
-    example = torch.zeros(1, channels, 64, 64)
+    prior = isinstance(model, PriorGenerator)
+    example: tuple[torch.Tensor, ...] = (torch.zeros(1, channels, 64, 64),)
+    graph: nn.Module = folded
+    names, axes = ["clipped"], {"clipped": {0: "N", 2: "H", 3: "W"}, "residual": {0: "N", 2: "H", 3: "W"}}
+    if prior:
+        assert isinstance(folded, PriorGenerator)
+        graph = _PriorResidual(folded)
+        example += (torch.zeros(1, model.context_size),)
+        names.append("context")
+        axes["context"] = {0: "N"}
     tmp = out.with_name(out.name + ".tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
-        folded,
-        (example,),
+        graph,
+        example,
         str(tmp),
-        input_names=["clipped"],
+        input_names=names,
         output_names=["residual"],
-        dynamic_axes={"clipped": {0: "N", 2: "H", 3: "W"}, "residual": {0: "N", 2: "H", 3: "W"}},
+        dynamic_axes=axes,
         opset_version=17,
         dynamo=False,
     )
@@ -163,11 +205,17 @@ def export(
         raise ValueError(f"{parity_image}: too small for a parity check")
     h = rgb.shape[0] // multiple * multiple
     w = rgb.shape[1] // multiple * multiple
-    x = model_input(rgb[:h, :w].astype(np.float32) / 255.0, channels)
+    picture = rgb[:h, :w].astype(np.float32) / 255.0
+    x = model_input(picture, channels)
+    feeds = {"clipped": x}
     with torch.no_grad():
-        ref = model(torch.from_numpy(x)).numpy()
+        if prior:
+            feeds["context"] = model_context(picture)
+            ref = _PriorResidual(model)(torch.from_numpy(x), torch.from_numpy(feeds["context"])).numpy()
+        else:
+            ref = model(torch.from_numpy(x)).numpy()
     sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-    got = sess.run(["residual"], {"clipped": x})[0]
+    got = sess.run(["residual"], feeds)[0]
     diff = float(np.abs(got - ref).max())
     if diff > PARITY_TOLERANCE:
         tmp.unlink()

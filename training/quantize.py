@@ -23,20 +23,26 @@ from typing import Any
 
 import numpy as np
 
-from training.data import ClipSampler, ClipSpec
+from training.data import ClipSampler, ClipSpec, PriorSampler
 from training.export import set_metadata, sha256_file
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "train"
 
 
-def calibration_crops(model_channels: int, data: Path, crops: int, seed: int) -> list[np.ndarray]:
-    """``crops`` model inputs (1 x C x 256 x 256) from training photos, drawn as in training."""
-    sampler = ClipSampler(
-        data, crop=256, batch=1, seed=seed,
-        spec=ClipSpec(quantise=True, jpeg_quality=(75, 98), jpeg_probability=0.4, flips=True,
-                      camera_probability=0.5, mask_channels=model_channels == 6),
-    )
-    return [sampler.batch_at(i)[0].numpy() for i in range(crops)]
+Feeds = dict[str, np.ndarray]
+
+
+def calibration_crops(model_channels: int, data: Path, crops: int, seed: int) -> list[Feeds]:
+    """``crops`` model inputs (``clipped`` 1 x C x 256 x 256, and for a prior-input model its
+    ``context``) from training photos, drawn as in training."""
+    spec = ClipSpec(quantise=True, jpeg_quality=(75, 98), jpeg_probability=0.4, flips=True,
+                    camera_probability=0.5, mask_channels=model_channels >= 6)
+    if model_channels == 12:  # v3: whole photos clipped, their estimates computed, then cropped
+        prior = PriorSampler(data, crop=256, batch=1, spec=spec, seed=seed, pool=max(1, crops // 4),
+                             block_steps=crops)
+        return [{"clipped": b[0].numpy(), "context": b[2].numpy()} for b in map(prior.batch_at, range(crops))]
+    sampler = ClipSampler(data, crop=256, batch=1, seed=seed, spec=spec)
+    return [{"clipped": sampler.batch_at(i)[0].numpy()} for i in range(crops)]
 
 
 def _session(path: Path | str) -> Any:
@@ -47,12 +53,9 @@ def _session(path: Path | str) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _largest_difference(reference: Path, variant: Path, inputs: list[np.ndarray]) -> float:
+def _largest_difference(reference: Path, variant: Path, inputs: list[Feeds]) -> float:
     a, b = _session(reference), _session(variant)
-    return max(
-        float(np.abs(a.run(["residual"], {"clipped": x})[0] - b.run(["residual"], {"clipped": x})[0]).max())
-        for x in inputs
-    )
+    return max(float(np.abs(a.run(["residual"], x)[0] - b.run(["residual"], x)[0]).max()) for x in inputs)
 
 
 def _with_metadata(proto: Any, source: Any, extra: dict[str, str]) -> Any:
@@ -70,7 +73,7 @@ def _save_checked(proto: Any, out: Path) -> Path:
     return tmp
 
 
-def make_int8(model: Path, out: Path, inputs: list[np.ndarray]) -> float:
+def make_int8(model: Path, out: Path, inputs: list[Feeds]) -> float:
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -79,9 +82,8 @@ def make_int8(model: Path, out: Path, inputs: list[np.ndarray]) -> float:
         def __init__(self) -> None:
             self.items = iter(inputs)
 
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            x = next(self.items, None)
-            return None if x is None else {"clipped": x}
+        def get_next(self) -> Feeds | None:
+            return next(self.items, None)
 
     source = onnx.load(str(model))
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -134,7 +136,7 @@ def _topological(proto: Any) -> Any:
     return proto
 
 
-def make_fp16(model: Path, out: Path, inputs: list[np.ndarray]) -> float:
+def make_fp16(model: Path, out: Path, inputs: list[Feeds]) -> float:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
