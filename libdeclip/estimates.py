@@ -51,49 +51,61 @@ _MARGINS = {"cross-channel": _REGRESSION_BOXES[-1] // 2 + 1, "inpaint-opposed": 
 # ----------------------------------------------------------------------------------- cross-channel
 
 
-def _box_moments(x: np.ndarray, weight: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted local count, means (H x W x 3) and covariances (H x W x 3 x 3) over size x size boxes."""
+_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+
+
+def _box_moments(weighted: list[np.ndarray], at: tuple[np.ndarray, ...], size: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted count, means (n x 3) and covariances (n x 3 x 3) over size x size boxes around the
+    pixels ``at`` (rows, cols). ``weighted``: the weight, the weighted channels and the weighted
+    products of :data:`_PAIRS`, H x W each. The boxes are summed over the whole window (a running
+    sum, cheap); the moments' arithmetic is done only where they are needed."""
     from scipy.ndimage import uniform_filter
 
-    def box(a: np.ndarray) -> np.ndarray:
-        return uniform_filter(a, size=size, mode="reflect")
-
-    count = box(weight)
+    sums = [uniform_filter(a, size=size, mode="reflect")[at] for a in weighted]
+    count = sums[0]
     safe = np.maximum(count, 1e-12)
-    mean = np.stack([box(weight * x[..., k]) for k in range(3)], axis=-1) / safe[..., None]
-    cov = np.empty(x.shape[:2] + (3, 3))
-    for i in range(3):
-        for j in range(i, 3):
-            moment = box(weight * x[..., i] * x[..., j]) / safe
-            cov[..., i, j] = cov[..., j, i] = moment - mean[..., i] * mean[..., j]
+    mean = np.stack(sums[1:4], axis=-1) / safe[:, None]
+    cov = np.empty((len(count), 3, 3))
+    for (i, j), moment in zip(_PAIRS, sums[4:], strict=True):
+        cov[:, i, j] = cov[:, j, i] = moment / safe - mean[:, i] * mean[:, j]
     return count * size * size, mean, cov
 
 
 def _cross_channel(x: np.ndarray, clipped: np.ndarray) -> np.ndarray:
     out = x.copy()
-    valid = np.logical_not(clipped.any(axis=2))
+    valid = np.logical_not(clipped.any(axis=2)).astype(np.float64)
     n_clipped = clipped.sum(axis=2)
     todo = (n_clipped > 0) & (n_clipped < 3)
+    if not todo.any():
+        return out
+    weighted = [valid, *(valid * x[..., k] for k in range(3)),
+                *(valid * x[..., i] * x[..., j] for i, j in _PAIRS)]
+    # Each pixel's pattern of lost channels as bits (1 R, 2 G, 4 B).
+    patterns = (clipped * np.array([1, 2, 4])).sum(axis=2)
     for size in _REGRESSION_BOXES:
-        if not todo.any():
+        at = np.nonzero(todo)
+        if not len(at[0]):
             break
-        count, mean, cov = _box_moments(x, valid.astype(np.float64), size)
-        ready = todo & (count >= _REGRESSION_MIN_PIXELS)
+        count, mean, cov = _box_moments(weighted, at, size)
+        ready = count >= _REGRESSION_MIN_PIXELS
+        here = patterns[at]
         # One batched solve per pattern of surviving channels.
-        for pattern in {tuple(p) for p in clipped[ready]}:
-            lost = np.flatnonzero(pattern)
-            kept = np.flatnonzero(~np.asarray(pattern))
-            where = ready & (clipped == np.asarray(pattern)).all(axis=2)
-            m, c, v = mean[where], cov[where], x[where]
+        for bits in np.unique(here[ready]):
+            lost = np.flatnonzero((int(bits) >> np.arange(3)) & 1)
+            kept = np.flatnonzero(~((int(bits) >> np.arange(3)) & 1).astype(bool))
+            pick = ready & (here == bits)
+            rows, cols = at[0][pick], at[1][pick]
+            m, c, v = mean[pick], cov[pick], x[rows, cols]
             c_kk = c[:, kept][:, :, kept] + _REGRESSION_RIDGE * np.eye(len(kept))
             c_kl = c[:, kept][:, :, lost]
             slope = np.linalg.solve(c_kk, c_kl)  # n x kept x lost
             dev = (v[:, kept] - m[:, kept])[:, None, :]
             est = m[:, lost] + (dev @ slope)[:, 0, :]
-            values = out[where]
+            values = out[rows, cols]
             values[:, lost] = est
-            out[where] = values
-        todo &= ~ready
+            out[rows, cols] = values
+        todo[at[0][ready], at[1][ready]] = False
     return out
 
 
