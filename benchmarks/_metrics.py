@@ -95,6 +95,19 @@ def ciede2000(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return deltaE_ciede2000(lab(pred), lab(truth)).reshape(pred.shape[:-1])
 
 
+def chroma_error(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Chroma error per pixel: the CIELAB a*b* distance (lightness left out) between sRGB values on
+    the 0..255 scale, each clamped as a display shows them. 0 for a repair whose colour cast and
+    saturation match the truth whatever its brightness: a pink cloud core scores high, a neutral
+    one that is too dark does not."""
+    from skimage.color import rgb2lab
+
+    def ab(rgb: np.ndarray) -> np.ndarray:
+        return rgb2lab(np.clip(np.asarray(rgb, np.float64), 0.0, PEAK).reshape(-1, 1, 3) / PEAK)[:, 0, 1:]
+
+    return np.sqrt(((ab(pred) - ab(truth)) ** 2).sum(axis=1)).reshape(pred.shape[:-1])
+
+
 # -- HaarPSI ---------------------------------------------------------------------------------------
 
 

@@ -94,7 +94,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 import libdeclip
-from benchmarks._metrics import PEAK, ciede2000, haarpsi, mae, psnr, ssim_map
+from benchmarks._metrics import PEAK, chroma_error, ciede2000, haarpsi, mae, psnr, ssim_map
 from libdeclip.mask import DEFAULT_TOLERANCE, clip_masks
 
 SEED = 20261125
@@ -261,8 +261,8 @@ def metrics(case: Case, output: np.ndarray) -> dict[str, float]:
     """Every metric of ``output`` (the input's scale) against the truth; see the module's description.
 
     Keys: ``haarpsi``, ``psnr`` (whole image), and for each split in SPLITS ``<split>_pixels``,
-    ``<split>_psnr``, ``<split>_ssim``, ``<split>_ciede2000``, ``<split>_mae`` (nan when the split
-    is empty).
+    ``<split>_psnr``, ``<split>_ssim``, ``<split>_ciede2000``, ``<split>_chroma`` (CIELAB a*b*
+    distance, :func:`benchmarks._metrics.chroma_error`), ``<split>_mae`` (nan when the split is empty).
     """
     pred = case.to_photo_scale(output)
     truth = case.truth.astype(np.float64)
@@ -273,6 +273,8 @@ def metrics(case: Case, output: np.ndarray) -> dict[str, float]:
     smap = ssim_map(shown, truth, where=region)
     delta = np.full(region.shape, np.nan)
     delta[region] = ciede2000(shown[region], truth[region])
+    chroma = np.full(region.shape, np.nan)
+    chroma[region] = chroma_error(shown[region], truth[region])
     for split, where in splits.items():
         n = int(where.sum())
         row[f"{split}_pixels"] = n
@@ -280,6 +282,7 @@ def metrics(case: Case, output: np.ndarray) -> dict[str, float]:
         row[f"{split}_mae"] = mae(pred[where], truth[where])
         row[f"{split}_ssim"] = float(smap[where].mean()) if n else float("nan")
         row[f"{split}_ciede2000"] = float(delta[where].mean()) if n else float("nan")
+        row[f"{split}_chroma"] = float(chroma[where].mean()) if n else float("nan")
     return row
 
 
@@ -682,12 +685,13 @@ def pick_real(folder: Path, n: int) -> list[Path]:
 
 
 def real_grid(
-    paths: Sequence[Path], methods: Sequence[str], model: Path | None, feather: int, path: Path
+    paths: Sequence[Path], columns: Sequence[tuple[str, str, Path | None]], feather: int, path: Path
 ) -> None:
     """Input | each method on real clipped photos (library defaults: clip levels 0 and 1, both ends,
     tolerance REAL_TOLERANCE), all columns of a row through one highlight shoulder (libdeclip's
     ``compress`` fit with the row's brightest value: 99.9th percentile), so recovered highlights show
-    brighter than the clipped input instead of clamped."""
+    brighter than the clipped input instead of clamped. ``columns``: (label, row of
+    :data:`METHOD_ROWS`, model file or None for the shipped one)."""
     from libdeclip.fit import apply_fit
 
     rows = []
@@ -697,7 +701,7 @@ def real_grid(
             p.stem, "real", image * 255.0, image, np.zeros(3), np.ones(3), REAL_TOLERANCE,
             np.zeros(image.shape, bool), 1.0, 0.0,
         )
-        outs = [image] + [run_method(m, case, model, feather) for m in methods]
+        outs = [image] + [run_method(m, case, model, feather) for _, m, model in columns]
         vmax = max(1.0, max(float(np.percentile(o, 99.9)) for o in outs))
         vmin = min(0.0, min(float(np.percentile(o, 0.1)) for o in outs))
         shoulder = [apply_fit(np.ascontiguousarray(o, np.float64), "compress", vmin, vmax) for o in outs]
@@ -706,7 +710,7 @@ def real_grid(
         label = f"{p.parent.name}/{p.name}: {detected.mean():.1%} clipped (detected)"
         rows.append(render_row(label, shown, detected))
     save_grid(
-        rows, ["input", *methods], path,
+        rows, ["input", *(label for label, _, _ in columns)], path,
         "Real clipped photos (no truth); one highlight shoulder per row for every column",
     )
 
@@ -804,7 +808,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
         if args.real > 0 and args.real_dir.is_dir() and grid_methods:
             real_grid(
-                pick_real(args.real_dir, args.real), grid_methods, args.model, args.feather,
+                pick_real(args.real_dir, args.real), [(m, m, args.model) for m in grid_methods], args.feather,
                 args.out_dir / "quality_grid_real.png",
             )
     elapsed = time.perf_counter() - started

@@ -88,9 +88,11 @@ class LiteGenerator(nn.Module):
 
     multiple = 16
 
-    def __init__(self, width: int = 48, in_channels: int = 6, context_size: int = 0) -> None:
+    def __init__(self, width: int = 48, in_channels: int = 6, context_size: int = 0, smooth_head: bool = False
+                 ) -> None:
         super().__init__()
         self.width, self.in_channels, self.context_size = width, in_channels, context_size
+        self.smooth_head = smooth_head
         c1, c2, c3, c4 = width, width * 3 // 2, width * 2, width * 3
 
         def block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -107,7 +109,11 @@ class LiteGenerator(nn.Module):
         self.u3, self.d3 = up(c4, c3), block(c3, c3)
         self.u2, self.d2 = up(c3, c2), block(c2, c2)
         self.u1, self.d1 = up(c2, c1), block(c1, c1)
-        self.head = nn.Conv2d(c1, 12, 3, padding=1)  # 4 phases x RGB at 1/2 resolution
+        # v1/v2: 4 phases x RGB at 1/2 resolution, shuffled to full resolution. With
+        # ``smooth_head`` (v3): RGB at 1/2 resolution, upsampled bilinearly: each phase's own
+        # weights would print a 2 px checkerboard on a flat blown sky, and v3's detail comes from
+        # its full-resolution base estimate anyway.
+        self.head = nn.Conv2d(c1, 3 if smooth_head else 12, 3, padding=1)
         self.shuffle = nn.PixelShuffle(2)
         nn.init.zeros_(self.head.weight)  # start as the identity: residual 0
         nn.init.zeros_(self.head.bias)
@@ -129,6 +135,9 @@ class LiteGenerator(nn.Module):
         u = self.d3(self.u3(b) + s3)
         u = self.d2(self.u2(u) + s2)
         u = self.d1(self.u1(u) + s1)
+        if self.smooth_head:
+            half = self.head(u)
+            return nn.functional.interpolate(half, scale_factor=2.0, mode="bilinear", align_corners=False)
         return self.shuffle(self.head(u))
 
 
@@ -156,7 +165,7 @@ class PriorGenerator(nn.Module):
     def __init__(self, width: int = 32, context_size: int = 6) -> None:
         super().__init__()
         self.width, self.in_channels, self.context_size = width, self.channels, context_size
-        self.body = LiteGenerator(width, self.channels, context_size)
+        self.body = LiteGenerator(width, self.channels, context_size, smooth_head=True)
 
     @staticmethod
     def base(x: torch.Tensor) -> torch.Tensor:
