@@ -1,6 +1,6 @@
 """Camera RAW highlight recovery against ground truth: libdeclip versus LibRaw's and darktable's modes.
 
-    python -m benchmarks.raw_quality [--levels 0.3 0.5 0.7] [--no-darktable]
+    python -m benchmarks.raw_quality [--levels 0.3 0.5 0.7] [--no-darktable] [--models NAME_OR_FILE ...]
 
 Pairs are made in RAW space from the real files in ../shared/data/raw. The photosites are clipped at
 a lowered white level T = black + f * (highest photosite - black), for each f in --levels, and
@@ -12,7 +12,8 @@ Every method develops the clipped file:
   the network (the default model, and v1 for comparison) on the white-balanced picture with each
   channel's own clip level, `--method inpaint-opposed` on the photosites, and the default for RAW,
   `opposed+declipnet` (the photosite estimate where a channel survives, the network where all
-  three are clipped);
+  three are clipped); with `--models`, the network path of each of those models too (a row each,
+  e.g. `--models declipnet-v3`);
 - LibRaw through rawpy: highlight modes Clip, Blend and Reconstruct (level 5);
 - darktable-cli (when installed): highlight reconstruction modes clip, inpaint opposed, reconstruct
   in LCh, reconstruct color, guided laplacians (segmentation equals inpaint opposed with its
@@ -271,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.raw_quality", description=__doc__.splitlines()[0])
     p.add_argument("--levels", type=float, nargs="+", default=[0.3, 0.5, 0.7])
     p.add_argument("--no-darktable", action="store_true", help="leave darktable's modes out")
+    p.add_argument("--models", nargs="+", default=[], metavar="MODEL",
+                   help="more models (names or ONNX files), each a row of its own network path")
     p.add_argument("--out", type=Path, default=RESULTS / "raw_quality.md",
                    help="the table; the per-pair CSV and the picture grid go beside it")
     args = p.parse_args(argv)
@@ -281,8 +284,11 @@ def main(argv: list[str] | None = None) -> int:
 
     dt_version = None if args.no_darktable else _darktable.darktable_version()
     results: list[dict[str, object]] = []
+    from contextlib import ExitStack
+
     with (tempfile.TemporaryDirectory() as tmp, Declipper(device="cpu") as session,
-          Declipper("declipnet-v1", device="cpu") as v1):
+          Declipper("declipnet-v1", device="cpu") as v1, ExitStack() as extra):
+        more = [extra.enter_context(Declipper(m, device="cpu")) for m in args.models]
         folder = Path(tmp)
         methods: dict[str, Callable[[Pair], np.ndarray]] = {
             "no repair": no_repair,
@@ -301,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         combined = f"libdeclip {COMBINED} (default)"
         methods[combined] = libdeclip_method(session, COMBINED)
         methods["libdeclip (declipnet-v1)"] = libdeclip_method(v1)
+        for other in more:
+            methods[f"libdeclip ({other.model_info.path.stem})"] = libdeclip_method(other)
         grid_pair: tuple[int, Pair, dict[str, np.ndarray]] | None = None
         for file, rows, cols in SOURCES:
             for level in args.levels:

@@ -65,3 +65,20 @@ def test_samples_are_what_the_raw_path_shows() -> None:
     # and the encoding is the runtime's: a white-balanced camera white of 1 maps as to_model maps it
     space = balanced_space(cameras[0].cam_to_srgb, np.array([1.0, 0.5, 0.7]))
     assert to_model(np.ones((1, 1, 3)), space).shape == (1, 1, 3)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "raw").is_dir(), reason="needs ../shared/data/raw (real cameras)")
+def test_the_prior_sampler_draws_sensor_samples(photo_folder: object) -> None:
+    from libdeclip import priors
+    from training.data import ClipSpec, PriorSampler
+
+    spec = ClipSpec(sensor_probability=1.0)
+    sampler = PriorSampler(photo_folder, crop=32, batch=2, spec=spec, seed=1, pool=1, max_side=96,
+                           raw_root=SHARED_DATA / "raw")
+    v = sampler.variant(0, 0)
+    mask = v.inputs[3:6]
+    assert mask.min() >= 0 and mask.max() == 1.0  # RAW: highlights only, from the photosites
+    hwc = v.inputs[:3].transpose(1, 2, 0)
+    high = (mask > 0).transpose(1, 2, 0)
+    expected = priors.estimates(hwc, high, np.zeros_like(high)).transpose(2, 0, 1)
+    np.testing.assert_array_equal(v.inputs[6:], expected)

@@ -42,6 +42,8 @@ class Config:
     prior_block_steps: int = 150  # steps that draw their crops from one pool
     hard_share: float = 0.75  # share of crops centred on a clipped pixel
     prior_max_side: int = 512  # larger photos: a window of this size stands for the photo
+    sensor_probability: float = 0.0  # share of sensor-space samples (training.sensor; "prior" only)
+    raw_root: str = "../shared/data/raw"  # the real camera RAWs whose colour matrices they use
     # networks
     layout: str = "paper"
     width: int | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,6 +76,9 @@ class ClipSpec:
     # further it is pushed, the brighter the network learns to make large blown areas.
     camera_stops_over: tuple[float, float] = (0.0, 2.0)
     mask_channels: bool = False
+    # Model v3 (PriorSampler only): the share of sensor-space samples (training.sensor), drawn before
+    # the camera-like and paper protocols share the rest.
+    sensor_probability: float = 0.0
 
 
 def clip_and_normalise(
@@ -341,6 +345,7 @@ class PriorSampler:
         block_steps: int = 150,
         hard_share: float = 0.75,
         max_side: int = 512,
+        raw_root: str | Path = "../shared/data/raw",
     ) -> None:
         if max_side < crop:
             raise ValueError(f"max_side {max_side} must be at least the crop {crop}")
@@ -350,6 +355,16 @@ class PriorSampler:
         self.paths = paths[:max_images] if max_images is not None else paths
         self._photos: dict[int, np.ndarray | None] = {}
         self._variants: dict[tuple[int, int], _Variant] = {}
+        self.raw_root = Path(raw_root)
+        self._camera_list: list[Any] | None = None
+
+    def _cameras(self) -> list[Any]:
+        """The real cameras of the sensor-space samples (read once, on first use)."""
+        if self._camera_list is None:
+            from training.sensor import load_cameras
+
+            self._camera_list = load_cameras(self.raw_root)
+        return self._camera_list
 
     def _photo(self, index: int) -> np.ndarray | None:
         if index not in self._photos:
@@ -377,7 +392,12 @@ class PriorSampler:
         photo = rgb[y : y + wh, x : x + ww]
         if self.spec.flips and rng.random() < 0.5:
             photo = photo[:, ::-1]
-        if rng.random() < self.spec.camera_probability:
+        # (no draw at all without sensor samples: configs from before them keep their batches)
+        if self.spec.sensor_probability > 0 and rng.random() < self.spec.sensor_probability:
+            from training.sensor import clip_sensor
+
+            clipped, truth, mask = clip_sensor(photo, self._cameras(), rng)
+        elif rng.random() < self.spec.camera_probability:
             clipped, truth, mask = clip_camera(photo, self.spec, rng)
         else:
             clipped, truth = clip_paper(photo, self.spec, rng)

@@ -5,13 +5,14 @@ Brooks et al. 2019).
 The photo's sRGB curve is inverted (linear sRGB); a real camera's colour matrix (read from the RAW
 files of ``../shared/data/raw`` by libdeclip's own reader, two of them mixed at random) takes it to
 white-balanced camera RGB, and a white balance (drawn around the real ones) is undone: camera RGB
-as the sensor records it. Exposed up, laid out as a Bayer mosaic (random phase), given shot and
-read noise, the photosites saturate at the white level 1.0. Then, as the RAW path does: the mask is
-found on the photosites (a pixel's channel is clipped where a clipped photosite of that colour
-lies within :data:`libdeclip.raw.DEMOSAIC_REACH`), the mosaic is demosaiced (bilinearly here;
-LibRaw's AHD at run time) and white balanced, each channel keeps its own clip level (white times
-its gain, the highest scaled to 1), and the colour space that carries those levels takes it to the
-model's encoding with :func:`libdeclip.color.to_model`. The truth is the same mosaic unclipped.
+as the sensor records it. Exposed up (its bright end over the white level), laid out as a Bayer
+mosaic (random phase), given shot and read noise, the photosites saturate at the white level 1.0.
+Then, as the RAW path does: the mask is found on the photosites (a pixel's channel is clipped
+where a clipped photosite of that colour lies within :data:`libdeclip.raw.DEMOSAIC_REACH`); the
+mosaic is demosaiced (bilinearly here; LibRaw's AHD at run time) and white balanced; each channel
+keeps its own clip level (white times its gain, the highest scaled to 1); and the colour space
+that carries those levels takes it to the model's encoding with :func:`libdeclip.color.to_model`.
+The truth is the same mosaic unclipped.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def balanced_space(cam_to_srgb: np.ndarray, relative: np.ndarray) -> ColorSpace:
 
 
 def clip_sensor(photo: np.ndarray, cameras: list[Camera], rng: np.random.Generator,
-                stops: tuple[float, float] = (0.5, 2.5)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                stops: tuple[float, float] = (0.0, 2.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One sensor-space sample of a photo (H x W x 3 uint8): (clipped, truth, mask), each
     3 x H x W float32 in the model's encoding, as the RAW path shows a RAW to the network; the
     mask +1 where a value is clipped (RAW shadows are not masked)."""
@@ -119,9 +120,10 @@ def clip_sensor(photo: np.ndarray, cameras: list[Camera], rng: np.random.Generat
     linear = srgb_decode(photo.astype(np.float64) / 255.0)
     balanced = linear @ np.linalg.inv(cam_to_srgb).T
     recorded = np.maximum(balanced / gains, 0.0)  # the sensor's camera RGB (a negative one is noise)
-    # Exposure: the photo's white (balanced 1 in every channel) lands this many stops over the
-    # sensor's least sensitive channel's white level, so the brightest areas saturate.
-    recorded *= 2.0 ** rng.uniform(*stops) / float((1.0 / gains).max())
+    # Exposure: the photo's bright end (the 98th percentile of each pixel's largest channel) lands
+    # this many stops over the white level, so its brightest areas saturate whatever its key.
+    bright = max(float(np.quantile(recorded.max(axis=2), 0.98)), 1e-3)
+    recorded *= 2.0 ** rng.uniform(*stops) / bright
     values, colours = mosaic(recorded, str(rng.choice(list(BAYER_PHASES))))
     if rng.random() < 0.7:  # shot + read noise on the photosites, before they saturate
         shot, read = 10 ** rng.uniform(-4.0, -2.5), 10 ** rng.uniform(-6.0, -4.5)

@@ -208,7 +208,10 @@ class Trainer:
                 camera_probability=cfg.camera_probability,
                 camera_stops_over=cfg.camera_stops_over,
                 mask_channels=cfg.mask_input,
+                sensor_probability=cfg.sensor_probability,
         )
+        if cfg.sensor_probability > 0 and not self.prior:
+            raise ValueError("sensor_probability needs the 'prior' layout (training.data.PriorSampler)")
         self.sampler: ClipSampler | PriorSampler
         if self.prior:
             if self.world > 1:
@@ -216,7 +219,7 @@ class Trainer:
             self.sampler = PriorSampler(
                 cfg.data_root, crop=cfg.crop, batch=cfg.batch, spec=spec, seed=cfg.seed,
                 max_images=cfg.max_images, pool=cfg.prior_pool, block_steps=cfg.prior_block_steps,
-                hard_share=cfg.hard_share, max_side=cfg.prior_max_side,
+                hard_share=cfg.hard_share, max_side=cfg.prior_max_side, raw_root=cfg.raw_root,
             )
         else:
             self.sampler = ClipSampler(
