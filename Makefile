@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test wheel sanitize gimp-chroot darktable chromium train-v1 train-v2 quality clean
+.PHONY: demo test wheel sanitize gimp-chroot darktable chromium train-v1 train-v2 train-v3 quality clean
 
 # The native core (bindings/, CMakeLists.txt) is compiled by pip through scikit-build-core: it needs
 # a C++17 compiler and CMake >= 3.18 (pybind11 comes from PyPI). Editing its sources rebuilds it.
@@ -96,6 +96,12 @@ train-v1: $(VENV)/.dev
 
 # Model v2 (libdeclip/models/MODEL_CARD-v2.md): stages 1-3 of training/v2_schedule.sh took 150 + 225 +
 # 225 s on one H200 GPU (bfloat16); on a CPU give the stages hours (STAGE1=... STAGE2=... DEVICE=cpu).
+# Model v3 on a 2-core CPU: chunks of 30 minutes until the schedule's steps are done (resumable:
+# run it again), then the ONNX files, their int8/fp16 variants and the network-off ablation.
+train-v3: $(VENV)/.dev
+	PYTHON=$(PY) bash training/v3_schedule.sh
+	PYTHON=$(PY) bash training/v3_release.sh
+
 train-v2: $(VENV)/.dev
 	STAGE3=225 PYTHON=$(PY) bash training/v2_schedule.sh
 	$(PY) -m training.export runs/v2_perceptual_s3/checkpoint.pt libdeclip/models/declipnet-v2.onnx --version 2
@@ -126,9 +132,10 @@ bench: $(VENV)/.dev
 	$(PY) -m benchmarks.specks
 	$(PY) -m benchmarks.speed
 	$(PY) -m benchmarks.model_v2
+	$(PY) -m benchmarks.model_v3
 	$(PY) -m benchmarks.batch
 	$(PY) -m benchmarks.native
-	if [ -d ../shared/data/raw ]; then $(PY) -m benchmarks.raw_quality; \
+	if [ -d ../shared/data/raw ]; then $(PY) -m benchmarks.raw_quality --models declipnet-v3; \
 	else echo "bench: ../shared/data/raw not found: the camera RAW benchmark is left out"; fi
 	$(PY) -m benchmarks.train_cost > benchmarks/results/train_cost.txt
 	$(PY) -m benchmarks.build_md

@@ -580,7 +580,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
         kind = automatic.get(path.name)
         chosen = f" (automatic on {'cuda/tensorrt' if kind == 'cuda' else kind})" if kind else ""
         precision = info.metadata.get("precision", "float32")
-        inputs = "RGB + clip mask" if info.mask_input else "RGB"
+        inputs = ("RGB + clip mask + classical estimates" if info.prior_input
+                  else "RGB + clip mask" if info.mask_input else "RGB")
         print(f"{path.name}: {info.name} v{info.version}, {precision}, input {inputs}{chosen}")
         print(f"  receptive field {info.receptive_field_radius} px, {info.training_steps} training steps")
         print(f"  trained on: {info.metadata.get('training_data', '?')}")
