@@ -1,7 +1,11 @@
 """Model v3 against v2 and every classical method, all rows in one run.
 
     python -m benchmarks.model_v3 [--sections quality real speed] [--data ../shared/data/eval]
-        [--limit N] [--grid N] [--out-dir benchmarks/results]
+        [--sets kodak24 cbsd68] [--limit N] [--grid N] [--out-dir benchmarks/results]
+    python -m benchmarks.model_v3 --merge A.csv B.csv    # the tables of runs on separate sets
+
+``--sets`` with ``--csv OUT`` runs the quality section on some sets only (e.g. one process per
+set on a 2-core machine) and writes its rows; ``--merge`` writes ``model_v3_quality.md`` from them.
 
 Quality: the protocols, photos, metrics and pooling of :mod:`benchmarks.quality` (its docstring),
 with methods and models as rows: no repair, the three classical methods, v2 (float32 and int8, the
@@ -67,8 +71,9 @@ INT8_TOLERANCE_DB = 0.1
 SECTIONS = ("quality", "real", "speed")
 
 
-def quality(data: Path, limit: int | None, grid: int, out_dir: Path) -> tuple[str, list[dict[str, object]]]:
-    paths = q._photos(data, ["kodak24", "cbsd68"], limit)
+def quality(data: Path, sets: list[str], limit: int | None, grid: int, out_dir: Path
+            ) -> tuple[str, list[dict[str, object]]]:
+    paths = q._photos(data, sets, limit)
     pickers = {pr: q.GridPicker(grid) for pr in q.PROTOCOLS}
     results: list[dict[str, object]] = []
     bar = tqdm(total=len(paths) * len(q.PROTOCOLS), desc="photos", unit="case", file=sys.stderr)
@@ -95,7 +100,8 @@ def quality(data: Path, limit: int | None, grid: int, out_dir: Path) -> tuple[st
         rows = pickers[protocol].rows()
         if rows:
             q.save_grid(
-                rows, ["clipped", *GRID_COLUMNS, "truth"], out_dir / f"model_v3_grid_{protocol}.png",
+                rows, ["clipped", *GRID_COLUMNS, "truth"],
+                out_dir / f"model_v3_grid_{protocol}{'' if len(sets) == 2 else '_' + '_'.join(sets)}.png",
                 f'Model v3, protocol "{protocol}": photo scale, clamped to 0..255; under each row its '
                 "largest clipped area enlarged (outlined in yellow)",
             )
@@ -217,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.model_v3", description=__doc__.splitlines()[0])
     p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     p.add_argument("--data", type=Path, default=q.DEFAULT_DATA)
+    p.add_argument("--sets", nargs="+", default=["kodak24", "cbsd68"])
+    p.add_argument("--csv", type=Path, help="the quality rows' CSV (default: OUT_DIR/model_v3.csv)")
+    p.add_argument("--merge", nargs="+", type=Path, metavar="CSV", help="tables from these rows only")
     p.add_argument("--limit", type=int, help="first N photos of each set only (quick look)")
     p.add_argument("--grid", type=int, default=4, help="photos per protocol grid (0: none)")
     p.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
@@ -226,22 +235,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: model files missing: {', '.join(missing)}", file=sys.stderr)
         return 2
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        results: list[dict[str, object]] = []
+        for path in args.merge:
+            with open(path, newline="") as f:
+                results += list(csv.DictReader(f))
+        write_csv(results, args.out_dir / "model_v3.csv")
+        text = tables(results)
+        names = " ".join(p.name for p in args.merge)
+        (args.out_dir / "model_v3_quality.md").write_text(
+            f"<!-- python -m benchmarks.model_v3 --merge {names} -->\n\n{text}")
+        print(text)
+        return 0
     started = time.perf_counter()
     for section in args.sections:
         if section == "quality":
             if not args.data.is_dir():
                 print(f"error: {args.data} not found", file=sys.stderr)
                 return 2
-            text, results = quality(args.data, args.limit, args.grid, args.out_dir)
-            write_csv(results, args.out_dir / "model_v3.csv")
+            text, results = quality(args.data, args.sets, args.limit, args.grid, args.out_dir)
+            write_csv(results, args.csv or args.out_dir / "model_v3.csv")
         elif section == "real":
             text = real(args.out_dir)
         else:
             text = speed()
         limit = f", first {args.limit} photos of each set" if args.limit else ""
+        if section == "quality" and args.sets != ["kodak24", "cbsd68"]:
+            limit += f", sets {' '.join(args.sets)}"
         header = (f"<!-- python -m benchmarks.model_v3 --sections {section}{limit}; "
                   f"{time.perf_counter() - started:.0f} s so far -->\n\n")
-        (args.out_dir / f"model_v3_{section}.md").write_text(header + text)
+        name = f"model_v3_{section}.md" if section != "quality" or not args.csv else args.csv.stem + ".md"
+        (args.out_dir / name).write_text(header + text)
         print(text)
     return 0
 

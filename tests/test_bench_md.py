@@ -118,11 +118,14 @@ def test_build_md_fills_every_section_from_the_results(tmp_path: Path) -> None:
                        ("model_v2_quality.md", MODEL_V2_MD.format(section="quality")),
                        ("model_v2_candidates.md", MODEL_V2_MD.format(section="candidates")),
                        ("model_v2_speed.md", MODEL_V2_MD.format(section="speed")),
+                       *((f"model_v3_{section}.md", MODEL_V2_MD.format(section=section))
+                         for section in ("quality", "real", "speed")),
                        ("batch.md", BATCH_MD),
                        ("specks.md", SPECKS_MD)]:
         (results / name).write_text(text)
     for name in ["quality_vs_fraction_paper.png", "quality_grid_paper.png", "quality_grid_real.png",
-                 "raw_quality_grid.png", "speed_vs_fraction.png", "model_v2_grid_paper.png"]:
+                 "raw_quality_grid.png", "speed_vs_fraction.png", "model_v2_grid_paper.png",
+                 "model_v3_grid_paper_kodak24.png"]:
         _png(results / name)
 
     text, _ = build_md.build(build_md.TEMPLATE, results, tmp_path / "BENCHMARKS.md")

@@ -124,7 +124,8 @@ def test_the_cli_lists_and_reports_the_model_that_ran(tmp_path: Path, demo_rgb: 
             "(automatic on cuda/tensorrt)") in listing
     assert cli.main(["models", "--names"]) == 0
     assert capsys.readouterr().out.split() == libdeclip.shipped_models() == [
-        "declipnet-v1", "declipnet-v2", "declipnet-v2-fp16", "declipnet-v2-int8"]
+        "declipnet-v1", "declipnet-v2", "declipnet-v2-fp16", "declipnet-v2-int8",
+        "declipnet-v3", "declipnet-v3-fp16", "declipnet-v3-int8"]
     photo = tmp_path / "in.png"
     PILImage.fromarray(demo_rgb).save(photo)
     outputs = {}

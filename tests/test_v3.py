@@ -205,3 +205,19 @@ def test_tiled_output_equals_whole_and_keeps_the_constraint(v3_model: Path, demo
     # v1 and v2 still run next to it
     for name in ("declipnet-v1", "declipnet-v2-int8"):
         assert libdeclip.declip(demo_clipped, model=name, device="cpu").shape == demo_clipped.shape
+
+
+def test_the_shipped_v3_models(demo_clipped: np.ndarray) -> None:
+    from libdeclip.engine import MODELS_DIR
+
+    for name, precision in (("declipnet-v3", "float32"), ("declipnet-v3-int8", "int8"),
+                            ("declipnet-v3-fp16", "float16")):
+        info = libdeclip.model_info(name)
+        assert info.prior_input and info.version == "3"
+        assert info.metadata.get("precision", "float32") == precision
+        assert (MODELS_DIR / f"{name}.onnx").stat().st_size < 4 * 1024 * 1024
+    x = demo_clipped / np.float32(255)
+    out = libdeclip.declip(x, model="declipnet-v3-int8", device="cpu")
+    high = codes_to_masks(_codes(demo_clipped), 3)[0]
+    assert (out[high] >= x[high]).all() and (out[high] > x[high] + 0.01).any()
+    assert not libdeclip.model_info("declipnet-v3").metadata.get("precision")

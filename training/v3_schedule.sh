@@ -5,11 +5,20 @@
 #
 # Each chunk stops on a time budget with a checkpoint (runs/v3/checkpoint.pt) that resumes exactly;
 # run it again after an interruption. CHUNK_SECONDS sets the chunk length (default 30 min).
-# At milestones the checkpoint is copied to training/checkpoints/declipnet-v3.pt for git.
+# A fresh clone has no runs/v3: it resumes from the milestone kept in git,
+# training/checkpoints/declipnet-v3.pt (the full checkpoint: weights, optimiser, step), so the
+# schedule goes on exactly where the last session left it. training/v3_release.sh makes the model
+# files (and refreshes that milestone) from the checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 CHUNK_SECONDS=${CHUNK_SECONDS:-1800}
+MILESTONE=training/checkpoints/declipnet-v3.pt
+if [ ! -f runs/v3/checkpoint.pt ] && [ -f "$MILESTONE" ]; then
+    mkdir -p runs/v3
+    cp "$MILESTONE" runs/v3/checkpoint.pt
+    echo "v3: resuming from the milestone $MILESTONE"
+fi
 until "$PY" - <<'PYEOF'
 import sys, torch
 from training.config import load_config
