@@ -124,7 +124,8 @@ def run_harness(work: Path, photos: list[Path], command: Path = COMMAND, env: di
     # six times; a failure after the script reported is a failure like any other.
     for _attempt in range(6):
         proc = subprocess.run(["timeout", "-k", "5", "300", "xvfb-run", "-a", "lua5.4", str(harness)],
-                              capture_output=True, text=True, cwd=work, env={**os.environ, **(env or {})})
+                              capture_output=True, text=True, errors="replace", cwd=work,
+                              env={**os.environ, **(env or {})})  # a segfault's backtrace is not UTF-8
         log += proc.stdout + proc.stderr
         results = [json.loads(line.split(" ", 1)[1]) for line in proc.stdout.splitlines()
                    if line.startswith("LIBDECLIP-RESULT ")]
@@ -243,7 +244,7 @@ def _run_in_own_group(command: list[str], seconds: float) -> str:
     import signal
 
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            errors="replace", start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=seconds)
     except subprocess.TimeoutExpired:
