@@ -11,6 +11,13 @@
 // max(reading, reference + chroma[c]); unclipped photosites are returned unchanged.
 //
 // Mirrors reference.opposed_photosites (tests/reference.py) operation by operation, in double.
+//
+// libdeclip._native.opposed_rgb: the same idea on an RGB picture (libdeclip.estimates'
+// "inpaint-opposed", in model space): each highlight (pixels with a channel clipped high), grown by a
+// border of a few pixels, is one region; its unclipped border pixels give the region's chroma offset
+// (linear light minus the opposed reference), and every value clipped high is estimated as the opposed
+// reference plus that offset. Mirrors estimates._inpaint_opposed (numpy, whole image) within float
+// rounding, in time and memory that follow the clipped area.
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -19,12 +26,21 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <array>
+#include <cstring>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <thread>
+#include <tuple>
 #include <vector>
 
+#include "arrays.hpp"
+#include "colour.hpp"
+#include "vecmath.hpp"
+
 namespace py = pybind11;
+using namespace declip;
 
 namespace {
 
@@ -231,6 +247,434 @@ py::array_t<float> opposed_photosites(const py::array& mosaic, const py::array& 
     return out;
 }
 
+
+// ------------------------------------------------------------------------- inpaint opposed on RGB
+
+// Columns [a, b] (inclusive) of one row of a region.
+struct Run {
+    long a, b;
+    long region;  // 0-based region index
+};
+
+// Union-find over the runs of all rows (path halving).
+long find_root(std::vector<long>& parent, long i) {
+    while (parent[i] != i) {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    return i;
+}
+
+// The first column at or after x whose code has a bit of `mask` set (w if none), eight codes at a time.
+inline long next_set(const uint8_t* row, long x, long w, uint8_t mask) {
+    const uint64_t bits = 0x0101010101010101ULL * mask;
+    for (uint64_t eight; x + 8 <= w; x += 8) {
+        std::memcpy(&eight, row + x, 8);
+        if (eight & bits) break;
+    }
+    while (x < w && !(row[x] & mask)) ++x;
+    return x;
+}
+
+class RgbOpposed {
+   public:
+    RgbOpposed(const View& v, const Levels& lv, const Space& space, const uint8_t* codes, int border,
+               int min_border, int threads)
+        : v_(v), lv_(lv), space_(space), codes_(codes), border_(border), min_border_(min_border),
+          threads_(threads), h_(v.h), w_(v.w) {}
+
+    // How many pixels have a nonzero code.
+    long count() {
+        first_.assign(static_cast<size_t>(h_ + 1), 0);  // index of each row's first such pixel
+        parallel_rows(h_, threads_, [&](long b, long e) {
+            for (long y = b; y < e; ++y) {
+                const uint8_t* row = codes_ + y * w_;
+                long n = 0;
+                for (long x = next_set(row, 0, w_, 0x3f); x < w_; x = next_set(row, x + 1, w_, 0x3f)) ++n;
+                first_[static_cast<size_t>(y + 1)] = n;
+            }
+        });
+        for (long y = 0; y < h_; ++y) first_[y + 1] += first_[y];
+        return first_[static_cast<size_t>(h_)];
+    }
+
+    // The flat index (y * w + x) of every pixel with a nonzero code, row-major, into out (count()).
+    void pixels(int64_t* out) const {
+        parallel_rows(h_, threads_, [&](long b, long e) {
+            for (long y = b; y < e; ++y) {
+                const uint8_t* row = codes_ + y * w_;
+                int64_t* dst = out + first_[static_cast<size_t>(y)];
+                for (long x = next_set(row, 0, w_, 0x3f); x < w_; x = next_set(row, x + 1, w_, 0x3f))
+                    *dst++ = y * w_ + x;
+            }
+        });
+    }
+
+    // Estimates of every pixel with a nonzero code, row-major, into out (count() x 3 model-space
+    // values).
+    template <class T>
+    void run(double* out) {
+        build_table<T>();
+        label_regions();
+        region_chroma<T>();
+        estimate<T>(out);
+    }
+
+   private:
+    static constexpr long kBand = 64;  // rows per unit of work: fixed, so sums do not depend on threads
+
+    const View v_;
+    const Levels lv_;
+    const Space& space_;
+    const uint8_t* codes_;
+    const int border_, min_border_, threads_;
+    const long h_, w_;
+    std::vector<double> table_;  // integer codes -> per-channel curve value (linear light before the mix)
+    long codes_per_channel_ = 0;
+    std::vector<std::vector<Run>> runs_;  // per row, sorted
+    long regions_ = 0;
+    std::vector<std::array<double, 3>> chroma_;
+    std::vector<long> first_;  // see count()
+
+    bool high(long y, long x) const { return (codes_[y * w_ + x] & 7) != 0; }
+
+    // The per-channel curve of linear light: sRGB's for an sRGB picture (the model's own encoding),
+    // else the space's tone curves (the matrix to linear sRGB follows in linear()).
+    const Curve& curve(int k) const { return space_.is_srgb ? space_.srgb : space_.trc[k]; }
+
+    template <class T>
+    void build_table() {
+        if constexpr (std::is_integral_v<T>) {
+            codes_per_channel_ = static_cast<long>(std::numeric_limits<T>::max()) + 1;
+            table_.resize(static_cast<size_t>(3 * codes_per_channel_));
+            parallel_rows(3, threads_, [&](long b, long e) {
+                for (long k = b; k < e; ++k) {
+                    const int ch = lv_.channels == 1 ? 0 : static_cast<int>(k);
+                    double* t = &table_[static_cast<size_t>(k * codes_per_channel_)];
+                    for (long i = 0; i < codes_per_channel_; ++i)
+                        t[i] = (static_cast<double>(i) - lv_.low[ch]) * lv_.scale[ch];
+                    curve(static_cast<int>(k)).forward(t, codes_per_channel_);
+                }
+            });
+        }
+    }
+
+    // Linear-light sRGB of n pixels (y, xs[i]) into lin (3 values each).
+    template <class T>
+    void linear(long y, const long* xs, long n, double* lin) const {
+        double planes[3][kBatch];
+        const Space::Planes p = {planes[0], planes[1], planes[2]};
+        for (long s = 0; s < n; s += kBatch) {
+            const long m = std::min(kBatch, n - s);
+            for (long i = 0; i < m; ++i) {
+                const long x = xs[s + i];
+                for (int k = 0; k < 3; ++k) {
+                    const int ch = lv_.channels == 1 ? 0 : k;
+                    if constexpr (std::is_integral_v<T>) {
+                        T code;
+                        std::memcpy(&code, v_.at(y, x, ch), sizeof(T));
+                        planes[k][i] = table_[static_cast<size_t>(k * codes_per_channel_ + code)];
+                    } else {
+                        planes[k][i] = (load<T>(v_.at(y, x, ch)) - lv_.low[ch]) * lv_.scale[ch];
+                    }
+                }
+            }
+            if constexpr (!std::is_integral_v<T>)
+                for (int k = 0; k < 3; ++k) curve(k).forward(planes[k], m);
+            if (!space_.is_srgb) Space::mix(space_.to_srgb, p, m);
+            for (long i = 0; i < m; ++i)
+                for (int k = 0; k < 3; ++k) lin[3 * (s + i) + k] = planes[k][i];
+        }
+    }
+
+    // Regions: the highlights grown by `border` pixels (4-connected steps, as scipy's binary_dilation
+    // with its default structure), labelled 8-connected, kept as runs of columns per row. A highlight
+    // run [a, b] of row y grows to [a - r, b + r] in row y + dy, r = border - |dy|.
+    void label_regions() {
+        std::vector<std::vector<std::pair<long, long>>> lit(static_cast<size_t>(h_));
+        parallel_rows(h_, threads_, [&](long b, long e) {
+            for (long y = b; y < e; ++y) {
+                const uint8_t* row = codes_ + y * w_;
+                for (long x = next_set(row, 0, w_, 7); x < w_; x = next_set(row, x, w_, 7)) {
+                    const long a = x;
+                    while (x < w_ && (row[x] & 7)) ++x;
+                    lit[static_cast<size_t>(y)].emplace_back(a, x - 1);
+                }
+            }
+        });
+        runs_.assign(static_cast<size_t>(h_), {});
+        parallel_rows(h_, threads_, [&](long b, long e) {
+            std::vector<std::pair<long, long>> spans;
+            for (long y = b; y < e; ++y) {
+                spans.clear();
+                for (long dy = -border_; dy <= border_; ++dy) {
+                    const long yy = y + dy;
+                    if (yy < 0 || yy >= h_) continue;
+                    const long r = border_ - std::labs(dy);
+                    for (const auto& [a, z] : lit[static_cast<size_t>(yy)])
+                        spans.emplace_back(std::max(0L, a - r), std::min(w_ - 1, z + r));
+                }
+                std::sort(spans.begin(), spans.end());
+                auto& row = runs_[static_cast<size_t>(y)];
+                for (const auto& [a, z] : spans) {
+                    if (!row.empty() && a <= row.back().b + 1)
+                        row.back().b = std::max(row.back().b, z);
+                    else
+                        row.push_back({a, z, 0});
+                }
+            }
+        });
+        // Union the runs that touch (8-connected) the runs of the row above, then number the roots.
+        std::vector<long> first(static_cast<size_t>(h_ + 1), 0);
+        for (long y = 0; y < h_; ++y) first[y + 1] = first[y] + static_cast<long>(runs_[y].size());
+        std::vector<long> parent(static_cast<size_t>(first[h_]));
+        for (size_t i = 0; i < parent.size(); ++i) parent[i] = static_cast<long>(i);
+        for (long y = 1; y < h_; ++y) {
+            const auto &above = runs_[y - 1], &row = runs_[y];
+            size_t j = 0;
+            for (size_t i = 0; i < row.size(); ++i) {
+                while (j < above.size() && above[j].b < row[i].a - 1) ++j;
+                for (size_t k = j; k < above.size() && above[k].a <= row[i].b + 1; ++k) {
+                    const long r1 = find_root(parent, first[y - 1] + static_cast<long>(k));
+                    const long r2 = find_root(parent, first[y] + static_cast<long>(i));
+                    if (r1 != r2) parent[std::max(r1, r2)] = std::min(r1, r2);
+                }
+            }
+        }
+        std::vector<long> number(parent.size(), -1);
+        regions_ = 0;
+        for (long y = 0; y < h_; ++y)
+            for (size_t i = 0; i < runs_[y].size(); ++i) {
+                const long root = find_root(parent, first[y] + static_cast<long>(i));
+                if (number[root] < 0) number[root] = regions_++;
+                runs_[y][i].region = number[root];
+            }
+    }
+
+    // Linear light of the rows [y0 - 1, y1] (inside the image) at the columns within one pixel of a
+    // region, into buf (row r - y0 + 1, 3 values per column).
+    template <class T>
+    void linear_band(long y0, long y1, std::vector<double>& buf) const {
+        const long r0 = std::max(0L, y0 - 1), r1 = std::min(h_, y1 + 1);
+        buf.resize(static_cast<size_t>((y1 - y0 + 2) * w_ * 3));
+        std::vector<std::pair<long, long>> spans;
+        std::vector<long> xs;
+        for (long r = r0; r < r1; ++r) {
+            spans.clear();
+            for (long yy = std::max(0L, r - 1); yy <= std::min(h_ - 1, r + 1); ++yy)
+                for (const Run& run : runs_[yy]) spans.emplace_back(std::max(0L, run.a - 1), std::min(w_ - 1, run.b + 1));
+            std::sort(spans.begin(), spans.end());
+            xs.clear();
+            long next = 0;  // first column not yet listed
+            for (const auto& [a, z] : spans) {
+                for (long x = std::max(a, next); x <= z; ++x) xs.push_back(x);
+                next = std::max(next, z + 1);
+            }
+            std::vector<double> lin(xs.size() * 3);
+            linear<T>(r, xs.data(), static_cast<long>(xs.size()), lin.data());
+            double* dst = &buf[static_cast<size_t>((r - y0 + 1) * w_ * 3)];
+            for (size_t i = 0; i < xs.size(); ++i)
+                for (int k = 0; k < 3; ++k) dst[3 * xs[i] + k] = lin[3 * i + k];
+        }
+    }
+
+    // The 3 x 3 mean of a band's linear light around (y, x), edge pixels repeated at the image's border
+    // (scipy's "reflect").
+    void box_mean(const std::vector<double>& buf, long y0, long y, long x, double* mean) const {
+        mean[0] = mean[1] = mean[2] = 0.0;
+        for (long dy = -1; dy <= 1; ++dy) {
+            const long yy = std::min(h_ - 1, std::max(0L, y + dy));
+            const double* row = &buf[static_cast<size_t>((yy - y0 + 1) * w_ * 3)];
+            for (long dx = -1; dx <= 1; ++dx) {
+                const long xx = std::min(w_ - 1, std::max(0L, x + dx));
+                for (int k = 0; k < 3; ++k) mean[k] += row[3 * xx + k];
+            }
+        }
+        for (int k = 0; k < 3; ++k) mean[k] /= 9.0;
+    }
+
+    // The opposed references of n pixels from their 3 x 3 means (planes, converted in place): per
+    // colour, the mean of the other two colours' cube roots, cubed. The roots go through the vector
+    // pow (a scalar cbrt per value was most of the method's time).
+    static void references(double* const mean[3], long n) {
+        for (int k = 0; k < 3; ++k) {
+            double* m = mean[k];
+            double sign[kBatch];
+            for (long i = 0; i < n; ++i) {
+                sign[i] = m[i] < 0.0 ? -1.0 : 1.0;
+                m[i] = std::fabs(m[i]);
+            }
+            pow_inplace(m, n, 1.0 / 3.0);
+            for (long i = 0; i < n; ++i) m[i] *= sign[i];
+        }
+        for (long i = 0; i < n; ++i) {
+            const double sum = mean[0][i] + mean[1][i] + mean[2][i];
+            for (int k = 0; k < 3; ++k) {
+                const double t = (sum - mean[k][i]) / 2.0;
+                mean[k][i] = t * t * t;
+            }
+        }
+    }
+
+    // Each region's chroma offset: the mean of (linear light - reference) over its unclipped border
+    // pixels, or the mean over all regions' borders where it has fewer than min_border of them.
+    template <class T>
+    void region_chroma() {
+        const long bands = (h_ + kBand - 1) / kBand;
+        using Sums = std::unordered_map<long, std::array<double, 4>>;
+        std::vector<Sums> per_band(static_cast<size_t>(bands));
+        parallel_rows(bands, threads_, [&](long b, long e) {
+            std::vector<double> buf;
+            for (long band = b; band < e; ++band) {
+                const long y0 = band * kBand, y1 = std::min(h_, y0 + kBand);
+                bool any = false;
+                for (long y = y0; y < y1 && !any; ++y) any = !runs_[y].empty();
+                if (!any) continue;
+                linear_band<T>(y0, y1, buf);
+                Sums& sums = per_band[static_cast<size_t>(band)];
+                double planes[3][kBatch], lin[3][kBatch];
+                double* const mean[3] = {planes[0], planes[1], planes[2]};
+                for (long y = y0; y < y1; ++y)
+                    for (const Run& run : runs_[y]) {
+                        std::array<double, 4> s{0.0, 0.0, 0.0, 0.0};
+                        long m = 0;
+                        auto flush = [&] {
+                            references(mean, m);
+                            for (long i = 0; i < m; ++i)
+                                for (int k = 0; k < 3; ++k) s[k + 1] += lin[k][i] - mean[k][i];
+                            s[0] += static_cast<double>(m);
+                            m = 0;
+                        };
+                        for (long x = run.a; x <= run.b; ++x) {
+                            if (high(y, x)) continue;
+                            double box[3];
+                            box_mean(buf, y0, y, x, box);
+                            const double* here = &buf[static_cast<size_t>(((y - y0 + 1) * w_ + x) * 3)];
+                            for (int k = 0; k < 3; ++k) {
+                                mean[k][m] = box[k];
+                                lin[k][m] = here[k];
+                            }
+                            if (++m == kBatch) flush();
+                        }
+                        if (m) flush();
+                        auto& total = sums[run.region];
+                        for (int k = 0; k < 4; ++k) total[k] += s[k];
+                    }
+            }
+        });
+        std::vector<std::array<double, 4>> total(static_cast<size_t>(regions_), {0.0, 0.0, 0.0, 0.0});
+        for (const Sums& sums : per_band)  // in band order, whatever the threads
+            for (const auto& [region, s] : sums)
+                for (int k = 0; k < 4; ++k) total[static_cast<size_t>(region)][k] += s[k];
+        double all[4] = {0.0, 0.0, 0.0, 0.0};
+        for (const auto& s : total)
+            for (int k = 0; k < 4; ++k) all[k] += s[k];
+        chroma_.resize(static_cast<size_t>(regions_));
+        for (long r = 0; r < regions_; ++r) {
+            const auto& s = total[static_cast<size_t>(r)];
+            for (int k = 0; k < 3; ++k)
+                chroma_[static_cast<size_t>(r)][k] =
+                    s[0] >= min_border_ ? s[k + 1] / s[0] : (all[0] > 0 ? all[k + 1] / all[0] : 0.0);
+        }
+    }
+
+    // out: for each pixel with a nonzero code (row-major), its model-space values, those clipped high
+    // replaced by reference + chroma offset (into model space).
+    template <class T>
+    void estimate(double* out) {
+        const std::vector<long>& first = first_;
+        const long bands = (h_ + kBand - 1) / kBand;
+        parallel_rows(bands, threads_, [&](long b, long e) {
+            std::vector<double> buf;
+            double planes[3][kBatch], est[3][kBatch];
+            const Space::Planes p = {planes[0], planes[1], planes[2]};
+            const Space::Planes q = {est[0], est[1], est[2]};
+            long at[kBatch];
+            uint8_t bits[kBatch];
+            long m = 0;
+            double chroma[3][kBatch];
+            auto flush = [&] {
+                space_.to_model(p, m);
+                references(q, m);
+                for (int k = 0; k < 3; ++k) {
+                    for (long i = 0; i < m; ++i) est[k][i] += chroma[k][i];
+                    space_.srgb.inverse(est[k], m);
+                }
+                for (long i = 0; i < m; ++i)
+                    for (int k = 0; k < 3; ++k) out[3 * at[i] + k] = (bits[i] >> k & 1) ? est[k][i] : planes[k][i];
+                m = 0;
+            };
+            for (long band = b; band < e; ++band) {
+                const long y0 = band * kBand, y1 = std::min(h_, y0 + kBand);
+                if (first[y1] == first[y0]) continue;
+                bool any = false;
+                for (long y = y0; y < y1 && !any; ++y) any = !runs_[y].empty();
+                if (any) linear_band<T>(y0, y1, buf);
+                for (long y = y0; y < y1; ++y) {
+                    long index = first[y];
+                    size_t j = 0;
+                    const auto& row = runs_[y];
+                    const uint8_t* codes = codes_ + y * w_;
+                    for (long x = next_set(codes, 0, w_, 0x3f); x < w_; x = next_set(codes, x + 1, w_, 0x3f)) {
+                        const uint8_t code = codes[x];
+                        for (int k = 0; k < 3; ++k) {
+                            const int ch = lv_.channels == 1 ? 0 : k;
+                            planes[k][m] = (load<T>(v_.at(y, x, ch)) - lv_.low[ch]) * lv_.scale[ch];
+                        }
+                        const uint8_t hi = lv_.channels == 1 ? ((code & 1) ? 7 : 0) : (code & 7);
+                        if (hi) {
+                            while (row[j].b < x) ++j;  // a highlight pixel always lies in a run
+                            double box[3];
+                            box_mean(buf, y0, y, x, box);
+                            const auto& c = chroma_[static_cast<size_t>(row[j].region)];
+                            for (int k = 0; k < 3; ++k) {
+                                est[k][m] = box[k];
+                                chroma[k][m] = c[k];
+                            }
+                        } else {
+                            for (int k = 0; k < 3; ++k) est[k][m] = chroma[k][m] = 0.0;
+                        }
+                        bits[m] = hi;
+                        at[m] = index++;
+                        if (++m == kBatch) flush();
+                    }
+                }
+            }
+            if (m) flush();
+        });
+    }
+};
+
+std::tuple<py::array_t<int64_t>, py::array_t<double>> opposed_rgb(
+    const py::array& image, const std::vector<double>& low, const std::vector<double>& high, const Space& space,
+    const py::array& codes, int border, int min_border, int threads) {
+    const View v = view_of(image, false, "image");
+    const Levels lv(low, high, 0.0, v.c);
+    if (!py::isinstance<py::array_t<uint8_t>>(codes) || !(codes.flags() & py::array::c_style) || codes.ndim() != 2 ||
+        codes.shape(0) != v.h || codes.shape(1) != v.w)
+        throw py::value_error("codes must be a C-contiguous H x W uint8 array of the image's size");
+    if (border < 0 || border > 64) throw py::value_error("border must be 0 to 64 pixels");
+    threads = threads > 0 ? threads : std::max(1, (*g_get_threads)().cast<int>());
+    const auto* c = static_cast<const uint8_t*>(codes.data());
+    const Dtype dt = dtype_of(image);
+    RgbOpposed method(v, lv, space, c, border, min_border, threads);
+    long n;
+    {
+        py::gil_scoped_release release;
+        n = method.count();
+    }
+    py::array_t<int64_t> pixels(n);
+    py::array_t<double> values({n, 3L});
+    int64_t* at = pixels.mutable_data();
+    double* dst = values.mutable_data();
+    {
+        py::gil_scoped_release release;
+        method.pixels(at);
+        dispatch(dt, [&](auto tag) { method.run<typename decltype(tag)::type>(dst); });
+    }
+    return {pixels, values};
+}
+
 }  // namespace
 
 void register_opposed(py::module_& m) {
@@ -239,4 +683,9 @@ void register_opposed(py::module_& m) {
           py::arg("gains"),
           "Repair the clipped photosites of an H x W float32 RAW mosaic (colours: H x W uint8, 0/1/2 = R/G/B) "
           "like darktable's inpaint opposed; returns a new H x W float32 array.");
+    m.def("opposed_rgb", &opposed_rgb, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("space"),
+          py::arg("codes"), py::arg("border"), py::arg("min_border"), py::arg("threads") = 0,
+          "Inpaint opposed on an H x W x C picture (libdeclip.estimates): the flat indices (int64) of the pixels "
+          "with a nonzero clip code, row-major, and their model-space values (n x 3 float64), those clipped "
+          "high estimated.");
 }

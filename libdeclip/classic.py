@@ -30,19 +30,22 @@ from typing import Any
 
 import numpy as np
 
-from libdeclip.color import from_model, to_model
+from libdeclip.color import from_model
 from libdeclip.errors import UnsupportedInputError
-from libdeclip.estimates import CLASSICAL_METHODS, _as_rgb, model_parts, reconstruct
+from libdeclip.estimates import CLASSICAL_METHODS, clipped_estimates, reconstruct
 from libdeclip.fit import Fit
 from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, codes_to_masks
 from libdeclip.mask import clip_codes as detect_codes
 from libdeclip.session import ColorSpec, Recovered, clip_codes, composite, prepare
-from libdeclip.tiling import plan_tiles
+from libdeclip.tiling import Tile
 
 __all__ = ["METHODS", "CLASSICAL_METHODS", "declip_classic", "reconstruct"]
 
 #: Every declipping method, the network first (the default).
 METHODS = ("declipnet",) + CLASSICAL_METHODS
+
+# Rows per part of the composite.
+_BAND = 256
 
 
 def declip_classic(
@@ -67,27 +70,31 @@ def declip_classic(
         codes = detect_codes(colour, low, high, tolerance, threads)
     else:
         codes = clip_codes(mask, colour.shape)
-    def model_space(window: tuple[slice, slice]) -> np.ndarray:
-        x = (colour[window].astype(np.float64) - low) / (high - low)  # clip-normalised, the input's encoding
-        return to_model(_as_rgb(x), space)
-
-    recovered = []
-    parts = model_parts(method, codes, channels, model_space, consistency)
-    for tile, rec in parts:
-        x = (colour[tile.core].astype(np.float64) - low) / (high - low)
-        rec = from_model(rec, space)
-        if channels == 1:
-            rec = rec.mean(axis=2, keepdims=True)
-        hi, lo = codes_to_masks(codes[tile.core], channels)
-        new = x.copy()
-        if consistency:
-            new[hi] = np.maximum(rec[hi], x[hi])
-            new[lo] = np.minimum(rec[lo], x[lo])
-        else:
-            new[hi | lo] = rec[hi | lo]
-        values = new[hi | lo].astype(np.float32)  # row-major, channel-minor: the native order
-        vmin, vmax = float(values.min(initial=0.0)), float(values.max(initial=1.0))
-        recovered.append(Recovered(tile, values, vmin, vmax))
     h, w = colour.shape[:2]
-    plan = plan_tiles(h, w, 512, 0, 1)  # for the fit curve's pass over the unclipped values
-    return composite(image, colour, low, high, tolerance, 0, fit, plan, recovered, codes, threads)
+    pixels, estimates = clipped_estimates(method, colour, low, high, space, codes, consistency, threads)
+    # The new values go to the composite in bands of rows: each band's clipped values are a run of
+    # the estimates' row-major order.
+    x = (colour.reshape(-1, channels)[pixels].astype(np.float64) - low) / (high - low)
+    rec = from_model(estimates[:, None, :], space)[:, 0, :]
+    if channels == 1:
+        rec = rec.mean(axis=1, keepdims=True)
+    hi, lo = codes_to_masks(codes.ravel()[pixels][:, None], channels)
+    hi, lo = hi[:, 0], lo[:, 0]
+    new = x
+    if consistency:
+        new[hi] = np.maximum(rec[hi], x[hi])
+        new[lo] = np.minimum(rec[lo], x[lo])
+    else:
+        new[hi | lo] = rec[hi | lo]
+    changing = hi | lo
+    bands = [Tile(y, min(h, y + _BAND), 0, w, y, min(h, y + _BAND), 0, w) for y in range(0, h, _BAND)]
+    starts = np.searchsorted(pixels, np.array([band.y0 for band in bands] + [h], dtype=np.int64) * w)
+    recovered = []
+    for band, a, b in zip(bands, starts[:-1], starts[1:], strict=True):
+        if a == b:
+            continue
+        values = new[a:b][changing[a:b]].astype(np.float32)  # row-major, channel-minor: the native order
+        vmin, vmax = float(values.min(initial=0.0)), float(values.max(initial=1.0))
+        recovered.append(Recovered(band, values, vmin, vmax))
+    # the bands cover the image: the fit curve's pass over the unclipped values goes band by band
+    return composite(image, colour, low, high, tolerance, 0, fit, bands, recovered, codes, threads)

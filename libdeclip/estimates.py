@@ -1,9 +1,9 @@
 """Classical estimates of clipped values: the reconstructions behind the classical methods.
 
 The three methods of :mod:`libdeclip.classic` (see its description), as functions of clip-normalised
-model-space values and the masks of what is clipped, and part by part (:func:`model_parts`), so
-memory and time follow the clipped area. A prior-input model (:mod:`libdeclip.priors`) starts from
-the same estimates.
+model-space values and the masks of what is clipped, and for a whole image at its clipped pixels
+(:func:`clipped_estimates`), so memory and time follow the clipped area. A prior-input model
+(:mod:`libdeclip.priors`) starts from the same estimates.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from libdeclip.color import from_model, get_colorspace, to_model
+from libdeclip import _native
+from libdeclip.color import ColorSpace, from_model, get_colorspace, to_model
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.mask import codes_to_masks
-from libdeclip.tiling import Tile, plan_regions, plan_windows
+from libdeclip.tiling import plan_regions, plan_windows
 
-__all__ = ["CLASSICAL_METHODS", "model_parts", "reconstruct"]
+__all__ = ["CLASSICAL_METHODS", "clipped_estimates", "reconstruct"]
 
 #: The classical methods, by name.
 CLASSICAL_METHODS = ("cross-channel", "inpaint-opposed", "biharmonic")
@@ -267,68 +268,48 @@ def reconstruct(
     return _RECONSTRUCT[method](x, high, low, constrained)
 
 
-def model_parts(method: str, codes: np.ndarray, channels: int,
-                model_space: Callable[[tuple[slice, slice]], np.ndarray], constrained: bool = True,
-                ) -> list[tuple[Tile, np.ndarray]]:
-    """``method``'s reconstruction part by part, so memory and time follow the clipped area: each
-    part with the surroundings the method reads, which gives the whole-image answer. ``codes``:
-    the image's clip codes; ``model_space(window)``: the model-space values (h x w x 3) of a window.
-    Returns (tile, model-space reconstruction of its core) pairs whose cores hold every value the
-    method changes."""
+def clipped_estimates(method: str, colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: ColorSpace,
+                      codes: np.ndarray, constrained: bool = True, threads: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``method``'s reconstruction of every pixel with a clip code: their flat indices
+    (``np.flatnonzero(codes)``, int64) and model-space values (n x 3 float64), what
+    :func:`reconstruct` gives on the whole image, in memory and time that follow the clipped area.
+
+    ``colour``: H x W x C (C = 1 or 3) in its own encoding, with its clip ``low``/``high`` levels
+    (per channel) and colour ``space``; ``codes``: its clip codes. ``inpaint-opposed`` is native
+    (``bindings/opposed.cpp``); the others run part by part, each part with the surroundings the
+    method reads.
+    """
+    if method not in _RECONSTRUCT:
+        raise UnsupportedInputError(f"unknown method {method!r}: use one of {', '.join(CLASSICAL_METHODS)}")
     if method == "inpaint-opposed":
-        return _opposed_parts(codes, channels, model_space)
+        return _native.opposed_rgb(colour, low.tolist(), high.tolist(), space.native, codes, _OPPOSED_BORDER,
+                                   _OPPOSED_MIN_BORDER, threads)
+    channels = colour.shape[2]
+    span = high - low
+
+    def model_space(window: tuple[slice, slice]) -> np.ndarray:
+        return to_model(_as_rgb((colour[window].astype(np.float64) - low) / span), space)
+
     if method == "cross-channel":  # per pixel: cores of at most 512 px with its boxes' reach
         tiles = plan_windows(codes != 0, 512, _MARGINS[method], 1)
     else:  # biharmonic solves whole regions
         tiles = plan_regions(codes != 0, _MARGINS[method])
-    parts = []
-    for tile in tiles:
+    w = codes.shape[1]
+    pixels, values = [], []
+    for tile in tiles:  # the cores do not overlap
         high_m, low_m = codes_to_masks(codes[tile.window], channels)
         rec = reconstruct(method, model_space(tile.window), _as_rgb(high_m), _as_rgb(low_m), constrained)
-        parts.append((tile, rec[tile.core_in_window]))
-    return parts
+        ys, xs = np.nonzero(codes[tile.core])
+        pixels.append((ys + tile.y0).astype(np.int64) * w + xs + tile.x0)
+        values.append(rec[tile.core_in_window][ys, xs])
+    if not pixels:
+        return np.empty(0, np.int64), np.empty((0, 3))
+    flat = np.concatenate(pixels)
+    order = np.argsort(flat, kind="stable")
+    return flat[order], np.concatenate(values)[order]
 
 
 def _as_rgb(a: np.ndarray) -> np.ndarray:
     """H x W x 3 from H x W x 1 (grey, repeated) or H x W x 3: the methods work on three channels."""
     return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
-
-
-def _opposed_parts(codes: np.ndarray, channels: int, model_space: Callable[[tuple[slice, slice]], np.ndarray]
-                   ) -> list[tuple[Tile, np.ndarray]]:
-    """inpaint-opposed tile by tile, exactly as :func:`_inpaint_opposed` on the whole image: the
-    regions (clipped highlights grown by the border) are labelled on the whole image (a byte and
-    an int a pixel), their border chrominance summed over the tiles that own the border pixels,
-    then each tile's clipped values estimated from its region's offset."""
-    from scipy.ndimage import binary_dilation, label
-
-    highlights = (codes & 0b111) != 0
-    grown = binary_dilation(highlights, iterations=_OPPOSED_BORDER)
-    regions, n = label(grown, structure=np.ones((3, 3)))
-    del grown
-    # cores own the regions' pixels (border included); windows add the 3 x 3 reference's reach
-    tiles = plan_windows(regions > 0, 512, 2, 1)
-    counts = np.zeros(n + 1)
-    sums = np.zeros((n + 1, 3))
-    refs = []
-    for tile in tiles:
-        x = model_space(tile.window)
-        lin, ref = _opposed_reference(x)
-        core = tile.core_in_window
-        labels = regions[tile.core]
-        border = (labels > 0) & ~highlights[tile.core]
-        chroma = (lin - ref)[core][border]
-        counts += np.bincount(labels[border], minlength=n + 1)
-        for k in range(3):
-            sums[:, k] += np.bincount(labels[border], weights=chroma[:, k], minlength=n + 1)
-        refs.append((tile, x[core], ref[core]))
-    region_chroma = _region_chroma(counts, sums)
-    linear = get_colorspace("linear-srgb")
-    parts = []
-    for tile, x, ref in refs:
-        estimate = to_model(ref + region_chroma[regions[tile.core]], linear)
-        high = _as_rgb(codes_to_masks(codes[tile.core], channels)[0])
-        out = x.copy()
-        out[high] = estimate[high]
-        parts.append((tile, out))
-    return parts

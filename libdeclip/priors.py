@@ -140,7 +140,7 @@ def image_priors(colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: C
     levels, colour space and clip codes), part by part: the same values as on the whole image, in
     memory that follows the clipped area (plus one pass over the image for the context's mean)."""
     from libdeclip.color import to_model
-    from libdeclip.estimates import _as_rgb, model_parts
+    from libdeclip.estimates import _as_rgb, clipped_estimates
     from libdeclip.mask import codes_to_masks
 
     h, w, channels = colour.shape
@@ -149,19 +149,14 @@ def image_priors(colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: C
     def model_space(window: tuple[slice, slice]) -> np.ndarray:
         return to_model(_as_rgb((colour[window].astype(np.float64) - low) / span), space)
 
-    pixels = np.flatnonzero(codes.ravel() != 0)
+    pixels = np.flatnonzero(codes.ravel())
     flat = colour.reshape(-1, channels)[pixels].astype(np.float64)
     x = to_model(_as_rgb(((flat - low) / span)[:, None, :]), space)[:, 0, :]
-    values = np.tile(x, (1, len(PRIOR_METHODS))).astype(np.float32)
+    hi, lo = (_as_rgb(m)[:, 0] for m in codes_to_masks(codes.ravel()[pixels][:, None], channels))
+    values = np.empty((len(pixels), 3 * len(PRIOR_METHODS)), dtype=np.float32)
     for i, method in enumerate(PRIOR_METHODS):
-        for tile, rec in model_parts(method, codes, channels, model_space):
-            core_codes = codes[tile.core]
-            hi, lo = (_as_rgb(m) for m in codes_to_masks(core_codes, channels))
-            here = model_space(tile.core)
-            rec = np.where(hi, np.maximum(rec, here), np.where(lo, np.minimum(rec, here), here))
-            ys, xs = np.nonzero(core_codes)
-            at = np.searchsorted(pixels, (ys + tile.y0).astype(np.int64) * w + xs + tile.x0)
-            values[at, 3 * i : 3 * i + 3] = rec[ys, xs]
+        rec = clipped_estimates(method, colour, low, high, space, codes)[1]  # at ``pixels``
+        values[:, 3 * i : 3 * i + 3] = np.where(hi, np.maximum(rec, x), np.where(lo, np.minimum(rec, x), x))
     return ImagePriors(h, w, pixels, values, _image_context(colour, low, high, space, codes, model_space))
 
 

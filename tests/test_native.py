@@ -315,3 +315,67 @@ def test_given_mask_is_used_instead_of_the_values(demo_rgb: np.ndarray, session:
     assert (out[mine] >= image[mine]).all() and (out[mine] != image[mine]).any()
     with pytest.raises(UnsupportedInputError, match="does not match"):
         session.run(image, mask=mine[:10])
+
+
+# ------------------------------------------------------------------- inpaint opposed on RGB pictures
+
+
+def _opposed_both(image: np.ndarray, space: str, threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(native, numpy) inpaint-opposed estimates of every clipped pixel of ``image``."""
+    from libdeclip.estimates import _as_rgb, _inpaint_opposed, clipped_estimates
+    from libdeclip.mask import clip_codes, codes_to_masks
+
+    c = image.shape[2]
+    low, high = (np.full(c, v) for v in dtype_range(image.dtype))
+    codes = clip_codes(image, low, high, 1 / 255)
+    sp = get_colorspace(space)
+    pixels, got = clipped_estimates("inpaint-opposed", image, low, high, sp, codes, threads=threads)
+    np.testing.assert_array_equal(pixels, np.flatnonzero(codes))
+    x = to_model(_as_rgb((image.astype(np.float64) - low) / (high - low)), sp)
+    want = _inpaint_opposed(x, _as_rgb(codes_to_masks(codes, c)[0]))[codes != 0]
+    return got, want
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("space", ["srgb", "display-p3", "linear-srgb"])
+def test_opposed_rgb_matches_the_numpy_method(demo_rgb: np.ndarray, dtype: type, space: str) -> None:
+    image = as_dtype(demo_rgb[150:330, 120:400], dtype)
+    for name, view in {**views(image), "grey": image[..., :1]}.items():
+        got, want = _opposed_both(view, space)
+        assert got.shape == want.shape, name
+        assert len(got) > 0 or name in ("odd", "one-pixel"), name  # the crop holds real highlights
+        # numpy's running-sum box filter leaves ~1e-17 where a channel is 0, and a cube root
+        # turns that into ~1e-6: the native sum is exact there
+        np.testing.assert_allclose(got, want, atol=2e-5, rtol=0, err_msg=f"{name}, {space}")
+        assert got.size == 0 or np.mean(np.abs(got - want) < 1e-9) > 0.98, name
+
+
+def test_opposed_rgb_does_not_depend_on_threads(demo_rgb: np.ndarray) -> None:
+    image = np.concatenate([demo_rgb] * 3, axis=0)  # several bands of rows, several regions
+    one, _ = _opposed_both(image, "srgb", threads=1)
+    two, _ = _opposed_both(image, "srgb", threads=2)
+    np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (2, 2), (5, 7)])
+@pytest.mark.parametrize("fill", [0, 255, "noise"])
+def test_opposed_rgb_edge_cases(shape: tuple[int, int], fill: object) -> None:
+    rng = np.random.default_rng(sum(shape))
+    image = (np.full(shape + (3,), fill, np.uint8) if fill != "noise"
+             else rng.choice(np.array([0, 40, 200, 255], np.uint8), size=shape + (3,)))
+    got, want = _opposed_both(image, "srgb")
+    np.testing.assert_allclose(got, want, atol=2e-5, rtol=0)
+
+
+def test_opposed_rgb_rejects_bad_arguments(demo_rgb: np.ndarray) -> None:
+    image = demo_rgb[:20, :20]
+    codes = np.zeros((20, 20), np.uint8)
+    space = get_colorspace("srgb").native
+    with pytest.raises(ValueError, match="codes"):
+        _native.opposed_rgb(image, [0.0] * 3, [255.0] * 3, space, codes[:10], 3, 8)
+    with pytest.raises(ValueError, match="codes"):
+        _native.opposed_rgb(image, [0.0] * 3, [255.0] * 3, space, codes.astype(np.int32), 3, 8)
+    with pytest.raises(ValueError, match="border"):
+        _native.opposed_rgb(image, [0.0] * 3, [255.0] * 3, space, codes, -1, 8)
+    pixels, values = _native.opposed_rgb(image, [0.0] * 3, [255.0] * 3, space, codes, 3, 8)
+    assert pixels.shape == (0,) and values.shape == (0, 3)
