@@ -15,8 +15,8 @@ other parts of an existing file are kept. Sections:
   declip`` process, with the default model and with ``--method inpaint-opposed``: wall time
   (median of --repeat runs, at least 3) and peak RSS. The floor is measured in the same run: a fresh
   process that only decodes the file and encodes it again (Pillow for the JPEG at the same quality,
-  tifffile for the TIFF in its compression), with the ratio of each run to it. Also the model's windows: how many,
-  and the share of the image they cover.
+  tifffile for the TIFF in its compression), with the ratio of each run to it. Also the model's
+  windows: how many, and the share of the image they cover.
 - ``pipeline`` (DeclipNet, --device): 8-bit JPEGs with real blown highlights
   (../shared/data/clipped/singlehdr), 16-bit TIFFs made from real clipped photos
   (../shared/data/clipped/hdrcnn, x257), 8-bit PNGs with little clipping (Kodak24: few tiles to run),

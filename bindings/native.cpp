@@ -30,7 +30,8 @@
 namespace py = pybind11;
 using namespace declip;
 
-void register_opposed(pybind11::module_& m);  // bindings/opposed.cpp
+void register_opposed(pybind11::module_& m);        // bindings/opposed.cpp
+void register_cross_channel(pybind11::module_& m);  // bindings/cross_channel.cpp
 
 namespace {
 
@@ -894,4 +895,5 @@ PYBIND11_MODULE(_native, m) {
           py::arg("reshapes"), py::arg("threads") = 0, py::arg("codes") = py::none(),
           py::arg("table") = py::none());
     register_opposed(m);
+    register_cross_channel(m);
 }

@@ -265,17 +265,6 @@ long find_root(std::vector<long>& parent, long i) {
     return i;
 }
 
-// The first column at or after x whose code has a bit of `mask` set (w if none), eight codes at a time.
-inline long next_set(const uint8_t* row, long x, long w, uint8_t mask) {
-    const uint64_t bits = 0x0101010101010101ULL * mask;
-    for (uint64_t eight; x + 8 <= w; x += 8) {
-        std::memcpy(&eight, row + x, 8);
-        if (eight & bits) break;
-    }
-    while (x < w && !(row[x] & mask)) ++x;
-    return x;
-}
-
 class RgbOpposed {
    public:
     RgbOpposed(const View& v, const Levels& lv, const Space& space, const uint8_t* codes, int border,

@@ -128,4 +128,24 @@ void parallel_chunks(long chunks, Fn&& fn) {
     for (auto& t : pool) t.join();
 }
 
+// The first column at or after x whose code has a bit of `mask` set (w if none), eight codes at a time.
+inline long next_set(const uint8_t* row, long x, long w, uint8_t mask) {
+    const uint64_t bits = 0x0101010101010101ULL * mask;
+    for (uint64_t eight; x + 8 <= w; x += 8) {
+        std::memcpy(&eight, row + x, 8);
+        if (eight & bits) break;
+    }
+    while (x < w && !(row[x] & mask)) ++x;
+    return x;
+}
+
+// Index i of an axis of length n mirrored at both ends with the edge value repeated (scipy.ndimage's
+// "reflect", numpy.pad's "symmetric"), periodic with period 2n for any i.
+inline long reflect_index(long i, long n) {
+    const long period = 2 * n;
+    i %= period;
+    if (i < 0) i += period;
+    return i < n ? i : period - 1 - i;
+}
+
 }  // namespace declip

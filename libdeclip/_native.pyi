@@ -52,3 +52,7 @@ def opposed_rgb(
     image: np.ndarray, low: list[float], high: list[float], space: Space, codes: np.ndarray, border: int,
     min_border: int, threads: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]: ...
+def cross_channel_rgb(
+    image: np.ndarray, low: list[float], high: list[float], space: Space, codes: np.ndarray, boxes: list[int],
+    min_pixels: float, ridge: float, threads: int = 0,
+) -> tuple[np.ndarray, np.ndarray]: ...

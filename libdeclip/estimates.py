@@ -17,7 +17,7 @@ from libdeclip import _native
 from libdeclip.color import ColorSpace, from_model, get_colorspace, to_model
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.mask import codes_to_masks
-from libdeclip.tiling import plan_regions, plan_windows
+from libdeclip.tiling import plan_regions
 
 __all__ = ["CLASSICAL_METHODS", "clipped_estimates", "reconstruct"]
 
@@ -42,11 +42,9 @@ _BIHARMONIC_MAX_UNKNOWNS = 40_000
 # few pixels. Of 0.03, 0.1, 0.3, 1 and 3 on six BSDS500 *training* photos, lower values recovered
 # highlights better and shadows worse; 0.3 gained on both sides of most photos.
 _BIHARMONIC_TENSION = 0.3
-#: How far from a clipped value each method reads (pixels): the margin of the part of the photo it
-#: is given around each clipped region. Cross-channel's largest box reaches 128 px; opposed's 3 x 3
-#: reference around the border it measures; biharmonic's stencil (and room for its boundary).
-_MARGINS = {"cross-channel": _REGRESSION_BOXES[-1] // 2 + 1, "inpaint-opposed": _OPPOSED_BORDER + 2,
-            "biharmonic": 8}
+# How far from a clipped value biharmonic reads (pixels): the margin of the part of the photo it is
+# given around each clipped region (its stencil, and room for its boundary).
+_BIHARMONIC_MARGIN = 8
 
 
 # ----------------------------------------------------------------------------------- cross-channel
@@ -70,7 +68,8 @@ def _box_moments(weighted: list[np.ndarray], at: tuple[np.ndarray, ...], size: i
     cov = np.empty((len(count), 3, 3))
     for (i, j), moment in zip(_PAIRS, sums[4:], strict=True):
         cov[:, i, j] = cov[:, j, i] = moment / safe - mean[:, i] * mean[:, j]
-    return count * size * size, mean, cov
+    # the weight is 0 or 1: the box's count is an integer, which the running mean rounds off
+    return np.rint(count * size * size), mean, cov
 
 
 def _cross_channel(x: np.ndarray, clipped: np.ndarray) -> np.ndarray:
@@ -276,25 +275,26 @@ def clipped_estimates(method: str, colour: np.ndarray, low: np.ndarray, high: np
     :func:`reconstruct` gives on the whole image, in memory and time that follow the clipped area.
 
     ``colour``: H x W x C (C = 1 or 3) in its own encoding, with its clip ``low``/``high`` levels
-    (per channel) and colour ``space``; ``codes``: its clip codes. ``inpaint-opposed`` is native
-    (``bindings/opposed.cpp``); the others run part by part, each part with the surroundings the
-    method reads.
+    (per channel) and colour ``space``; ``codes``: its clip codes. ``inpaint-opposed`` and
+    ``cross-channel`` are native (``bindings/opposed.cpp``, ``bindings/cross_channel.cpp``);
+    ``biharmonic`` solves region by region, each with the surroundings its stencil reads.
     """
     if method not in _RECONSTRUCT:
         raise UnsupportedInputError(f"unknown method {method!r}: use one of {', '.join(CLASSICAL_METHODS)}")
     if method == "inpaint-opposed":
         return _native.opposed_rgb(colour, low.tolist(), high.tolist(), space.native, codes, _OPPOSED_BORDER,
                                    _OPPOSED_MIN_BORDER, threads)
+    if method == "cross-channel":
+        return _native.cross_channel_rgb(colour, low.tolist(), high.tolist(), space.native, codes,
+                                         list(_REGRESSION_BOXES), _REGRESSION_MIN_PIXELS, _REGRESSION_RIDGE,
+                                         threads)
     channels = colour.shape[2]
     span = high - low
 
     def model_space(window: tuple[slice, slice]) -> np.ndarray:
         return to_model(_as_rgb((colour[window].astype(np.float64) - low) / span), space)
 
-    if method == "cross-channel":  # per pixel: cores of at most 512 px with its boxes' reach
-        tiles = plan_windows(codes != 0, 512, _MARGINS[method], 1)
-    else:  # biharmonic solves whole regions
-        tiles = plan_regions(codes != 0, _MARGINS[method])
+    tiles = plan_regions(codes != 0, _BIHARMONIC_MARGIN)
     w = codes.shape[1]
     pixels, values = [], []
     for tile in tiles:  # the cores do not overlap

@@ -317,65 +317,81 @@ def test_given_mask_is_used_instead_of_the_values(demo_rgb: np.ndarray, session:
         session.run(image, mask=mine[:10])
 
 
-# ------------------------------------------------------------------- inpaint opposed on RGB pictures
+# ------------------------------------------------- the classical estimates on RGB pictures (native)
+
+NATIVE_METHODS = ["inpaint-opposed", "cross-channel"]
 
 
-def _opposed_both(image: np.ndarray, space: str, threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(native, numpy) inpaint-opposed estimates of every clipped pixel of ``image``."""
-    from libdeclip.estimates import _as_rgb, _inpaint_opposed, clipped_estimates
+def _estimates_both(image: np.ndarray, space: str, method: str, threads: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(native, numpy) estimates of every clipped pixel of ``image`` by ``method``."""
+    from libdeclip.estimates import _as_rgb, _cross_channel, _inpaint_opposed, clipped_estimates
     from libdeclip.mask import clip_codes, codes_to_masks
 
     c = image.shape[2]
     low, high = (np.full(c, v) for v in dtype_range(image.dtype))
     codes = clip_codes(image, low, high, 1 / 255)
     sp = get_colorspace(space)
-    pixels, got = clipped_estimates("inpaint-opposed", image, low, high, sp, codes, threads=threads)
+    pixels, got = clipped_estimates(method, image, low, high, sp, codes, threads=threads)
     np.testing.assert_array_equal(pixels, np.flatnonzero(codes))
     x = to_model(_as_rgb((image.astype(np.float64) - low) / (high - low)), sp)
-    want = _inpaint_opposed(x, _as_rgb(codes_to_masks(codes, c)[0]))[codes != 0]
+    hi, lo = (_as_rgb(m) for m in codes_to_masks(codes, c))
+    whole = _inpaint_opposed(x, hi) if method == "inpaint-opposed" else _cross_channel(x, hi | lo)
+    want = whole[codes != 0]
     return got, want
 
 
+@pytest.mark.parametrize("method", NATIVE_METHODS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("space", ["srgb", "display-p3", "linear-srgb"])
-def test_opposed_rgb_matches_the_numpy_method(demo_rgb: np.ndarray, dtype: type, space: str) -> None:
+def test_native_estimates_match_the_numpy_methods(demo_rgb: np.ndarray, dtype: type, space: str,
+                                                  method: str) -> None:
     image = as_dtype(demo_rgb[150:330, 120:400], dtype)
     for name, view in {**views(image), "grey": image[..., :1]}.items():
-        got, want = _opposed_both(view, space)
+        got, want = _estimates_both(view, space, method)
         assert got.shape == want.shape, name
         assert len(got) > 0 or name in ("odd", "one-pixel"), name  # the crop holds real highlights
-        # numpy's running-sum box filter leaves ~1e-17 where a channel is 0, and a cube root
-        # turns that into ~1e-6: the native sum is exact there
+        # opposed: numpy's running-sum box filter leaves ~1e-17 where a channel is 0, and a cube
+        # root turns that into ~1e-6 (the native sum is exact there); cross-channel: the ridge
+        # bounds how much the moments' rounding can move a slope
         np.testing.assert_allclose(got, want, atol=2e-5, rtol=0, err_msg=f"{name}, {space}")
         assert got.size == 0 or np.mean(np.abs(got - want) < 1e-9) > 0.98, name
 
 
-def test_opposed_rgb_does_not_depend_on_threads(demo_rgb: np.ndarray) -> None:
-    image = np.concatenate([demo_rgb] * 3, axis=0)  # several bands of rows, several regions
-    one, _ = _opposed_both(image, "srgb", threads=1)
-    two, _ = _opposed_both(image, "srgb", threads=2)
+@pytest.mark.parametrize("method", NATIVE_METHODS)
+def test_native_estimates_do_not_depend_on_threads(demo_rgb: np.ndarray, method: str) -> None:
+    image = np.concatenate([np.concatenate([demo_rgb] * 2, axis=1)] * 3, axis=0)  # several cores, bands
+    one, _ = _estimates_both(image, "srgb", method, threads=1)
+    two, _ = _estimates_both(image, "srgb", method, threads=2)
     np.testing.assert_array_equal(one, two)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (2, 2), (5, 7)])
+@pytest.mark.parametrize("method", NATIVE_METHODS)
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (2, 2), (5, 7), (40, 600)])
 @pytest.mark.parametrize("fill", [0, 255, "noise"])
-def test_opposed_rgb_edge_cases(shape: tuple[int, int], fill: object) -> None:
+def test_native_estimates_edge_cases(shape: tuple[int, int], fill: object, method: str) -> None:
     rng = np.random.default_rng(sum(shape))
     image = (np.full(shape + (3,), fill, np.uint8) if fill != "noise"
              else rng.choice(np.array([0, 40, 200, 255], np.uint8), size=shape + (3,)))
-    got, want = _opposed_both(image, "srgb")
+    got, want = _estimates_both(image, "srgb", method)
     np.testing.assert_allclose(got, want, atol=2e-5, rtol=0)
 
 
-def test_opposed_rgb_rejects_bad_arguments(demo_rgb: np.ndarray) -> None:
+def test_native_estimates_reject_bad_arguments(demo_rgb: np.ndarray) -> None:
     image = demo_rgb[:20, :20]
     codes = np.zeros((20, 20), np.uint8)
     space = get_colorspace("srgb").native
-    with pytest.raises(ValueError, match="codes"):
-        _native.opposed_rgb(image, [0.0] * 3, [255.0] * 3, space, codes[:10], 3, 8)
-    with pytest.raises(ValueError, match="codes"):
-        _native.opposed_rgb(image, [0.0] * 3, [255.0] * 3, space, codes.astype(np.int32), 3, 8)
+    lv = ([0.0] * 3, [255.0] * 3)
+    for bad in (codes[:10], codes.astype(np.int32)):
+        with pytest.raises(ValueError, match="codes"):
+            _native.opposed_rgb(image, *lv, space, bad, 3, 8)
+        with pytest.raises(ValueError, match="codes"):
+            _native.cross_channel_rgb(image, *lv, space, bad, [17], 24, 1e-4)
     with pytest.raises(ValueError, match="border"):
-        _native.opposed_rgb(image, [0.0] * 3, [255.0] * 3, space, codes, -1, 8)
-    pixels, values = _native.opposed_rgb(image, [0.0] * 3, [255.0] * 3, space, codes, 3, 8)
-    assert pixels.shape == (0,) and values.shape == (0, 3)
+        _native.opposed_rgb(image, *lv, space, codes, -1, 8)
+    for boxes in ([], [16], [0]):
+        with pytest.raises(ValueError, match="box"):
+            _native.cross_channel_rgb(image, *lv, space, codes, boxes, 24, 1e-4)
+    for pixels, values in (_native.opposed_rgb(image, *lv, space, codes, 3, 8),
+                           _native.cross_channel_rgb(image, *lv, space, codes, [17], 24, 1e-4)):
+        assert pixels.shape == (0,) and values.shape == (0, 3)
