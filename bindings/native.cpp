@@ -582,6 +582,69 @@ void gather(const py::array& image, const std::vector<double>& low, const std::v
     });
 }
 
+// The sums behind a prior-input model's image context (libdeclip.priors.context_sums): the count and
+// model-space RGB sums of the unclipped pixels within `ring` px (chessboard) of a pixel clipped high,
+// then of every unclipped pixel. Rows are summed on their own and added in row order, so the result
+// does not depend on the thread count.
+std::vector<double> context_sums(const py::array& image, const std::vector<double>& low,
+                                 const std::vector<double>& high, const Space& space, const py::array& codes,
+                                 int ring, int threads) {
+    threads = threads > 0 ? threads : g_threads;
+    const View v = view_of(image, false, "image");
+    const Levels lv(low, high, 0.0, v.c);
+    if (!py::isinstance<py::array_t<uint8_t>>(codes) || !(codes.flags() & py::array::c_style) || codes.ndim() != 2 ||
+        codes.shape(0) != v.h || codes.shape(1) != v.w)
+        throw py::value_error("codes must be a C-contiguous H x W uint8 array of the image's size");
+    if (ring < 0 || ring > kMaxFeather) throw py::value_error("ring must be 0 to 254 pixels");
+    const auto* c = static_cast<const uint8_t*>(codes.data());
+    const long h = v.h, w = v.w;
+    const Dtype dt = dtype_of(image);
+    std::vector<double> rows(static_cast<size_t>(8 * h), 0.0);
+    {
+        py::gil_scoped_release release;
+        std::vector<uint8_t> lit(static_cast<size_t>(h * w));
+        parallel_rows(h, threads, [&](long b, long e) {
+            for (long i = b * w; i < e * w; ++i) lit[i] = c[i] & 7;
+        });
+        dispatch(dt, [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            chessboard_distance(lit.data(), h, w, ring + 1, threads, [&](long y, const uint8_t* d) {
+                double planes[3][kBatch];
+                const Space::Planes p = {planes[0], planes[1], planes[2]};
+                bool near[kBatch];
+                double* sums = &rows[static_cast<size_t>(8 * y)];
+                const uint8_t* code = c + y * w;
+                long m = 0;
+                auto flush = [&] {
+                    space.to_model(p, m);
+                    for (long i = 0; i < m; ++i) {
+                        sums[4] += 1.0;
+                        for (int k = 0; k < 3; ++k) sums[5 + k] += planes[k][i];
+                        if (!near[i]) continue;
+                        sums[0] += 1.0;
+                        for (int k = 0; k < 3; ++k) sums[1 + k] += planes[k][i];
+                    }
+                    m = 0;
+                };
+                for (long x = 0; x < w; ++x) {
+                    if (code[x]) continue;
+                    for (int k = 0; k < 3; ++k) {
+                        const int ch = lv.channels == 1 ? 0 : k;
+                        planes[k][m] = (load<T>(v.at(y, x, ch)) - lv.low[ch]) * lv.scale[ch];
+                    }
+                    near[m] = d[x] <= ring;
+                    if (++m == kBatch) flush();
+                }
+                if (m) flush();
+            });
+        });
+    }
+    std::vector<double> total(8, 0.0);
+    for (long y = 0; y < h; ++y)
+        for (int k = 0; k < 8; ++k) total[k] += rows[static_cast<size_t>(8 * y + k)];
+    return total;
+}
+
 // The caller's clip codes (None: computed from the values): C-contiguous uint8 H x W of the image.
 const uint8_t* given_codes(const py::object& codes, const View& v) {
     if (codes.is_none()) return nullptr;
@@ -885,6 +948,9 @@ PYBIND11_MODULE(_native, m) {
           py::arg("knee"), py::arg("toe"));
     m.def("gather", &gather, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("space"),
           py::arg("wy0"), py::arg("wy1"), py::arg("wx0"), py::arg("wx1"), py::arg("out"), py::arg("threads") = 0);
+    m.def("context_sums", &context_sums, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("space"),
+          py::arg("codes"), py::arg("ring"), py::arg("threads") = 0,
+          "Ring and unclipped (count, model-space R, G, B sums) of an image: a prior-input model's context.");
     m.def("recover", &recover, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"),
           py::arg("feather"), py::arg("space"), py::arg("y0"), py::arg("y1"), py::arg("x0"), py::arg("x1"),
           py::arg("wy0"), py::arg("wx0"), py::arg("residual"), py::arg("threads") = 0,

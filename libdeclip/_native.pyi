@@ -56,3 +56,7 @@ def cross_channel_rgb(
     image: np.ndarray, low: list[float], high: list[float], space: Space, codes: np.ndarray, boxes: list[int],
     min_pixels: float, ridge: float, threads: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]: ...
+def context_sums(
+    image: np.ndarray, low: list[float], high: list[float], space: Space, codes: np.ndarray, ring: int,
+    threads: int = 0,
+) -> list[float]: ...

@@ -16,7 +16,6 @@ so the network is trained on exactly what it is shown.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -137,17 +136,15 @@ class ImagePriors:
 def image_priors(colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: ColorSpace,
                  codes: np.ndarray) -> ImagePriors:
     """:func:`estimates` and :func:`context` of an image (H x W x C in its own encoding, its clip
-    levels, colour space and clip codes), part by part: the same values as on the whole image, in
-    memory that follows the clipped area (plus one pass over the image for the context's mean)."""
+    levels, colour space and clip codes), computed natively at the clipped pixels only: the same
+    values as on the whole image, in memory that follows the clipped area (plus one pass over the
+    image for the context's means)."""
     from libdeclip.color import to_model
     from libdeclip.estimates import _as_rgb, clipped_estimates
     from libdeclip.mask import codes_to_masks
 
     h, w, channels = colour.shape
     span = high - low
-
-    def model_space(window: tuple[slice, slice]) -> np.ndarray:
-        return to_model(_as_rgb((colour[window].astype(np.float64) - low) / span), space)
 
     pixels = np.flatnonzero(codes.ravel())
     flat = colour.reshape(-1, channels)[pixels].astype(np.float64)
@@ -157,35 +154,13 @@ def image_priors(colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: C
     for i, method in enumerate(PRIOR_METHODS):
         rec = clipped_estimates(method, colour, low, high, space, codes)[1]  # at ``pixels``
         values[:, 3 * i : 3 * i + 3] = np.where(hi, np.maximum(rec, x), np.where(lo, np.minimum(rec, x), x))
-    return ImagePriors(h, w, pixels, values, _image_context(colour, low, high, space, codes, model_space))
+    return ImagePriors(h, w, pixels, values, _image_context(colour, low, high, space, codes))
 
 
 def _image_context(colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: ColorSpace,
-                   codes: np.ndarray, model_space: Callable[[tuple[slice, slice]], np.ndarray]) -> np.ndarray:
-    """:func:`context` of a whole image, from parts: the ring around windows of the highlights,
-    the unclipped mean over bands of rows."""
-    from libdeclip.mask import codes_to_masks
-    from libdeclip.tiling import plan_windows
+                   codes: np.ndarray) -> np.ndarray:
+    """:func:`context` of a whole image (native: one pass, a row at a time)."""
+    from libdeclip import _native
 
-    h, w, channels = colour.shape
-    sums = np.zeros(8)
-    high_any = (codes & 0b111) != 0
-    for tile in plan_windows(high_any, 512, CONTEXT_RING, 1, reach=CONTEXT_RING):
-        window = (slice(tile.wy0, min(tile.wy1, h)), slice(tile.wx0, min(tile.wx1, w)))
-        core = (slice(tile.y0 - tile.wy0, tile.y1 - tile.wy0), slice(tile.x0 - tile.wx0, tile.x1 - tile.wx0))
-        near = _ring(high_any[window], np.zeros(high_any[window].shape, bool))[core]
-        hi, lo = codes_to_masks(codes[tile.core], channels)
-        part = context_sums(model_space(tile.core), _rgb_mask(hi), _rgb_mask(lo), near=near)
-        sums[:4] += part[:4]
-    band = 256
-    for y in range(0, h, band):
-        rows = (slice(y, min(y + band, h)), slice(None))
-        unclipped = codes[rows] == 0
-        x = model_space(rows)
-        sums[4] += unclipped.sum()
-        sums[5:8] += x[unclipped].sum(axis=0)
-    return context_from_sums(sums)
-
-
-def _rgb_mask(m: np.ndarray) -> np.ndarray:
-    return np.repeat(m, 3, axis=2) if m.shape[2] == 1 else m
+    sums = _native.context_sums(colour, low.tolist(), high.tolist(), space.native, codes, CONTEXT_RING)
+    return context_from_sums(np.asarray(sums))

@@ -49,8 +49,8 @@ def test_image_priors_match_the_whole_image_estimates(demo_clipped: np.ndarray) 
     high, low = codes_to_masks(codes, 3)
     whole = priors.estimates(x, high, low)
     expected = whole.reshape(-1, 6)[got.pixels]
-    # Part by part the box filters sum in another order: a few ulp, rarely more where a regression
-    # is ill-conditioned (the ridge bounds it).
+    # The native estimates sum their boxes in another order: a few ulp, rarely more where a
+    # regression is ill-conditioned (the ridge bounds it).
     diff = np.abs(got.values - expected)
     assert np.quantile(diff, 0.999) < 1e-5 and diff.max() < 0.02
     np.testing.assert_allclose(got.context, priors.context(x, high, low), atol=1e-6)
@@ -58,6 +58,30 @@ def test_image_priors_match_the_whole_image_estimates(demo_clipped: np.ndarray) 
     assert (whole[..., :3][high] >= x[high] - 1e-6).all() and (whole[..., 3:][high] >= x[high] - 1e-6).all()
     assert (whole[..., :3][low] <= x[low] + 1e-6).all()
     assert np.abs(whole[..., 3:][high] - x[high]).max() > 0.05
+
+
+@pytest.mark.parametrize(("dtype", "space"), [(np.uint16, "display-p3"), (np.float32, "adobe-rgb"),
+                                           (np.uint8, "grey")])
+def test_the_native_context_matches_the_whole_image_one(demo_clipped: np.ndarray, dtype: type,
+                                                        space: str) -> None:
+    from libdeclip.color import to_model
+    from libdeclip.estimates import _as_rgb
+
+    image = demo_clipped[..., :1] if space == "grey" else demo_clipped
+    if dtype == np.uint16:
+        image, top = image.astype(np.uint16) * 257, 65535.0
+    elif dtype == np.float32:
+        image, top = (image / 255.0).astype(np.float32), 1.0
+    else:
+        top = 255.0
+    c = image.shape[2]
+    high_level = np.full(c, top)
+    sp = get_colorspace("srgb" if space == "grey" else space)
+    codes = clip_codes(image, np.zeros(c), high_level, 1.0 / 255.0, 0)
+    got = priors.image_priors(image, np.zeros(c), high_level, sp, codes).context
+    x = to_model(_as_rgb(image.astype(np.float64) / high_level), sp)
+    high, low = (_as_rgb(m) for m in codes_to_masks(codes, c))
+    np.testing.assert_allclose(got, priors.context(x, high, low), atol=1e-6)
 
 
 def test_estimates_in_any_tile_equal_the_whole_image_window(demo_clipped: np.ndarray) -> None:
