@@ -6,7 +6,9 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "pixels.hpp"
@@ -99,6 +101,39 @@ struct Levels {
 template <class T>
 inline void load_pixel(const View& v, long y, long x, double* out) {
     for (long c = 0; c < v.c; ++c) out[c] = load<T>(v.at(y, x, c));
+}
+
+// A caller's clip codes: a C-contiguous H x W uint8 array of the image's size.
+inline const uint8_t* codes_of(const py::array& codes, const View& v) {
+    if (!py::isinstance<py::array_t<uint8_t>>(codes) || !(codes.flags() & py::array::c_style) || codes.ndim() != 2 ||
+        codes.shape(0) != v.h || codes.shape(1) != v.w)
+        throw py::value_error("codes must be a C-contiguous H x W uint8 array of the image's size");
+    return static_cast<const uint8_t*>(codes.data());
+}
+
+// A classical estimate at every clipped pixel: (flat indices int64, model-space values n x 3 float64).
+// method.template run<T>(index, out) fills the values, for the pixel type T of the image.
+template <class Method>
+std::tuple<py::array_t<int64_t>, py::array_t<double>> estimate_at_clipped(Method& method, const py::array& image,
+                                                                          const uint8_t* codes, const View& v,
+                                                                          int threads) {
+    const Dtype dt = dtype_of(image);
+    std::unique_ptr<ClippedIndex> index;
+    {
+        py::gil_scoped_release release;
+        index = std::make_unique<ClippedIndex>(codes, v.h, v.w, threads);
+    }
+    const long n = index->size();
+    py::array_t<int64_t> pixels(n);
+    py::array_t<double> values({n, 3L});
+    int64_t* at = pixels.mutable_data();
+    double* dst = values.mutable_data();
+    {
+        py::gil_scoped_release release;
+        index->flat(at, threads);
+        dispatch(dt, [&](auto tag) { method.template run<typename decltype(tag)::type>(*index, dst); });
+    }
+    return {pixels, values};
 }
 
 }  // namespace declip

@@ -53,35 +53,10 @@ class CrossChannel {
         for (long b : boxes_) reach_ = std::max(reach_, b / 2);
     }
 
-    // How many pixels have a nonzero code; their flat indices (row-major) into pixels.
-    long count() {
-        first_.assign(static_cast<size_t>(h_ + 1), 0);
-        parallel_rows(h_, threads_, [&](long b, long e) {
-            for (long y = b; y < e; ++y) {
-                const uint8_t* row = codes_ + y * w_;
-                long n = 0;
-                for (long x = next_set(row, 0, w_, 0x3f); x < w_; x = next_set(row, x + 1, w_, 0x3f)) ++n;
-                first_[static_cast<size_t>(y + 1)] = n;
-            }
-        });
-        for (long y = 0; y < h_; ++y) first_[y + 1] += first_[y];
-        return first_[static_cast<size_t>(h_)];
-    }
-
-    void pixels(int64_t* out) const {
-        parallel_rows(h_, threads_, [&](long b, long e) {
-            for (long y = b; y < e; ++y) {
-                const uint8_t* row = codes_ + y * w_;
-                int64_t* dst = out + first_[static_cast<size_t>(y)];
-                for (long x = next_set(row, 0, w_, 0x3f); x < w_; x = next_set(row, x + 1, w_, 0x3f))
-                    *dst++ = y * w_ + x;
-            }
-        });
-    }
-
-    // The model-space values of every pixel with a nonzero code (count() x 3), lost channels estimated.
+    // The model-space values of every pixel with a nonzero code (index.size() x 3), lost channels
+    // estimated.
     template <class T>
-    void run(double* out) {
+    void run(const ClippedIndex& index, double* out) {
         const long rows = (h_ + kCore - 1) / kCore, cols = (w_ + kCore - 1) / kCore;
         std::atomic<long> next{0};
         const long cores = rows * cols;
@@ -89,7 +64,7 @@ class CrossChannel {
         parallel_chunks(workers, [&](long) {
             std::vector<double> sums, x;
             for (long c = next.fetch_add(1); c < cores; c = next.fetch_add(1))
-                core<T>((c / cols) * kCore, (c % cols) * kCore, sums, x, out);
+                core<T>(index, (c / cols) * kCore, (c % cols) * kCore, sums, x, out);
         });
     }
 
@@ -103,7 +78,6 @@ class CrossChannel {
     const int threads_;
     const long h_, w_;
     long reach_ = 0;
-    std::vector<long> first_;
 
     // Model-space values of n pixels (ys[i], xs[i]) into dst (3 values each).
     template <class T>
@@ -124,9 +98,10 @@ class CrossChannel {
     }
 
     template <class T>
-    void core(long y0, long x0, std::vector<double>& sums, std::vector<double>& x, double* out) const {
+    void core(const ClippedIndex& index, long y0, long x0, std::vector<double>& sums, std::vector<double>& x,
+              double* out) const {
         const long y1 = std::min(h_, y0 + kCore), x1 = std::min(w_, x0 + kCore);
-        if (first_[static_cast<size_t>(y1)] == first_[static_cast<size_t>(y0)]) return;  // nothing clipped
+        if (!index.any(y0, y1)) return;  // nothing clipped
         bool partly = false;  // a pixel to regress
         for (long y = y0; y < y1 && !partly; ++y) {
             const uint8_t* row = codes_ + y * w_;
@@ -149,7 +124,7 @@ class CrossChannel {
                 if (xs.empty()) continue;
                 vals.resize(3 * xs.size());
                 model_values<T>(ys.data(), xs.data(), static_cast<long>(xs.size()), vals.data());
-                const long base = index_of(y, x0);
+                const long base = index.at(y, x0);
                 std::memcpy(out + 3 * base, vals.data(), vals.size() * sizeof(double));
             }
             return;
@@ -187,11 +162,11 @@ class CrossChannel {
         }
         for (long y = y0; y < y1; ++y) {
             const uint8_t* row = codes_ + y * w_;
-            long index = index_of(y, x0);
+            long next = index.at(y, x0);
             for (long xx = next_set(row, x0, x1, 0x3f); xx < x1; xx = next_set(row, xx + 1, x1, 0x3f)) {
                 const long j = y - y0 + r, i = xx - x0 + r;
                 const double* px = &x[static_cast<size_t>((j * pw + i) * 3)];
-                double* dst = out + 3 * index++;
+                double* dst = out + 3 * next++;
                 for (int k = 0; k < 3; ++k) dst[k] = px[k];
                 const uint8_t code = row[xx];
                 const int n = clipped_channels(code);
@@ -199,14 +174,6 @@ class CrossChannel {
                 regress(sums, sw, j, i, px, static_cast<uint8_t>((code | (code >> 3)) & 7), dst);
             }
         }
-    }
-
-    // Index in the output of the first clipped pixel of row y at or after column x0.
-    long index_of(long y, long x0) const {
-        const uint8_t* row = codes_ + y * w_;
-        long index = first_[static_cast<size_t>(y)];
-        for (long xx = next_set(row, 0, x0, 0x3f); xx < x0; xx = next_set(row, xx + 1, x0, 0x3f)) ++index;
-        return index;
     }
 
     void regress(const std::vector<double>& sums, long sw, long j, long i, const double* px, uint8_t lost_bits,
@@ -252,32 +219,14 @@ std::tuple<py::array_t<int64_t>, py::array_t<double>> cross_channel_rgb(
     const py::array& codes, const std::vector<long>& boxes, double min_pixels, double ridge, int threads) {
     const View v = view_of(image, false, "image");
     const Levels lv(low, high, 0.0, v.c);
-    if (!py::isinstance<py::array_t<uint8_t>>(codes) || !(codes.flags() & py::array::c_style) || codes.ndim() != 2 ||
-        codes.shape(0) != v.h || codes.shape(1) != v.w)
-        throw py::value_error("codes must be a C-contiguous H x W uint8 array of the image's size");
+    const uint8_t* c = codes_of(codes, v);
     if (boxes.empty()) throw py::value_error("boxes: give at least one box size");
     for (long b : boxes)
         if (b < 1 || b % 2 == 0 || b > 1025) throw py::value_error("boxes must be odd sizes from 1 to 1025 px");
     if (!(ridge >= 0.0)) throw py::value_error("ridge must be >= 0");
     threads = threads > 0 ? threads : std::max(1, (*g_get_threads)().cast<int>());
-    const auto* c = static_cast<const uint8_t*>(codes.data());
-    const Dtype dt = dtype_of(image);
     CrossChannel method(v, lv, space, c, boxes, min_pixels, ridge, threads);
-    long n;
-    {
-        py::gil_scoped_release release;
-        n = method.count();
-    }
-    py::array_t<int64_t> pixels(n);
-    py::array_t<double> values({n, 3L});
-    int64_t* at = pixels.mutable_data();
-    double* dst = values.mutable_data();
-    {
-        py::gil_scoped_release release;
-        method.pixels(at);
-        dispatch(dt, [&](auto tag) { method.run<typename decltype(tag)::type>(dst); });
-    }
-    return {pixels, values};
+    return estimate_at_clipped(method, image, c, v, threads);
 }
 
 }  // namespace

@@ -592,11 +592,8 @@ std::vector<double> context_sums(const py::array& image, const std::vector<doubl
     threads = threads > 0 ? threads : g_threads;
     const View v = view_of(image, false, "image");
     const Levels lv(low, high, 0.0, v.c);
-    if (!py::isinstance<py::array_t<uint8_t>>(codes) || !(codes.flags() & py::array::c_style) || codes.ndim() != 2 ||
-        codes.shape(0) != v.h || codes.shape(1) != v.w)
-        throw py::value_error("codes must be a C-contiguous H x W uint8 array of the image's size");
+    const uint8_t* c = codes_of(codes, v);
     if (ring < 0 || ring > kMaxFeather) throw py::value_error("ring must be 0 to 254 pixels");
-    const auto* c = static_cast<const uint8_t*>(codes.data());
     const long h = v.h, w = v.w;
     const Dtype dt = dtype_of(image);
     std::vector<double> rows(static_cast<size_t>(8 * h), 0.0);

@@ -272,41 +272,14 @@ class RgbOpposed {
         : v_(v), lv_(lv), space_(space), codes_(codes), border_(border), min_border_(min_border),
           threads_(threads), h_(v.h), w_(v.w) {}
 
-    // How many pixels have a nonzero code.
-    long count() {
-        first_.assign(static_cast<size_t>(h_ + 1), 0);  // index of each row's first such pixel
-        parallel_rows(h_, threads_, [&](long b, long e) {
-            for (long y = b; y < e; ++y) {
-                const uint8_t* row = codes_ + y * w_;
-                long n = 0;
-                for (long x = next_set(row, 0, w_, 0x3f); x < w_; x = next_set(row, x + 1, w_, 0x3f)) ++n;
-                first_[static_cast<size_t>(y + 1)] = n;
-            }
-        });
-        for (long y = 0; y < h_; ++y) first_[y + 1] += first_[y];
-        return first_[static_cast<size_t>(h_)];
-    }
-
-    // The flat index (y * w + x) of every pixel with a nonzero code, row-major, into out (count()).
-    void pixels(int64_t* out) const {
-        parallel_rows(h_, threads_, [&](long b, long e) {
-            for (long y = b; y < e; ++y) {
-                const uint8_t* row = codes_ + y * w_;
-                int64_t* dst = out + first_[static_cast<size_t>(y)];
-                for (long x = next_set(row, 0, w_, 0x3f); x < w_; x = next_set(row, x + 1, w_, 0x3f))
-                    *dst++ = y * w_ + x;
-            }
-        });
-    }
-
-    // Estimates of every pixel with a nonzero code, row-major, into out (count() x 3 model-space
+    // Estimates of every pixel with a nonzero code, row-major, into out (index.size() x 3 model-space
     // values).
     template <class T>
-    void run(double* out) {
+    void run(const ClippedIndex& index, double* out) {
         build_table<T>();
         label_regions();
         region_chroma<T>();
-        estimate<T>(out);
+        estimate<T>(index, out);
     }
 
    private:
@@ -323,7 +296,6 @@ class RgbOpposed {
     std::vector<std::vector<Run>> runs_;  // per row, sorted
     long regions_ = 0;
     std::vector<std::array<double, 3>> chroma_;
-    std::vector<long> first_;  // see count()
 
     bool high(long y, long x) const { return (codes_[y * w_ + x] & 7) != 0; }
 
@@ -570,8 +542,7 @@ class RgbOpposed {
     // out: for each pixel with a nonzero code (row-major), its model-space values, those clipped high
     // replaced by reference + chroma offset (into model space).
     template <class T>
-    void estimate(double* out) {
-        const std::vector<long>& first = first_;
+    void estimate(const ClippedIndex& index, double* out) {
         const long bands = (h_ + kBand - 1) / kBand;
         parallel_rows(bands, threads_, [&](long b, long e) {
             std::vector<double> buf;
@@ -595,12 +566,12 @@ class RgbOpposed {
             };
             for (long band = b; band < e; ++band) {
                 const long y0 = band * kBand, y1 = std::min(h_, y0 + kBand);
-                if (first[y1] == first[y0]) continue;
+                if (!index.any(y0, y1)) continue;
                 bool any = false;
                 for (long y = y0; y < y1 && !any; ++y) any = !runs_[y].empty();
                 if (any) linear_band<T>(y0, y1, buf);
                 for (long y = y0; y < y1; ++y) {
-                    long index = first[y];
+                    long next = index.at(y);
                     size_t j = 0;
                     const auto& row = runs_[y];
                     const uint8_t* codes = codes_ + y * w_;
@@ -624,7 +595,7 @@ class RgbOpposed {
                             for (int k = 0; k < 3; ++k) est[k][m] = chroma[k][m] = 0.0;
                         }
                         bits[m] = hi;
-                        at[m] = index++;
+                        at[m] = next++;
                         if (++m == kBatch) flush();
                     }
                 }
@@ -639,29 +610,11 @@ std::tuple<py::array_t<int64_t>, py::array_t<double>> opposed_rgb(
     const py::array& codes, int border, int min_border, int threads) {
     const View v = view_of(image, false, "image");
     const Levels lv(low, high, 0.0, v.c);
-    if (!py::isinstance<py::array_t<uint8_t>>(codes) || !(codes.flags() & py::array::c_style) || codes.ndim() != 2 ||
-        codes.shape(0) != v.h || codes.shape(1) != v.w)
-        throw py::value_error("codes must be a C-contiguous H x W uint8 array of the image's size");
+    const uint8_t* c = codes_of(codes, v);
     if (border < 0 || border > 64) throw py::value_error("border must be 0 to 64 pixels");
     threads = threads > 0 ? threads : std::max(1, (*g_get_threads)().cast<int>());
-    const auto* c = static_cast<const uint8_t*>(codes.data());
-    const Dtype dt = dtype_of(image);
     RgbOpposed method(v, lv, space, c, border, min_border, threads);
-    long n;
-    {
-        py::gil_scoped_release release;
-        n = method.count();
-    }
-    py::array_t<int64_t> pixels(n);
-    py::array_t<double> values({n, 3L});
-    int64_t* at = pixels.mutable_data();
-    double* dst = values.mutable_data();
-    {
-        py::gil_scoped_release release;
-        method.pixels(at);
-        dispatch(dt, [&](auto tag) { method.run<typename decltype(tag)::type>(dst); });
-    }
-    return {pixels, values};
+    return estimate_at_clipped(method, image, c, v, threads);
 }
 
 }  // namespace

@@ -139,6 +139,54 @@ inline long next_set(const uint8_t* row, long x, long w, uint8_t mask) {
     return x;
 }
 
+// Where each pixel with a nonzero clip code (bits 0-5) lands in a row-major list of them: the index of
+// each row's first one, and each one's flat index (y * w + x).
+class ClippedIndex {
+   public:
+    ClippedIndex(const uint8_t* codes, long h, long w, int threads) : codes_(codes), h_(h), w_(w) {
+        first_.assign(static_cast<size_t>(h + 1), 0);
+        parallel_rows(h, threads, [&](long b, long e) {
+            for (long y = b; y < e; ++y) {
+                const uint8_t* row = codes + y * w;
+                long n = 0;
+                for (long x = next_set(row, 0, w, 0x3f); x < w; x = next_set(row, x + 1, w, 0x3f)) ++n;
+                first_[static_cast<size_t>(y + 1)] = n;
+            }
+        });
+        for (long y = 0; y < h; ++y) first_[static_cast<size_t>(y + 1)] += first_[static_cast<size_t>(y)];
+    }
+
+    long size() const { return first_[static_cast<size_t>(h_)]; }
+
+    // The index of the first one in row y at or after column x (of row y + 1 when none).
+    long at(long y, long x = 0) const {
+        const uint8_t* row = codes_ + y * w_;
+        long index = first_[static_cast<size_t>(y)];
+        for (long c = next_set(row, 0, x, 0x3f); c < x; c = next_set(row, c + 1, x, 0x3f)) ++index;
+        return index;
+    }
+
+    // Whether rows [y0, y1) hold one.
+    bool any(long y0, long y1) const { return first_[static_cast<size_t>(y1)] > first_[static_cast<size_t>(y0)]; }
+
+    // Every one's flat index, in order, into out (size() values).
+    void flat(int64_t* out, int threads) const {
+        parallel_rows(h_, threads, [&](long b, long e) {
+            for (long y = b; y < e; ++y) {
+                const uint8_t* row = codes_ + y * w_;
+                int64_t* dst = out + first_[static_cast<size_t>(y)];
+                for (long x = next_set(row, 0, w_, 0x3f); x < w_; x = next_set(row, x + 1, w_, 0x3f))
+                    *dst++ = y * w_ + x;
+            }
+        });
+    }
+
+   private:
+    const uint8_t* codes_;
+    long h_, w_;
+    std::vector<long> first_;
+};
+
 // Index i of an axis of length n mirrored at both ends with the edge value repeated (scipy.ndimage's
 // "reflect", numpy.pad's "symmetric"), periodic with period 2n for any i.
 inline long reflect_index(long i, long n) {
