@@ -2,6 +2,7 @@
 # Model v3's training, reproducible from this one command on a 2-core CPU:
 #
 #     bash training/v3_schedule.sh            # runs (or resumes) chunk after chunk until done
+#     CONFIG=training/configs/v3-sensor.toml bash training/v3_schedule.sh   # the second stage
 #
 # Each chunk stops on a time budget with a checkpoint (runs/v3/checkpoint.pt) that resumes exactly;
 # run it again after an interruption. CHUNK_SECONDS sets the chunk length (default 30 min).
@@ -13,22 +14,28 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 CHUNK_SECONDS=${CHUNK_SECONDS:-1800}
-MILESTONE=training/checkpoints/declipnet-v3.pt
-if [ ! -f runs/v3/checkpoint.pt ] && [ -f "$MILESTONE" ]; then
-    mkdir -p runs/v3
-    cp "$MILESTONE" runs/v3/checkpoint.pt
-    echo "v3: resuming from the milestone $MILESTONE"
+CONFIG=${CONFIG:-training/configs/v3.toml}
+export CONFIG
+# The milestone of each stage kept in git (full checkpoint), and the run folder it resumes in.
+case "$CONFIG" in
+    *v3-sensor.toml) MILESTONE=training/checkpoints/declipnet-v3-sensor.pt RUN=runs/v3-sensor ;;
+    *) MILESTONE=training/checkpoints/declipnet-v3.pt RUN=runs/v3 ;;
+esac
+if [ ! -f "$RUN/checkpoint.pt" ] && [ -f "$MILESTONE" ]; then
+    mkdir -p "$RUN"
+    cp "$MILESTONE" "$RUN/checkpoint.pt"
+    echo "$CONFIG: resuming from the milestone $MILESTONE"
 fi
 until "$PY" - <<'PYEOF'
-import sys, torch
+import os, sys, torch
 from training.config import load_config
 from pathlib import Path
-cfg = load_config("training/configs/v3.toml")
+cfg = load_config(os.environ["CONFIG"])
 ck = Path(cfg.out_dir) / "checkpoint.pt"
 done = ck.exists() and torch.load(ck, map_location="cpu", weights_only=True)["step"] >= cfg.steps
 sys.exit(0 if done else 1)
 PYEOF
 do
-    "$PY" -m training.train --config training/configs/v3.toml --max-seconds "$CHUNK_SECONDS"
+    "$PY" -m training.train --config "$CONFIG" --max-seconds "$CHUNK_SECONDS"
 done
-echo "v3 training done: runs/v3/checkpoint.pt"
+echo "training done ($CONFIG): $RUN/checkpoint.pt"
