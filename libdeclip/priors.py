@@ -100,7 +100,7 @@ def context(x: np.ndarray, high: np.ndarray, low: np.ndarray) -> np.ndarray:
 
 
 
-# -- the runtime: once per image, part by part -----------------------------------------------------
+# -- the runtime: once per image, at the clipped pixels ----------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -98,11 +98,12 @@ def test_specks_keep_their_recorded_values(demo_rgb: np.ndarray, reference: np.n
 
 @pytest.mark.parametrize("grey", [False, True], ids=["rgb", "grey"])
 @pytest.mark.parametrize("method", ["inpaint-opposed", "cross-channel", "biharmonic"])
-def test_classical_methods_part_by_part_equal_the_whole_image(demo_rgb: np.ndarray, method: str,
-                                                              grey: bool) -> None:
-    """The classical methods run on the parts of the photo around its clipped regions (with what
-    each reads around them): the same values as the method on the whole image at once (a grey
-    image as three equal channels, averaged back)."""
+def test_classical_methods_equal_the_whole_image_method(demo_rgb: np.ndarray, method: str,
+                                                        grey: bool) -> None:
+    """The classical methods as the library runs them (cross-channel and inpaint opposed native,
+    with values at the clipped pixels only; biharmonic region by region): the same values as the
+    numpy method on the whole image at once (a grey image as three equal channels, averaged
+    back)."""
     from libdeclip import declip
     from libdeclip.classic import reconstruct
     from libdeclip.color import from_model, get_colorspace, to_model
