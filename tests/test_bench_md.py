@@ -176,7 +176,9 @@ def test_speed_quick_runs_end_to_end(tmp_path: Path) -> None:
     assert text.count(f"; command: `python -m benchmarks.speed --quick --out {out}`") == 5
     methods = re.findall(r"^\| ([\w-]+) \| CPU \| ([\d.]+) \| [\d.]+ \| (\d+) \|$", text, flags=re.M)
     assert [m for m, _, _ in methods] == list(speed.libdeclip.METHODS)
-    assert all(float(mps) > 0 and int(rss) > 50 for _, mps, rss in methods)  # MP/s, peak RSS in MB
+    # MP/s, and a peak RSS in MB that was measured (a Python with numpy imported holds ~30 MB; the
+    # native opposed needs little more on the quick run's small crop)
+    assert all(float(mps) > 0 and int(rss) > 25 for _, mps, rss in methods)
     assert len(re.findall(r"^\| CPU \| \d+ \| \d \| \d+/\d+ \|", text, flags=re.M)) == 2  # tile sizes
     fraction_rows = re.findall(r"^\| \d+% \| [\d.]+% \|(.*)\|$", text, flags=re.M)
     assert len(fraction_rows) == 2 and all("-" not in row for row in fraction_rows)
