@@ -103,6 +103,10 @@ inline void load_pixel(const View& v, long y, long x, double* out) {
     for (long c = 0; c < v.c; ++c) out[c] = load<T>(v.at(y, x, c));
 }
 
+// Threads the native loops use unless a call asks for another number (set_threads; defined in
+// native.cpp).
+int default_threads();
+
 // A caller's clip codes: a C-contiguous H x W uint8 array of the image's size.
 inline const uint8_t* codes_of(const py::array& codes, const View& v) {
     if (!py::isinstance<py::array_t<uint8_t>>(codes) || !(codes.flags() & py::array::c_style) || codes.ndim() != 2 ||

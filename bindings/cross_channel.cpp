@@ -39,8 +39,6 @@ constexpr long kCore = 512;
 constexpr int kMoments = 10;  // weight, 3 weighted channels, 6 weighted products
 constexpr int kPairs[6][2] = {{0, 0}, {0, 1}, {0, 2}, {1, 1}, {1, 2}, {2, 2}};
 
-py::object* g_get_threads = nullptr;
-
 inline int clipped_channels(uint8_t code) { return __builtin_popcount((code | (code >> 3)) & 7); }
 
 class CrossChannel {
@@ -224,7 +222,7 @@ std::tuple<py::array_t<int64_t>, py::array_t<double>> cross_channel_rgb(
     for (long b : boxes)
         if (b < 1 || b % 2 == 0 || b > 1025) throw py::value_error("boxes must be odd sizes from 1 to 1025 px");
     if (!(ridge >= 0.0)) throw py::value_error("ridge must be >= 0");
-    threads = threads > 0 ? threads : std::max(1, (*g_get_threads)().cast<int>());
+    threads = threads > 0 ? threads : default_threads();
     CrossChannel method(v, lv, space, c, boxes, min_pixels, ridge, threads);
     return estimate_at_clipped(method, image, c, v, threads);
 }
@@ -232,7 +230,6 @@ std::tuple<py::array_t<int64_t>, py::array_t<double>> cross_channel_rgb(
 }  // namespace
 
 void register_cross_channel(py::module_& m) {
-    g_get_threads = new py::object(m.attr("get_threads"));
     m.def("cross_channel_rgb", &cross_channel_rgb, py::arg("image"), py::arg("low"), py::arg("high"),
           py::arg("space"), py::arg("codes"), py::arg("boxes"), py::arg("min_pixels"), py::arg("ridge"),
           py::arg("threads") = 0,

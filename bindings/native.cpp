@@ -645,11 +645,8 @@ std::vector<double> context_sums(const py::array& image, const std::vector<doubl
 // The caller's clip codes (None: computed from the values): C-contiguous uint8 H x W of the image.
 const uint8_t* given_codes(const py::object& codes, const View& v) {
     if (codes.is_none()) return nullptr;
-    if (!py::isinstance<py::array_t<uint8_t>>(codes)) throw py::value_error("codes must be a uint8 array");
-    const auto a = codes.cast<py::array_t<uint8_t>>();
-    if (!(a.flags() & py::array::c_style) || a.ndim() != 2 || a.shape(0) != v.h || a.shape(1) != v.w)
-        throw py::value_error("codes must be C-contiguous H x W of the image's size");
-    return a.data();
+    if (!py::isinstance<py::array>(codes)) throw py::value_error("codes must be a uint8 array");
+    return codes_of(py::reinterpret_borrow<py::array>(codes), v);
 }
 
 // Pass 1 for one tile: the new clip-normalised value of every changing value of the core, in
@@ -901,6 +898,8 @@ void write_core(py::array& out, const py::array& image, const std::vector<double
 }
 
 }  // namespace
+
+int declip::default_threads() { return g_threads; }
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "libdeclip's native core: the pixel loops around the model (see bindings/native.cpp)";

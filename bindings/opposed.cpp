@@ -24,19 +24,19 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
-#include <array>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <string>
-#include <unordered_map>
-#include <thread>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "arrays.hpp"
 #include "colour.hpp"
+#include "pixels.hpp"
 #include "vecmath.hpp"
 
 namespace py = pybind11;
@@ -54,31 +54,6 @@ constexpr int kRing = 6;
 // Like darktable, ring photosites must read above this fraction of their colour's clip level: dark
 // photosites are mostly noise, and their (value - reference) says nothing about bright colour.
 constexpr double kRingFloor = 0.2;
-
-// The module's get_threads (set_threads controls every native loop); looked up under the GIL per call.
-// Deliberately leaked: it must outlive the module's teardown at interpreter exit.
-py::object* g_get_threads = nullptr;
-
-// Run fn(b, e) on row ranges [b, e) covering [0, n), on up to `threads` threads (the caller's is one).
-// Results never depend on the split: every row is computed alone and sums are combined in row order.
-template <class Fn>
-void split_rows(long n, int threads, Fn&& fn) {
-    const long min_rows = 8;
-    const long chunks = std::min<long>(threads, std::max<long>(1, n / min_rows));
-    if (chunks <= 1) {
-        fn(0L, n);
-        return;
-    }
-    const long step = (n + chunks - 1) / chunks;
-    std::vector<std::thread> pool;
-    pool.reserve(static_cast<size_t>(chunks - 1));
-    for (long i = 1; i < chunks; ++i) {
-        const long b = i * step, e = std::min(n, b + step);
-        if (b < e) pool.emplace_back([&fn, b, e] { fn(b, e); });
-    }
-    fn(0L, std::min(n, step));
-    for (auto& t : pool) t.join();
-}
 
 struct Mosaic {
     const float* v;
@@ -131,7 +106,7 @@ Status repair(const Mosaic& m, float* out, int threads) {
     std::vector<uint8_t> mask(static_cast<size_t>(n)), near(static_cast<size_t>(n));
     std::atomic<int> bad_colour{0}, not_finite{0};
 
-    split_rows(h, threads, [&](long b, long e) {
+    parallel_rows(h, threads, [&](long b, long e) {
         for (long y = b; y < e; ++y) {
             const long row = y * w;
             for (long x = 0; x < w; ++x) {
@@ -160,7 +135,7 @@ Status repair(const Mosaic& m, float* out, int threads) {
     // the offsets do not depend on the thread count.
     std::vector<double> row_sum(static_cast<size_t>(3 * h), 0.0);
     std::vector<long> row_count(static_cast<size_t>(3 * h), 0);
-    split_rows(h, threads, [&](long b, long e) {
+    parallel_rows(h, threads, [&](long b, long e) {
         for (long y = b; y < e; ++y) {
             const long y0 = std::max(0L, y - kRing), y1 = std::min(h - 1, y + kRing);
             for (long x = 0; x < w; ++x) {
@@ -195,7 +170,7 @@ Status repair(const Mosaic& m, float* out, int threads) {
         chroma[c] = count > 0 ? sum / count : 0.0;  // no ring: the neutral reference as it is
     }
 
-    split_rows(h, threads, [&](long b, long e) {
+    parallel_rows(h, threads, [&](long b, long e) {
         for (long y = b; y < e; ++y)
             for (long x = 0; x < w; ++x) {
                 const long i = y * w + x;
@@ -234,7 +209,7 @@ py::array_t<float> opposed_photosites(const py::array& mosaic, const py::array& 
         m.clip[c] = clip[c];
         m.gain[c] = gains[c];
     }
-    const int threads = std::max(1, (*g_get_threads)().cast<int>());
+    const int threads = default_threads();
 
     py::array_t<float> out({mosaic.shape(0), mosaic.shape(1)});
     Status status;
@@ -612,7 +587,7 @@ std::tuple<py::array_t<int64_t>, py::array_t<double>> opposed_rgb(
     const Levels lv(low, high, 0.0, v.c);
     const uint8_t* c = codes_of(codes, v);
     if (border < 0 || border > 64) throw py::value_error("border must be 0 to 64 pixels");
-    threads = threads > 0 ? threads : std::max(1, (*g_get_threads)().cast<int>());
+    threads = threads > 0 ? threads : default_threads();
     RgbOpposed method(v, lv, space, c, border, min_border, threads);
     return estimate_at_clipped(method, image, c, v, threads);
 }
@@ -620,7 +595,6 @@ std::tuple<py::array_t<int64_t>, py::array_t<double>> opposed_rgb(
 }  // namespace
 
 void register_opposed(py::module_& m) {
-    g_get_threads = new py::object(m.attr("get_threads"));
     m.def("opposed_photosites", &opposed_photosites, py::arg("mosaic"), py::arg("colours"), py::arg("clip"),
           py::arg("gains"),
           "Repair the clipped photosites of an H x W float32 RAW mosaic (colours: H x W uint8, 0/1/2 = R/G/B) "
