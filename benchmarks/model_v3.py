@@ -3,6 +3,8 @@
     python -m benchmarks.model_v3 [--sections quality real speed] [--data ../shared/data/eval]
         [--sets kodak24 cbsd68] [--limit N] [--grid N] [--out-dir benchmarks/results]
     python -m benchmarks.model_v3 --merge A.csv B.csv    # the tables of runs on separate sets
+    python -m benchmarks.model_v3 --sections quality --candidate NEW.onnx --rows v2 v3
+                                                   # a new v3 model (e.g. a later training stage)
 
 ``--sets`` with ``--csv OUT`` runs the quality section on some sets only (e.g. one process per
 set on a 2-core machine) and writes its rows; ``--merge`` writes ``model_v3_quality.md`` from them.
@@ -19,6 +21,10 @@ pink cloud) is what it measures.
 The report checks the issue's quality targets from the same run: v3 >= v2 + 1.0 dB region PSNR in
 every set and protocol; v3 best of all rows in each split on PSNR and on CIEDE2000; int8 within
 0.1 dB of float32.
+
+``--candidate`` adds a row for another v3 model file (e.g. the export of a later training stage's
+checkpoint) and a table of its gain over v3 in each split: the evidence for releasing it; ``--rows``
+runs only some rows (labels as in the tables; "v3" and the candidate are always run with it).
 
 Real: crops of real clipped photos (``../shared/data/clipped``, no truth) for inpaint opposed, v2
 and v3, chosen by a rule fixed before v3's output was seen: hdrcnn's ``img_007`` and the four
@@ -71,10 +77,14 @@ INT8_TOLERANCE_DB = 0.1
 SECTIONS = ("quality", "real", "speed")
 
 
-def quality(data: Path, sets: list[str], limit: int | None, grid: int, out_dir: Path
-            ) -> tuple[str, list[dict[str, object]]]:
+CANDIDATE = "candidate"
+
+
+def quality(data: Path, sets: list[str], limit: int | None, grid: int, out_dir: Path,
+            rows: dict[str, tuple[str, Path | None]]) -> tuple[str, list[dict[str, object]]]:
     paths = q._photos(data, sets, limit)
     pickers = {pr: q.GridPicker(grid) for pr in q.PROTOCOLS}
+    columns = [c for c in GRID_COLUMNS if c in rows] + ([CANDIDATE] if CANDIDATE in rows else [])
     results: list[dict[str, object]] = []
     bar = tqdm(total=len(paths) * len(q.PROTOCOLS), desc="photos", unit="case", file=sys.stderr)
     for s, path in paths:
@@ -84,23 +94,23 @@ def quality(data: Path, sets: list[str], limit: int | None, grid: int, out_dir: 
             score = q.GridPicker.score(case)
             keep = pickers[protocol].wants(s, score)
             outputs = {}
-            for label, (method, model) in ROWS.items():
+            for label, (method, model) in rows.items():
                 t0 = time.perf_counter()
                 out = q.run_method(method, case, model)
                 seconds = time.perf_counter() - t0
                 results.append({"set": s, "protocol": protocol, "photo": case.name, "model": label,
                                 "seconds": seconds, **q.metrics(case, out)})
-                if keep and label in GRID_COLUMNS:
+                if keep and label in columns:
                     outputs[label] = out
             if keep:
-                pickers[protocol].add(s, score, q.case_row(s, case, outputs, GRID_COLUMNS))
+                pickers[protocol].add(s, score, q.case_row(s, case, outputs, columns))
             bar.update()
     bar.close()
     for protocol in q.PROTOCOLS:
-        rows = pickers[protocol].rows()
-        if rows:
+        grid_rows = pickers[protocol].rows()
+        if grid_rows:
             q.save_grid(
-                rows, ["clipped", *GRID_COLUMNS, "truth"],
+                grid_rows, ["clipped", *columns, "truth"],
                 out_dir / f"model_v3_grid_{protocol}{'' if len(sets) == 2 else '_' + '_'.join(sets)}.png",
                 f'Model v3, protocol "{protocol}": photo scale, clamped to 0..255; under each row its '
                 "largest clipped area enlarged (outlined in yellow)",
@@ -114,16 +124,23 @@ def _pool(results: list[dict[str, object]], label: str, s: str, protocol: str, k
     return q.pooled(rows, key)
 
 
+def _delta(results: list[dict[str, object]], s: str, protocol: str, key: str, sign: float) -> str:
+    """The candidate's gain over v3 on ``key`` (``sign`` -1 where lower is better)."""
+    gain = _pool(results, CANDIDATE, s, protocol, key) - _pool(results, "v3", s, protocol, key)
+    return f"{sign * gain:+.2f}"
+
+
 def tables(results: list[dict[str, object]]) -> str:
     out: list[str] = []
     sets = list(dict.fromkeys(str(r["set"]) for r in results))
+    labels = list(dict.fromkeys(str(r["model"]) for r in results))
     for protocol in q.PROTOCOLS:
         for s in sets:
             out.append(f"### {s}, protocol \"{protocol}\"\n")
             out.append("| row | PSNR region / some survive / all clipped (dB) ↑ "
                        "| CIEDE2000 region / some / all ↓ | chroma error, all clipped ↓ | SSIM region ↑ |")
             out.append("|---|---|---|---|---|")
-            for label in ROWS:
+            for label in labels:
                 v = {k: _pool(results, label, s, protocol, k) for k in TABLE_KEYS}
                 out.append(
                     f"| {label} | {v['region_psnr']:.2f} / {v['partial_psnr']:.2f} / {v['full_psnr']:.2f} "
@@ -131,12 +148,27 @@ def tables(results: list[dict[str, object]]) -> str:
                     f"/ {v['full_ciede2000']:.2f} | {v['full_chroma']:.2f} | {v['region_ssim']:.4f} |"
                 )
             out.append("")
+    if CANDIDATE in labels:
+        out.append("### The candidate against v3 (same run; positive: the candidate is better)\n")
+        out.append("| set, protocol | PSNR region / some survive / all clipped (dB) "
+                   "| CIEDE2000 region / some / all (lower is better: v3 − candidate) |")
+        out.append("|---|---|---|")
+        for protocol in q.PROTOCOLS:
+            for s in sets:
+                psnr = " / ".join(_delta(results, s, protocol, f"{k}_psnr", 1.0)
+                                  for k in ("region", "partial", "full"))
+                de = " / ".join(_delta(results, s, protocol, f"{k}_ciede2000", -1.0)
+                                for k in ("region", "partial", "full"))
+                out.append(f"| {s}, {protocol} | {psnr} | {de} |")
+        out.append("")
+    if not {"v2", "v3", "v3 int8"} <= set(labels):
+        return "\n".join(out)
     out.append("### Targets (same run)\n")
     out.append("| set, protocol | region PSNR v3 − v2 (≥ +1.0) | v3 best PSNR some / all "
                "| v3 best CIEDE2000 some / all | int8 − v3 region PSNR |")
     out.append("|---|---|---|---|---|")
     met = True
-    others = [r for r in ROWS if not r.startswith("v3")]
+    others = [r for r in labels if not r.startswith("v3") and r != CANDIDATE]
 
     def best(s: str, protocol: str, key: str, higher: bool) -> str:
         mine = _pool(results, "v3", s, protocol, key)
@@ -229,8 +261,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="first N photos of each set only (quick look)")
     p.add_argument("--grid", type=int, default=4, help="photos per protocol grid (0: none)")
     p.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
+    p.add_argument("--candidate", type=Path, metavar="ONNX", help="another v3 model file, as a row")
+    p.add_argument("--rows", nargs="+", choices=list(ROWS), metavar="ROW",
+                   help=f"run only these rows (of: {', '.join(ROWS)})")
     args = p.parse_args(argv)
-    missing = [str(m) for _, m in ROWS.values() if m is not None and not m.is_file()]
+    rows = {k: v for k, v in ROWS.items() if not args.rows or k in args.rows or k == "v3"}
+    if args.candidate:
+        rows[CANDIDATE] = ("declipnet", args.candidate)
+    missing = [str(m) for _, m in rows.values() if m is not None and not m.is_file()]
     if missing:
         print(f"error: model files missing: {', '.join(missing)}", file=sys.stderr)
         return 2
@@ -253,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.data.is_dir():
                 print(f"error: {args.data} not found", file=sys.stderr)
                 return 2
-            text, results = quality(args.data, args.sets, args.limit, args.grid, args.out_dir)
+            text, results = quality(args.data, args.sets, args.limit, args.grid, args.out_dir, rows)
             write_csv(results, args.csv or args.out_dir / "model_v3.csv")
         elif section == "real":
             text = real(args.out_dir)
@@ -262,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         limit = f", first {args.limit} photos of each set" if args.limit else ""
         if section == "quality" and args.sets != ["kodak24", "cbsd68"]:
             limit += f", sets {' '.join(args.sets)}"
+        if section == "quality" and args.rows:
+            limit += f", rows {' '.join(args.rows)}"
+        if section == "quality" and args.candidate:
+            limit += f", candidate {args.candidate.name}"
         header = (f"<!-- python -m benchmarks.model_v3 --sections {section}{limit}; "
                   f"{time.perf_counter() - started:.0f} s so far -->\n\n")
         name = f"model_v3_{section}.md" if section != "quality" or not args.csv else args.csv.stem + ".md"
