@@ -31,8 +31,7 @@ from libdeclip import Declipper, _native
 from libdeclip.color import ColorSpace, get_colorspace
 from libdeclip.fit import Fit
 from libdeclip.io import read_image
-from libdeclip.mask import clip_masks
-from libdeclip.session import feather_weights
+from libdeclip.mask import clip_masks, feather_weights
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))

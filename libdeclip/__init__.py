@@ -24,10 +24,11 @@ from libdeclip.color import NAMED_SPACES, ColorSpace
 from libdeclip.engine import DeviceFallbackWarning, ModelInfo, resolve_model, shipped_models
 from libdeclip.errors import DeclipError, EngineError, ModelError, UnsupportedInputError
 from libdeclip.fit import Fit
+from libdeclip.inputs import ClipLevels, ColorSpec
 from libdeclip.io import Image, read_image, write_image
-from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, ClipSummary, clip_mask
+from libdeclip.mask import DEFAULT_TOLERANCE, ClipSummary, clip_mask
 from libdeclip.raw import declip_raw
-from libdeclip.session import ColorSpec, Declipper, Progress
+from libdeclip.session import Declipper, Progress
 
 __version__ = "0.1.0"
 __all__ = [

@@ -38,8 +38,9 @@ import numpy as np
 
 from libdeclip import __version__
 from libdeclip.color import get_colorspace, to_model
+from libdeclip.inputs import resolve_clip_levels
 from libdeclip.io import Image
-from libdeclip.mask import ClipSummary, clip_mask, clip_masks, resolve_clip_levels
+from libdeclip.mask import ClipSummary, clip_mask, clip_masks
 
 __all__ = ["MAX_PREVIEW_WIDTH", "Report", "ReportEntry", "entry_for", "preview", "to_8bit", "write_report"]
 

@@ -21,7 +21,7 @@ Three methods, after the descriptions in their papers and darktable's documentat
 
 All work on clip-normalised, sRGB-encoded values (the network's model space: clip levels at 0 and
 1), so they see the same picture as the network; ``inpaint-opposed`` linearises it first. The
-composite, the consistency constraint and the fit policy are the network's (:mod:`libdeclip.session`).
+composite, the consistency constraint and the fit policy are the network's (:mod:`libdeclip.composite`).
 """
 
 from __future__ import annotations
@@ -31,22 +31,18 @@ from typing import Any
 import numpy as np
 
 from libdeclip.color import from_model
+from libdeclip.composite import band_parts, composite
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.estimates import CLASSICAL_METHODS, clipped_estimates, reconstruct
 from libdeclip.fit import Fit
-from libdeclip.mask import DEFAULT_TOLERANCE, ClipLevels, codes_to_masks
+from libdeclip.inputs import ClipLevels, ColorSpec, prepare
+from libdeclip.mask import DEFAULT_TOLERANCE, codes_to_masks, mask_codes
 from libdeclip.mask import clip_codes as detect_codes
-from libdeclip.session import ColorSpec, Recovered, clip_codes, composite, prepare
-from libdeclip.tiling import Tile
 
 __all__ = ["METHODS", "CLASSICAL_METHODS", "declip_classic", "reconstruct"]
 
 #: Every declipping method, the network first (the default).
 METHODS = ("declipnet",) + CLASSICAL_METHODS
-
-# Rows per part of the composite.
-_BAND = 256
-
 
 def declip_classic(
     image: Any,
@@ -69,11 +65,9 @@ def declip_classic(
     if mask is None:
         codes = detect_codes(colour, low, high, tolerance, threads)
     else:
-        codes = clip_codes(mask, colour.shape)
+        codes = mask_codes(mask, colour.shape)
     h, w = colour.shape[:2]
     pixels, estimates = clipped_estimates(method, colour, low, high, space, codes, consistency, threads)
-    # The new values go to the composite in bands of rows: each band's clipped values are a run of
-    # the estimates' row-major order.
     x = (colour.reshape(-1, channels)[pixels].astype(np.float64) - low) / (high - low)
     rec = from_model(estimates[:, None, :], space)[:, 0, :]
     if channels == 1:
@@ -86,15 +80,6 @@ def declip_classic(
         new[lo] = np.minimum(rec[lo], x[lo])
     else:
         new[hi | lo] = rec[hi | lo]
-    changing = hi | lo
-    bands = [Tile(y, min(h, y + _BAND), 0, w, y, min(h, y + _BAND), 0, w) for y in range(0, h, _BAND)]
-    starts = np.searchsorted(pixels, np.array([band.y0 for band in bands] + [h], dtype=np.int64) * w)
-    recovered = []
-    for band, a, b in zip(bands, starts[:-1], starts[1:], strict=True):
-        if a == b:
-            continue
-        values = new[a:b][changing[a:b]].astype(np.float32)  # row-major, channel-minor: the native order
-        vmin, vmax = float(values.min(initial=0.0)), float(values.max(initial=1.0))
-        recovered.append(Recovered(band, values, vmin, vmax))
+    bands, recovered = band_parts(h, w, pixels, new, hi | lo)
     # the bands cover the image: the fit curve's pass over the unclipped values goes band by band
     return composite(image, colour, low, high, tolerance, 0, fit, bands, recovered, codes, threads)

@@ -13,14 +13,13 @@ import numpy as np
 
 from libdeclip import _native
 from libdeclip.errors import UnsupportedInputError
+from libdeclip.inputs import SUPPORTED_DTYPES, ClipLevels, resolve_clip_levels
+from libdeclip.tiling import Tile
 
 __all__ = [
-    "DEFAULT_TOLERANCE", "SPECK_PIXELS", "SUPPORTED_DTYPES", "ClipSummary", "any_clipped", "clip_codes",
-    "clip_mask", "codes_to_masks", "clip_masks", "resolve_clip_levels", "without_specks",
+    "DEFAULT_TOLERANCE", "SPECK_PIXELS", "ClipSummary", "any_clipped", "clip_codes", "clip_mask",
+    "clip_masks", "codes_to_masks", "feather_weights", "mask_codes", "mask_planes", "without_specks",
 ]
-
-#: Pixel types the library (and its native core) works on.
-SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float16, np.float32, np.float64)
 
 #: Default tolerance, as a fraction of the clip range (about one 8-bit code value).
 DEFAULT_TOLERANCE = 1.0 / 255.0
@@ -31,9 +30,6 @@ DEFAULT_TOLERANCE = 1.0 / 255.0
 #: the network would give it. Specks keep their recorded values, so the network runs only on
 #: windows around real clipped regions. The threshold is measured: benchmarks/specks.py.
 SPECK_PIXELS = 4
-
-ClipLevels = tuple[float, float] | tuple[Sequence[float], Sequence[float]]
-
 
 class ClipSummary(NamedTuple):
     """Fractions of pixels clipped, per colour channel (high, low) and over all channels."""
@@ -46,36 +42,6 @@ class ClipSummary(NamedTuple):
         hi = ", ".join(f"{v:.2%}" for v in self.high)
         lo = ", ".join(f"{v:.2%}" for v in self.low)
         return f"clipped pixels {self.any:.2%} (high per channel: {hi}; low: {lo})"
-
-
-def dtype_range(dtype: np.dtype) -> tuple[float, float]:
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return 0.0, 1.0
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        return 0.0, float(info.max)
-    raise UnsupportedInputError(f"unsupported pixel dtype {dtype}")
-
-
-def resolve_clip_levels(
-    dtype: np.dtype, channels: int, clip_levels: ClipLevels | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) as float64 arrays of shape (channels,); defaults to the dtype's range."""
-    if clip_levels is None:
-        lo, hi = dtype_range(dtype)
-        return np.full(channels, lo), np.full(channels, hi)
-    try:
-        low_in, high_in = clip_levels
-        low = np.broadcast_to(np.asarray(low_in, dtype=np.float64), (channels,)).copy()
-        high = np.broadcast_to(np.asarray(high_in, dtype=np.float64), (channels,)).copy()
-    except (TypeError, ValueError):
-        raise UnsupportedInputError(
-            f"clip_levels must be (low, high), each a number or {channels} numbers; got {clip_levels!r}"
-        ) from None
-    if np.any(high <= low):
-        raise UnsupportedInputError(f"clip_levels: high {high} must exceed low {low}")
-    return low, high
 
 
 def _levels(values: float | Sequence[float] | np.ndarray, channels: int) -> list[float]:
@@ -202,3 +168,51 @@ def codes_to_masks(codes: np.ndarray, channels: int) -> tuple[np.ndarray, np.nda
     packed into ``codes``."""
     bits = codes[..., None] >> np.arange(channels, dtype=np.uint8)
     return (bits & 1).astype(bool), ((bits >> 3) & 1).astype(bool)
+
+
+def mask_codes(mask: np.ndarray | tuple[np.ndarray, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """A caller's clip mask as the native core's H x W codes: bit c for channel c clipped high,
+    bit 3 + c clipped low. ``mask`` is H x W x C (clipped high) or a (high, low) pair."""
+    high, low = mask if isinstance(mask, tuple) else (mask, None)
+    codes = np.zeros(shape[:2], dtype=np.uint8)
+    for bits, m in ((0, high), (3, low)):
+        if m is None:
+            continue
+        m = np.asarray(m, dtype=bool)
+        m = m.reshape(m.shape[0], m.shape[1], -1) if m.ndim >= 2 else m
+        if m.shape[:2] != shape[:2] or m.shape[2] != shape[2]:
+            raise UnsupportedInputError(
+                f"mask of shape {m.shape} does not match the image ({shape[0]} x {shape[1]}, "
+                f"{shape[2]} channels)"
+            )
+        for c in range(shape[2]):
+            codes |= m[..., c].astype(np.uint8) << (bits + c)
+    return codes
+
+
+def mask_planes(
+    colour: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float, codes: np.ndarray | None,
+    tile: Tile, out: np.ndarray,
+) -> None:
+    """Write a mask-input model's clip channels of ``tile``'s window into ``out`` (3 x h x w):
+    +1 where a channel is clipped high, -1 low, 0 elsewhere. The mask is the one the run uses (the
+    caller's ``codes`` or the detection at ``tolerance``), padded past the bottom/right edge the way
+    the native gather pads the pixels (numpy's "symmetric")."""
+    h, w = colour.shape[:2]
+    ys, xs = slice(tile.wy0, min(tile.wy1, h)), slice(tile.wx0, min(tile.wx1, w))
+    if codes is None:
+        high_m, low_m = clip_masks(colour[ys, xs], low, high, tolerance)
+    else:
+        high_m, low_m = codes_to_masks(codes[ys, xs], colour.shape[2])  # grey: 1 channel
+    planes = high_m.astype(np.float32) - low_m.astype(np.float32)
+    pad = ((0, tile.wy1 - tile.wy0 - planes.shape[0]), (0, tile.wx1 - tile.wx0 - planes.shape[1]), (0, 0))
+    if pad[0][1] or pad[1][1]:
+        planes = np.pad(planes, pad, mode="symmetric")
+    out[...] = planes.transpose(2, 0, 1)  # a grey image's one plane goes to all three
+
+
+def feather_weights(clipped_pixels: np.ndarray, radius: int) -> np.ndarray:
+    """1 - d / (radius + 1) for pixels at chessboard distance 1 <= d <= radius from a clipped
+    pixel, 0 elsewhere (clipped pixels themselves included); float32, H x W (the pipeline blends
+    with these same float32 weights, in float64 arithmetic)."""
+    return _native.feather_weights(np.asarray(clipped_pixels, dtype=bool), int(radius))

@@ -12,8 +12,8 @@ import pytest
 from libdeclip import Declipper, UnsupportedInputError, _native
 from libdeclip.color import NAMED_SPACES, colorspace_from_icc, from_model, get_colorspace, to_model
 from libdeclip.fit import Fit, apply_fit
-from libdeclip.mask import any_clipped, clip_masks, dtype_range, resolve_clip_levels
-from libdeclip.session import feather_weights
+from libdeclip.inputs import dtype_range, resolve_clip_levels
+from libdeclip.mask import any_clipped, clip_masks, feather_weights
 from tests import reference
 
 DTYPES = [np.uint8, np.uint16, np.float16, np.float32, np.float64]

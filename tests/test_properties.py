@@ -38,7 +38,8 @@ from scipy.ndimage import maximum_filter
 import libdeclip
 from libdeclip import Declipper, UnsupportedInputError
 from libdeclip.classic import CLASSICAL_METHODS
-from libdeclip.mask import DEFAULT_TOLERANCE, clip_masks, resolve_clip_levels
+from libdeclip.inputs import resolve_clip_levels
+from libdeclip.mask import DEFAULT_TOLERANCE, clip_masks
 
 DTYPES: tuple[type, ...] = (np.uint8, np.uint16, np.float16, np.float32, np.float64)
 LAYOUTS = ("grey", "grey1", "greyalpha", "rgb", "rgba")  # H x W, H x W x 1, x 2, x 3, x 4

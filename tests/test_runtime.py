@@ -46,7 +46,7 @@ def test_dtype_in_is_dtype_out(demo_rgb: np.ndarray, session: Declipper, dtype: 
         image = crop.copy()
     out = session.run(image)
     assert out.dtype == image.dtype and out.shape == image.shape
-    high, low = clip_masks(image, *libdeclip.mask.dtype_range(image.dtype))
+    high, low = clip_masks(image, *libdeclip.inputs.dtype_range(image.dtype))
     if np.dtype(dtype).kind in "ui":  # compress: untouched between toe and knee
         top = np.iinfo(dtype).max
         mid = (image > DEFAULT_TOE * top) & (image < DEFAULT_KNEE * top) & ~(high | low)
@@ -300,7 +300,7 @@ def test_runtime_never_imports_torch() -> None:
 
 
 def test_feather_band(demo_rgb: np.ndarray) -> None:
-    from libdeclip.session import feather_weights
+    from libdeclip.mask import feather_weights
 
     image = demo_rgb.astype(np.float32) / 255.0
     high, low = clip_masks(image)
