@@ -39,7 +39,7 @@ wheel: $(VENV)/.runtime
 	rm -rf build/wheel
 	$(PIP) wheel --no-deps -w build/wheel .
 	$(PY) -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('build/wheel/*.whl')[0]).namelist(); \
-	need = ['libdeclip/_native.', 'libdeclip/models/declipnet-v1.onnx', 'libdeclip/models/SHA256SUMS', 'libdeclip/py.typed', 'libdeclip/_native.pyi', 'libdeclip/_plugins/gimp/libdeclip-declip/libdeclip-declip.py']; \
+	need = ['libdeclip/_native.', 'libdeclip/models/declipnet-v1.onnx', 'libdeclip/models/SHA256SUMS', 'libdeclip/py.typed', 'libdeclip/io/__init__.py', 'libdeclip/_native.pyi', 'libdeclip/_plugins/gimp/libdeclip-declip/libdeclip-declip.py']; \
 	missing = [n for n in need if not any(x.startswith(n) for x in names)]; \
 	sys.exit(f'wheel lacks {missing}') if missing else print('wheel ok:', glob.glob('build/wheel/*.whl')[0])"
 

@@ -8,7 +8,7 @@ written as a DNG whose WhiteLevel is T (the clipped file); the same photosites u
 original white level, are the truth (written the same way, so both go through the same reader).
 Every method develops the clipped file:
 
-- libdeclip: `read_image` (mask from the photosites), then `declip_raw` as `libdeclip declip` runs it:
+- libdeclip: `read_image` (mask from the photosites), then `Declipper.repair` as `libdeclip declip` runs it:
   the network (the default model, and v1 for comparison) on the white-balanced picture with each
   channel's own clip level, `--method inpaint-opposed` on the photosites, and the default for RAW,
   `opposed+declipnet` (the photosite estimate where a channel survives, the network where all
@@ -43,10 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
-from libdeclip import Declipper, _dng, read_image
+from libdeclip import Declipper, read_image
 from libdeclip.color import get_colorspace, to_model
-from libdeclip.io import Image
-from libdeclip.raw import COMBINED, declip_raw
+from libdeclip.io import Image, dng
+from libdeclip.options import COMBINED
 
 REPO = Path(__file__).resolve().parent.parent
 RAW_DIR = REPO.parent / "shared" / "data" / "raw"
@@ -99,13 +99,13 @@ def _write_pair(source: Path, rows: tuple[int, int] | None, cols: tuple[int, int
             blacks = list(info.black)
         else:  # one black per photosite of the 2 x 2 repeat, in pattern order
             blacks = [info.black["RGB".index(c)] for c in info.cfa_pattern]
-        desc = _dng.DngDescription(
+        desc = dng.DngDescription(
             black=blacks, white=[white], color_matrix_1=np.array(info.xyz_to_cam).reshape(3, 3),
             as_shot_neutral=neutral / neutral.max(), make=info.make, model=info.model,
             carried=list(info.dng_colour_tags),
         )
         path = folder / f"{source.stem}_{level:.1f}_{tag}.dng"
-        _dng.write_dng(str(path), values.astype(np.uint16), desc, cfa_pattern=info.cfa_pattern)
+        dng.write_dng(str(path), values.astype(np.uint16), desc, cfa_pattern=info.cfa_pattern)
         paths.append(path)
     return paths[0], paths[1]
 
@@ -115,7 +115,7 @@ def _clipped_region(path: Path, image: Image) -> np.ndarray:
     neighbourhood holds a clipped photosite of colour c (for linear data: the clipped values)."""
     import rawpy
 
-    from libdeclip.raw import _dilate
+    from libdeclip.io.raw import dilate
 
     info = image.raw
     assert info is not None
@@ -125,7 +125,7 @@ def _clipped_region(path: Path, image: Image) -> np.ndarray:
             return data[..., :3] >= np.array(info.white)
         colours = np.array(["RGB".index(c) for c in raw.color_desc.decode()[:4]])[raw.raw_colors_visible]
         sites = data >= np.array(info.white)[colours]
-    return np.stack([_dilate(sites & (colours == k), 1) for k in range(3)], axis=2)
+    return np.stack([dilate(sites & (colours == k), 1) for k in range(3)], axis=2)
 
 
 def _linear_srgb(image: Image, pixels: np.ndarray) -> np.ndarray:
@@ -150,8 +150,10 @@ def make_pair(source: Path, rows: tuple[int, int] | None, cols: tuple[int, int] 
 
 
 def libdeclip_method(session: Declipper | None, method: str = "declipnet") -> Callable[[Pair], np.ndarray]:
+    on = session if session is not None else Declipper(load=False)  # a classical method loads no model
+
     def run(pair: Pair) -> np.ndarray:
-        return _linear_srgb(pair.clipped, declip_raw(session, pair.clipped, method=method))
+        return _linear_srgb(pair.clipped, on.repair(pair.clipped, method=method).pixels)
 
     return run
 
@@ -190,9 +192,9 @@ def darktable_method(mode: str, workdir: Path) -> Callable[[Pair], np.ndarray]:
 
 
 def _far_from_clipping(mask: np.ndarray) -> np.ndarray:
-    from libdeclip.raw import _dilate
+    from libdeclip.io.raw import dilate
 
-    return ~_dilate(np.asarray(mask.any(axis=2)), _FAR)
+    return ~dilate(np.asarray(mask.any(axis=2)), _FAR)
 
 
 def align(pair: Pair, output: np.ndarray) -> np.ndarray:

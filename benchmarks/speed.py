@@ -65,7 +65,7 @@ import libdeclip
 from benchmarks import _machine
 from libdeclip import Declipper
 from libdeclip.cli import main as cli_main
-from libdeclip.engine import OnnxEngine
+from libdeclip.engine import timing
 from libdeclip.io import Image, read_image, write_image
 from libdeclip.mask import clip_masks
 from libdeclip.tiling import round_up
@@ -85,28 +85,6 @@ TITLES = {
 FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5)
 #: The methods that run the network (and so can run on a GPU); the others are numpy/scipy on the CPU.
 NETWORK_METHODS = ("declipnet",)
-
-
-class _EngineClock:
-    """Adds up the time every engine spends in ONNX Runtime while active, and the tiles it ran (a
-    class-level wrap, so it also times the sessions the CLI creates)."""
-
-    def __enter__(self) -> _EngineClock:
-        self.seconds, self.runs = 0.0, 0
-        self._inner = inner = OnnxEngine.residual
-
-        def timed(engine: OnnxEngine, batch: np.ndarray) -> np.ndarray:
-            t0 = time.perf_counter()
-            out = inner(engine, batch)
-            self.seconds += time.perf_counter() - t0
-            self.runs += len(batch)
-            return out
-
-        OnnxEngine.residual = timed  # type: ignore[method-assign,assignment]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        OnnxEngine.residual = self._inner  # type: ignore[method-assign]
 
 
 # -------------------------------------------------------------------------------- mosaic section
@@ -212,7 +190,7 @@ def mosaic_section(tmp: Path, repeat: int, quick: bool = False) -> list[str]:
 
 def _cli(files: list[Path], out_dir: Path, device: str) -> tuple[float, float]:
     """(total seconds, engine seconds) of ``libdeclip declip FILES --out-dir DIR`` in this process."""
-    with _EngineClock() as clock:
+    with timing() as clock:
         t0 = time.perf_counter()
         code = cli_main(["declip", *map(str, files), "--out-dir", str(out_dir), "--overwrite", "-q",
                          "--device", device])
@@ -226,12 +204,12 @@ def _pipeline(path: Path, out: Path, session: Declipper) -> tuple[float, float, 
     """(run seconds, engine seconds, tiles run, tiles in plan) for read + declip + write, where run
     is ``Declipper.run`` alone."""
     image = read_image(path)
-    with _EngineClock() as clock:
+    with timing() as clock:
         t0 = time.perf_counter()
         result = session.run(image.pixels, colorspace=image.icc_profile)
         run = time.perf_counter() - t0
     write_image(out, image.with_pixels(result), overwrite=True)
-    return run, clock.seconds, clock.runs, len(session.plan(*image.pixels.shape[:2]))
+    return run, clock.seconds, clock.tiles, len(session.plan(*image.pixels.shape[:2]))
 
 
 def _peak_rss_mb(path: Path, out: Path, device: str) -> float:
@@ -396,7 +374,7 @@ def _measure(spec: Spec) -> Measured:
     first = read_image(Path(spec.inputs[0]))
     run(first.with_pixels(_warm_crop(first.pixels, spec.warm)))
     out = Measured([], [])
-    with _EngineClock() as clock:
+    with timing() as clock:
         for path in spec.inputs:
             image = read_image(Path(path))
             best = math.inf
@@ -409,7 +387,7 @@ def _measure(spec: Spec) -> Measured:
             out.megapixels.append(h * w / 1e6)
             if session is not None:
                 out.tiles_planned += len(session.plan(h, w))
-    out.engine_seconds, out.tiles_run = clock.seconds / spec.repeat, clock.runs // spec.repeat
+    out.engine_seconds, out.tiles_run = clock.seconds / spec.repeat, clock.tiles // spec.repeat
     out.peak_mb = _status_mb("VmHWM")
     return out
 

@@ -75,9 +75,9 @@ def _exr(pixels: np.ndarray, tmp: Path) -> bytes:
 def _dngs(tmp: Path) -> list[Seed]:
     """A Bayer (RGGB) DNG and a LinearRaw DNG, 32 x 48, with clipped photosites, written as
     tests/test_raw.py writes them."""
-    from libdeclip import _dng
+    from libdeclip.io import dng
 
-    desc = _dng.DngDescription(
+    desc = dng.DngDescription(
         black=[256], white=[4095], color_matrix_1=np.array([[0.9, -0.3, -0.1], [-0.4, 1.2, 0.2],
                                                              [-0.05, 0.15, 0.6]]),
         as_shot_neutral=[0.5, 1.0, 0.7], make="Libdeclip", model="Fuzz",
@@ -90,7 +90,7 @@ def _dngs(tmp: Path) -> list[Seed]:
     seeds = []
     for name, data, pattern in (("bayer", cfa, "RGGB"), ("linear", linear, None)):
         path = tmp / f"{name}.dng"
-        _dng.write_dng(str(path), data, desc, cfa_pattern=pattern)
+        dng.write_dng(str(path), data, desc, cfa_pattern=pattern)
         seeds.append(Seed(f"gen-{name}-dng", ".dng", path.read_bytes()))
     return seeds
 

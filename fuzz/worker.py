@@ -270,7 +270,7 @@ def run_api(image: Any, options: list[str]) -> list[dict[str, Any]]:
 
 
 def run_declip(src: Path, image: Any, options: list[str], out_dir: Path) -> list[dict[str, Any]]:
-    from libdeclip.raw import is_raw_path
+    from libdeclip.io import is_raw_path
 
     if is_raw_path(src):
         suffix = ".tif" if "tiff32" in options or "tiff16" in options else ".dng"

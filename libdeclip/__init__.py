@@ -15,24 +15,39 @@ True
 from __future__ import annotations
 
 import threading
+import warnings
+from collections import OrderedDict
+from importlib import metadata as _metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from libdeclip.classic import METHODS, declip_classic
+from libdeclip.classic import declip_classic
 from libdeclip.color import NAMED_SPACES, ColorSpace
-from libdeclip.engine import DeviceFallbackWarning, ModelInfo, resolve_model, shipped_models
+from libdeclip.engine import (
+    DeviceFallbackWarning,
+    GpuOutOfMemoryError,
+    ModelInfo,
+    available_devices,
+    resolve_model,
+    shipped_models,
+)
 from libdeclip.errors import DeclipError, EngineError, ModelError, UnsupportedInputError
 from libdeclip.fit import Fit
 from libdeclip.inputs import ClipLevels, ColorSpec
 from libdeclip.io import Image, read_image, write_image
-from libdeclip.mask import DEFAULT_TOLERANCE, ClipSummary, clip_mask
-from libdeclip.raw import declip_raw
-from libdeclip.session import Declipper, Progress
+from libdeclip.mask import ClipSummary, clip_mask
+from libdeclip.options import METHODS, Device, RepairOptions, options_from
+from libdeclip.session import Declipper
+from libdeclip.tilerun import Progress
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("libdeclip")  # one place: pyproject.toml
 __all__ = [
     "declip",
+    "RepairOptions",
+    "Device",
+    "available_devices",
     "METHODS",
     "declip_raw",
     "Declipper",
@@ -52,20 +67,32 @@ __all__ = [
     "ModelError",
     "EngineError",
     "DeviceFallbackWarning",
+    "GpuOutOfMemoryError",
+    "ClipLevels",
+    "ColorSpec",
+    "Progress",
     "__version__",
 ]
 
-_sessions: dict[tuple[Path | None, str], Declipper] = {}
+#: How many sessions :func:`declip` and :func:`model_info` keep loaded, one per (model file,
+#: device): the least recently used one is closed when another is needed. A program that switches
+#: between more models than this should hold its own :class:`Declipper` for each.
+SESSION_CACHE_SIZE = 4
+_sessions: OrderedDict[tuple[Path | None, str], Declipper] = OrderedDict()
 _sessions_lock = threading.Lock()
 
 
 def _session(model: str | Path | None, device: str) -> Declipper:
     # model=None stays None in the key: which file it means depends on the device the session gets.
     path = None if model is None else resolve_model(model).resolve()
-    key = (path, device)
+    key = (path, str(device))
     with _sessions_lock:
-        if key not in _sessions:
-            _sessions[key] = Declipper(path, device=device)
+        if key in _sessions:
+            _sessions.move_to_end(key)
+        else:
+            _sessions[key] = Declipper(path, device=str(device))
+            while len(_sessions) > SESSION_CACHE_SIZE:
+                _sessions.popitem(last=False)[1].close()
         return _sessions[key]
 
 
@@ -77,18 +104,11 @@ def model_info(model: str | Path | None = None, *, device: str = "cpu") -> Model
 
 def declip(
     image: np.ndarray,
+    options: RepairOptions | None = None,
     *,
-    clip_levels: ClipLevels | None = None,
-    colorspace: ColorSpec = None,
-    fit: Fit | str | None = None,
-    device: str = "auto",
-    progress: Progress = False,
-    model: str | Path | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
-    feather: int = 0,
     mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
-    method: str = "declipnet",
-    consistency: bool = True,
+    progress: Progress = False,
+    **fields: Any,
 ) -> np.ndarray:
     """Reconstruct the clipped pixels of a photo.
 
@@ -96,37 +116,20 @@ def declip(
         image: H x W x 3 RGB, H x W x 4 RGBA (alpha passed through untouched), H x W grey or
             H x W x 2 grey + alpha;
             dtype uint8, uint16, float16, float32 or float64.
-        clip_levels: ``(low, high)``, numbers or one per colour channel. Default: the dtype's
-            range, (0, 255), (0, 65535) or (0.0, 1.0).
-        colorspace: the pixels' encoding: a name from :data:`NAMED_SPACES` (``"srgb"``,
-            ``"display-p3"``, ``"adobe-rgb"``, ...), ICC profile bytes, or a :class:`ColorSpace`.
-            Default sRGB.
-        fit: what happens to values recovered beyond the clip levels (:class:`Fit`):
-            ``"compress"`` (default for integers: smooth shoulder and toe), ``"clamp"`` (every
-            unclipped value exactly preserved) or ``"float"`` (default for floats: kept, HDR).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a missing GPU falls back to the
-            CPU with a :class:`DeviceFallbackWarning`.
-        progress: ``True`` for a progress bar over the tiles (tqdm), or a function called with
-            (tiles done, tiles to run) as they complete, for a GUI's own progress bar.
-        model: a shipped model's name (``"declipnet-v2"``, ``"declipnet-v2-int8"``,
-            ``"declipnet-v2-fp16"``, ``"declipnet-v1"``) or an ONNX file following the libdeclip
-            contract. Default: automatic, DeclipNet v2 in the precision of the device that runs
-            it (int8 on the CPU, float16 on CUDA/TensorRT; ``libdeclip models`` lists them).
-        tolerance: values within this fraction of the range from a clip level count as clipped.
-        feather: blend the reconstruction into unclipped values up to this many pixels (0 to
-            254; chessboard distance) from a clipped pixel, with weight 1 - d / (feather + 1).
-            Default 0: unclipped values are never touched (see the model card for why).
+        options: a :class:`RepairOptions` (method, model, device, fit, feather, tolerance,
+            consistency, colorspace, clip_levels; its docstring says what each does).
         mask: which values are clipped, when the caller knows better than the values can say
             (a camera RAW's mask from its photosites, see :func:`read_image`): H x W x C booleans
-            of values clipped high, or a ``(high, low)`` pair. Default: found from ``clip_levels``
-            and ``tolerance``.
-        method: ``"declipnet"`` (default: the network) or a classical method without a model,
-            one of :data:`METHODS` (``"cross-channel"``, ``"inpaint-opposed"``, ``"biharmonic"``;
-            see :mod:`libdeclip.classic`). ``model``, ``device``, ``progress`` and ``feather``
-            only apply to the network (the classical methods change clipped values only).
-        consistency: hold the reconstruction to what the camera recorded: a value clipped high
-            is only ever moved up (at or above its clip level), one clipped low only down.
-            ``False`` takes the method's answer as it is (to measure what the constraint does).
+            of values clipped high, or a ``(high, low)`` pair. Default: found from the clip levels
+            and the tolerance.
+        progress: ``True`` for a progress bar over the network's tiles (tqdm), or a function
+            called with (tiles done, tiles to run) as they complete, for a GUI's own progress bar.
+        **fields: any field of :class:`RepairOptions` as a keyword, over ``options``
+            (``declip(photo, method="cross-channel")``).
+
+    The network is the default method; ``model``, ``device``, ``progress`` and ``feather`` only
+    apply to it (the classical methods change clipped values only). ``method="opposed+declipnet"``
+    works on camera RAW only (:meth:`Declipper.repair` of an :class:`Image` read from the file).
 
     Returns:
         An array of the same shape and dtype. Clipped values are replaced by the reconstruction
@@ -140,12 +143,17 @@ def declip(
         ModelError: the model file is missing or breaks the contract.
         EngineError: ONNX Runtime failed.
     """
+    opts = options_from(options, fields)
+    method = opts.method_for(raw=False)
     if method != "declipnet":
-        return declip_classic(
-            image, method, clip_levels=clip_levels, colorspace=colorspace, fit=fit,
-            tolerance=tolerance, mask=mask, consistency=consistency,
-        )
-    return _session(model, device).run(
-        image, clip_levels=clip_levels, colorspace=colorspace, fit=fit, tolerance=tolerance,
-        feather=feather, progress=progress, mask=mask, consistency=consistency,
-    )
+        return declip_classic(image, method, opts, mask=mask)
+    return _session(opts.model, str(opts.device)).run(image, opts, mask=mask, progress=progress)
+
+
+def declip_raw(session: Declipper | None, image: Image, *, method: str = "declipnet",
+               progress: Progress = False) -> np.ndarray:
+    """Deprecated: ``session.repair(image, method=method).pixels`` (:meth:`Declipper.repair`)."""
+    warnings.warn("declip_raw() is deprecated: use Declipper.repair(image, method=...)", DeprecationWarning,
+                  stacklevel=2)
+    on = session if session is not None else Declipper(device="cpu", load=False)
+    return on.repair(image, method=method, progress=progress).pixels

@@ -23,7 +23,6 @@ joins a cluster; the workers are Ray Data actors, each holding one :class:`~libd
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -37,7 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from libdeclip.engine import sha256_file
-from libdeclip.raw import needs_model
+from libdeclip.io import read_image
+from libdeclip.options import RepairOptions
+from libdeclip.outputs import INPUT_SUFFIXES, OutputOptions, output_suffix
+from libdeclip.session import Declipper
+from libdeclip.workflow import repair_file, write_repair
 
 __all__ = ["MANIFEST_NAME", "Job", "Summary", "is_done", "load_manifest", "plan_jobs", "run_batch"]
 
@@ -73,17 +76,9 @@ class Summary:
                 f"{self.planned} in {self.seconds:.1f} s ({rate:.2f} images/s, {mp:.2f} MP/s)")
 
 
-def _image_suffixes() -> set[str]:
-    from libdeclip.cli import IMAGE_SUFFIXES
-
-    return set(IMAGE_SUFFIXES)
-
-
 def output_path(rel: str, dst: Path, raw_format: str | None) -> Path:
     """Where ``rel``'s output goes: the same place below ``dst``; a camera RAW becomes DNG or TIFF
     (as ``libdeclip declip`` names it)."""
-    from libdeclip.cli import output_suffix
-
     p = Path(rel)
     return dst / p.with_suffix(output_suffix(p, raw_format))
 
@@ -93,7 +88,7 @@ def plan_jobs(
 ) -> list[Job]:
     """Every photo below ``src`` (hidden files and folders, and ``dst`` itself, left out), or the
     paths in ``listed`` (relative to ``src`` when given, else as they are), in sorted order."""
-    suffixes = _image_suffixes()
+    suffixes = INPUT_SUFFIXES
     dst = dst.resolve()
     jobs: list[Job] = []
     if src is not None and not listed:
@@ -158,17 +153,6 @@ def is_done(job: Job, entry: dict[str, Any] | None, verify: bool = False) -> boo
     return not verify or sha256_file(job.out) == entry["out_sha256"]
 
 
-def declip_namespace(options: dict[str, Any]) -> argparse.Namespace:
-    """``libdeclip declip``'s options with its defaults, as its parser makes them."""
-    from libdeclip.cli import build_parser
-
-    args = build_parser().parse_args(["declip", "placeholder"])
-    for key, value in options.items():
-        setattr(args, key, value)
-    args.overwrite = True
-    return args
-
-
 def _append(manifest: Path, entry: dict[str, Any]) -> None:
     """One line, written at once (O_APPEND: lines from several processes never interleave) and on
     disk before the caller goes on."""
@@ -184,14 +168,11 @@ def _append(manifest: Path, entry: dict[str, Any]) -> None:
 class Worker:
     """Declips one file at a time with one :class:`~libdeclip.Declipper` (a Ray Data actor)."""
 
-    def __init__(self, options: dict[str, Any], manifest: str, run: str, device: str, threads: int | None):
-        from libdeclip import Declipper
-
-        self.args = declip_namespace(options)
+    def __init__(self, options: RepairOptions, output: OutputOptions, manifest: str, run: str, device: str,
+                 threads: int | None, tile_size: int | None = None):
+        self.options, self.output = options.replace(device=device), output
         self.manifest, self.run = Path(manifest), run
-        model = needs_model(self.args.method)
-        self.session = Declipper(self.args.model, device=device, threads=threads,
-                                 tile_size=self.args.tile_size) if model else None
+        self.session = Declipper.from_options(self.options, threads=threads, tile_size=tile_size)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -200,16 +181,14 @@ class Worker:
         return {k: [row[k] for row in rows] for k in ("rel", "status", "error", "megapixels", "seconds")}
 
     def one(self, src: str, rel: str, out: str) -> dict[str, Any]:
-        from libdeclip.cli import _repair, write_repair
-        from libdeclip.io import read_image
-
         start = time.perf_counter()
         tmp = Path(out).with_name(f".{Path(out).stem}.{uuid.uuid4().hex[:8]}.part{Path(out).suffix}")
         try:
             source = os.stat(src)
             image = read_image(src)
-            result, _notes = _repair(image, self.args, self.session, False)
-            write_repair(tmp, image, result, self.args, overwrite=True)  # as libdeclip declip writes it
+            repaired, _notes = repair_file(image, self.options, self.session, False)
+            # written as libdeclip declip writes it
+            write_repair(tmp, repaired, self.output, self.options.fit_name, overwrite=True)
             seconds = time.perf_counter() - start
             h, w = image.pixels.shape[:2]
             entry = {
@@ -246,11 +225,14 @@ def _ray(address: str | None, cpus: int | None) -> Any:
 
 
 def run_batch(
-    jobs: Sequence[Job], dst: Path, options: dict[str, Any], *, address: str | None = None,
-    workers: int | None = None, cpus: int | None = None, gpus_per_worker: float = 0.0,
-    threads_per_worker: int | None = None, device: str = "cpu", verify: bool = False, progress: bool = True,
+    jobs: Sequence[Job], dst: Path, options: RepairOptions, output: OutputOptions | None = None, *,
+    address: str | None = None, workers: int | None = None, cpus: int | None = None,
+    gpus_per_worker: float = 0.0, threads_per_worker: int | None = None, tile_size: int | None = None,
+    device: str = "cpu", verify: bool = False, progress: bool = True,
 ) -> Summary:
-    """Declip ``jobs`` into ``dst`` with Ray (a local instance unless ``address``); see the module."""
+    """Declip ``jobs`` into ``dst`` with Ray (a local instance unless ``address``); see the module.
+    ``output``: how each file is written (the RAW format, exposure and PNG level; where it goes
+    is the job's)."""
     from tqdm import tqdm
 
     started = time.perf_counter()
@@ -283,9 +265,10 @@ def run_batch(
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     results = ds.map_batches(
         Worker, batch_size=1, concurrency=n, num_cpus=per_worker_cpus, num_gpus=gpus_per_worker or None,
-        fn_constructor_kwargs={"options": options, "manifest": str(manifest), "run": run,
+        fn_constructor_kwargs={"options": options, "output": output or OutputOptions(),
+                               "manifest": str(manifest), "run": run,
                                "device": "cuda" if gpus_per_worker else device,
-                               "threads": threads_per_worker},
+                               "threads": threads_per_worker, "tile_size": tile_size},
     )
     bar = tqdm(total=len(todo), desc="photos", unit="photo", disable=not progress, file=sys.stderr)
     for row in results.iter_rows():

@@ -33,34 +33,32 @@ import numpy as np
 from libdeclip.color import from_model
 from libdeclip.composite import band_parts, composite
 from libdeclip.errors import UnsupportedInputError
-from libdeclip.estimates import CLASSICAL_METHODS, clipped_estimates, reconstruct
-from libdeclip.fit import Fit
-from libdeclip.inputs import ClipLevels, ColorSpec, prepare
-from libdeclip.mask import DEFAULT_TOLERANCE, codes_to_masks, mask_codes
+from libdeclip.estimates import clipped_estimates, reconstruct
+from libdeclip.inputs import prepare
 from libdeclip.mask import clip_codes as detect_codes
+from libdeclip.mask import codes_to_masks, mask_codes
+from libdeclip.options import CLASSICAL_METHODS, METHODS, RepairOptions, options_from
 
 __all__ = ["METHODS", "CLASSICAL_METHODS", "declip_classic", "reconstruct"]
 
-#: Every declipping method, the network first (the default).
-METHODS = ("declipnet",) + CLASSICAL_METHODS
 
 def declip_classic(
     image: Any,
     method: str,
+    options: RepairOptions | None = None,
     *,
-    clip_levels: ClipLevels | None = None,
-    colorspace: ColorSpec = None,
-    fit: Fit | str | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
     mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
-    consistency: bool = True,
     threads: int = 0,
+    **fields: Any,
 ) -> np.ndarray:
-    """:func:`libdeclip.declip` with a classical ``method`` (see the module's description). These
-    methods estimate clipped values only, so there is nothing to feather into unclipped ones."""
+    """:func:`libdeclip.declip` with a classical ``method`` (see the module's description): the
+    options' clip levels, colour space, fit, tolerance and consistency apply. These methods
+    estimate clipped values only, so there is nothing to feather into unclipped ones."""
     if method not in CLASSICAL_METHODS:
         raise UnsupportedInputError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
-    image, colour, low, high, fit, space = prepare(image, clip_levels, colorspace, fit, 0)
+    opts = options_from(options, fields)
+    tolerance, consistency = opts.tolerance, opts.consistency
+    image, colour, low, high, fit, space = prepare(image, opts.clip_levels, opts.colorspace, opts.fit, 0)
     channels = colour.shape[2]
     if mask is None:
         codes = detect_codes(colour, low, high, tolerance, threads)

@@ -133,7 +133,8 @@ class ColorSpace:
 
 
 _SRGB_TO_XYZ = _rgb_to_xyz(((0.64, 0.33), (0.30, 0.60), (0.15, 0.06)), _WHITE_D65)
-_XYZ_TO_SRGB = np.linalg.inv(_SRGB_TO_XYZ)
+#: CIE XYZ (D65) -> linear sRGB.
+XYZ_TO_SRGB = np.linalg.inv(_SRGB_TO_XYZ)
 
 
 def _named(name: str, primaries: tuple[tuple[float, float], ...], white: tuple[float, float],
@@ -141,7 +142,7 @@ def _named(name: str, primaries: tuple[tuple[float, float], ...], white: tuple[f
     m = _rgb_to_xyz(primaries, white)
     if white != _WHITE_D65:
         m = _adapt(_xy_to_xyz(white), _xy_to_xyz(_WHITE_D65)) @ m
-    return ColorSpace(name, (curve,) * 3, _XYZ_TO_SRGB @ m)
+    return ColorSpace(name, (curve,) * 3, XYZ_TO_SRGB @ m)
 
 
 _SRGB_PRIMARIES = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06))
@@ -242,7 +243,7 @@ def colorspace_from_icc(icc: bytes) -> ColorSpace:
         to_xyz_d50 = np.stack(cols, axis=1)
         # ICC colorants are adapted to the D50 PCS white (0.9642, 1, 0.8249).
         d50 = np.array([0.9642, 1.0, 0.8249])
-        to_srgb = _XYZ_TO_SRGB @ _adapt(d50, _xy_to_xyz(_WHITE_D65)) @ to_xyz_d50
+        to_srgb = XYZ_TO_SRGB @ _adapt(d50, _xy_to_xyz(_WHITE_D65)) @ to_xyz_d50
         if not np.isfinite(to_srgb).all() or abs(np.linalg.det(to_srgb)) < 1e-6:
             raise ValueError("its colorant matrix is singular: no colour can be converted back")
         curves = [_icc_curve(icc, tags[t][0]) for t in (b"rTRC", b"gTRC", b"bTRC")]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import threading
+import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,11 +16,13 @@ from typing import Any
 import numpy as np
 
 from libdeclip.errors import EngineError, ModelError
+from libdeclip.options import parse_device
 from libdeclip.priors import CONTEXT_NAMES, PRIOR_METHODS
 
 __all__ = [
     "AUTOMATIC_MODELS", "CONTRACT", "DeviceFallbackWarning", "GpuOutOfMemoryError", "ModelInfo", "OnnxEngine",
-    "automatic_model", "gpu_providers", "parse_device", "resolve_model", "sha256_file", "shipped_models",
+    "EngineTiming", "automatic_model", "available_devices", "gpu_providers", "resolve_model", "sha256_file",
+    "shipped_models", "timing",
 ]
 
 CONTRACT = "libdeclip-model-1"
@@ -245,22 +250,59 @@ def is_out_of_memory(exc: BaseException) -> bool:
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
+@dataclass
+class EngineTiming:
+    """What the model cost while a :func:`timing` was active, over every engine of the process."""
+
+    seconds: float = 0.0  #: in ONNX Runtime, model runs only (not waiting for another run's turn)
+    tiles: int = 0  #: windows run
+    calls: int = 0  #: model runs (a batch of windows is one)
+
+
+_timings: list[EngineTiming] = []
+_timings_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def timing() -> Iterator[EngineTiming]:
+    """The benchmarks' one hook into the runtime: while active, every engine of this process adds
+    the time it spends running the model, and the windows it runs, to the :class:`EngineTiming` it
+    yields (so a whole run's time can be split into the model's and the pipeline's)::
+
+        with timing() as model:
+            libdeclip.declip(photo)
+        print(model.seconds, model.tiles)
+    """
+    record = EngineTiming()
+    with _timings_lock:
+        _timings.append(record)
+    try:
+        yield record
+    finally:
+        with _timings_lock:
+            _timings.remove(record)
+
+
+def _timed(seconds: float, tiles: int) -> None:
+    with _timings_lock:
+        for record in _timings:
+            record.seconds += seconds
+            record.tiles += tiles
+            record.calls += 1
+
+
+def available_devices() -> list[str]:
+    """The devices this installation can run the network on: ``["cpu"]``, plus ``"cuda"`` where
+    ONNX Runtime has a GPU provider (``pip install onnxruntime-gpu``)."""
+    return ["cpu"] + (["cuda"] if gpu_providers() else [])
+
+
 def gpu_providers() -> list[str]:
     """The GPU execution providers (TensorRT, CUDA) this onnxruntime has, in preference order."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
     return [name for name in _GPU_PROVIDERS if name in available]
-
-
-def parse_device(device: str) -> tuple[str, int]:
-    """``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` -> (kind, device index)."""
-    text = str(device).strip().lower()
-    if text in ("auto", "cpu", "cuda", "gpu"):
-        return ("cuda" if text == "gpu" else text), 0
-    if text.startswith("cuda:") and text[5:].isdigit():
-        return "cuda", int(text[5:])
-    raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 
 def _provider_list(kind: str, index: int, available: list[str]) -> list[Any]:
@@ -363,9 +405,11 @@ class OnnxEngine:
             # the cores (or the GPU's memory) at once.
             with self._lock:
                 on_gpu = self.device != "cpu"
-                if not on_gpu:
-                    return self._session.run(["residual"], feeds)[0]
-                return self._run_bound(feeds)
+                start = time.perf_counter()
+                out = self._session.run(["residual"], feeds)[0] if not on_gpu else self._run_bound(feeds)
+                if _timings:
+                    _timed(time.perf_counter() - start, len(clipped))
+                return out
         except Exception as exc:
             if on_gpu and is_out_of_memory(exc):
                 raise GpuOutOfMemoryError(

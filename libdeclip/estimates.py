@@ -17,12 +17,10 @@ from libdeclip import _native
 from libdeclip.color import ColorSpace, from_model, get_colorspace, to_model
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.mask import codes_to_masks
+from libdeclip.options import CLASSICAL_METHODS
 from libdeclip.tiling import plan_regions
 
-__all__ = ["CLASSICAL_METHODS", "clipped_estimates", "reconstruct"]
-
-#: The classical methods, by name.
-CLASSICAL_METHODS = ("cross-channel", "inpaint-opposed", "biharmonic")
+__all__ = ["as_rgb", "clipped_estimates", "reconstruct"]
 
 # cross-channel: box sizes tried in turn, and the unclipped pixels a box must hold to be trusted
 _REGRESSION_BOXES = (17, 65, 257)
@@ -292,14 +290,14 @@ def clipped_estimates(method: str, colour: np.ndarray, low: np.ndarray, high: np
     span = high - low
 
     def model_space(window: tuple[slice, slice]) -> np.ndarray:
-        return to_model(_as_rgb((colour[window].astype(np.float64) - low) / span), space)
+        return to_model(as_rgb((colour[window].astype(np.float64) - low) / span), space)
 
     tiles = plan_regions(codes != 0, _BIHARMONIC_MARGIN)
     w = codes.shape[1]
     pixels, values = [], []
     for tile in tiles:  # the cores do not overlap
         high_m, low_m = codes_to_masks(codes[tile.window], channels)
-        rec = reconstruct(method, model_space(tile.window), _as_rgb(high_m), _as_rgb(low_m), constrained)
+        rec = reconstruct(method, model_space(tile.window), as_rgb(high_m), as_rgb(low_m), constrained)
         ys, xs = np.nonzero(codes[tile.core])
         pixels.append((ys + tile.y0).astype(np.int64) * w + xs + tile.x0)
         values.append(rec[tile.core_in_window][ys, xs])
@@ -310,6 +308,6 @@ def clipped_estimates(method: str, colour: np.ndarray, low: np.ndarray, high: np
     return flat[order], np.concatenate(values)[order]
 
 
-def _as_rgb(a: np.ndarray) -> np.ndarray:
+def as_rgb(a: np.ndarray) -> np.ndarray:
     """H x W x 3 from H x W x 1 (grey, repeated) or H x W x 3: the methods work on three channels."""
     return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a

@@ -140,7 +140,7 @@ def image_priors(colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: C
     values as on the whole image, in memory that follows the clipped area (plus one pass over the
     image for the context's means)."""
     from libdeclip.color import to_model
-    from libdeclip.estimates import _as_rgb, clipped_estimates
+    from libdeclip.estimates import as_rgb, clipped_estimates
     from libdeclip.mask import codes_to_masks
 
     h, w, channels = colour.shape
@@ -148,8 +148,8 @@ def image_priors(colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: C
 
     pixels = np.flatnonzero(codes.ravel())
     flat = colour.reshape(-1, channels)[pixels].astype(np.float64)
-    x = to_model(_as_rgb(((flat - low) / span)[:, None, :]), space)[:, 0, :]
-    hi, lo = (_as_rgb(m)[:, 0] for m in codes_to_masks(codes.ravel()[pixels][:, None], channels))
+    x = to_model(as_rgb(((flat - low) / span)[:, None, :]), space)[:, 0, :]
+    hi, lo = (as_rgb(m)[:, 0] for m in codes_to_masks(codes.ravel()[pixels][:, None], channels))
     values = np.empty((len(pixels), 3 * len(PRIOR_METHODS)), dtype=np.float32)
     for i, method in enumerate(PRIOR_METHODS):
         rec = clipped_estimates(method, colour, low, high, space, codes)[1]  # at ``pixels``

@@ -9,100 +9,32 @@ Everything is done tile by tile, so memory follows the tile size, not the image.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import numpy as np
 
-from libdeclip import _native
-from libdeclip.color import ColorSpace
-from libdeclip.composite import Recovered, composite
-from libdeclip.engine import GpuOutOfMemoryError, ModelInfo, OnnxEngine
-from libdeclip.fit import Fit
-from libdeclip.inputs import ClipLevels, ColorSpec, prepare
-from libdeclip.mask import DEFAULT_TOLERANCE, SPECK_PIXELS, mask_codes, mask_planes, without_specks
+from libdeclip.classic import declip_classic
+from libdeclip.composite import composite
+from libdeclip.engine import ModelInfo, OnnxEngine, resolve_model
+from libdeclip.errors import UnsupportedInputError
+from libdeclip.inputs import prepare
+from libdeclip.io import Image
+from libdeclip.mask import SPECK_PIXELS, mask_codes, without_specks
 from libdeclip.mask import clip_codes as detect_codes
-from libdeclip.priors import ImagePriors, image_priors
-from libdeclip.tiling import Tile, TilePlan, cover, grow_windows, plan_tiles, plan_windows, round_up
+from libdeclip.options import COMBINED, Device, RepairOptions, needs_model, options_from, parse_device
+from libdeclip.photosites import repair_raw
+from libdeclip.priors import image_priors
+from libdeclip.tilerun import ModelTurns, Progress, TileRun
+from libdeclip.tiling import Tile, TilePlan, plan_tiles, plan_windows
 
-__all__ = ["Declipper", "Progress"]
+__all__ = ["Declipper"]
 
 DEFAULT_TILE_CPU = 512
 DEFAULT_TILE_GPU = 1024
-#: A GPU out of memory halves the batch, then the tile size down to this, then moves to the CPU.
-MIN_TILE_GPU = 128
-#: On a GPU, window sides are grown to multiples of this many pixels, so windows batch.
-GPU_WINDOW_STEP = 128
-#: ``True`` for a tqdm bar over the tiles, or a function called with (tiles done, tiles to run)
-#: as they complete (a GUI's progress bar).
-Progress: TypeAlias = bool | Callable[[int, int], None]
-
-
-class _CallbackProgress:
-    """tqdm's update/close, reported to ``fn(done, total)``."""
-
-    def __init__(self, fn: Callable[[int, int], None], total: int) -> None:
-        self.fn, self.total, self.done = fn, total, 0
-        fn(0, total)
-
-    def update(self, n: int) -> None:
-        self.done += n
-        self.fn(self.done, self.total)
-
-    def close(self) -> None:
-        pass
-
-
-class _ModelTurns:
-    """Runs of one session take the model in the order they started.
-
-    A run that starts while another is still running the model prepares its image and gathers its
-    first tile, then waits until the earlier run is done with the model (not with its composite).
-    So runs from several threads keep the model busy without interleaving their tiles: each ends as
-    soon as it would alone, and the next one's start and the previous one's end hide behind the
-    model.
-    """
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._issued = 0  # tickets handed out
-        self._serving = 0  # the ticket whose run may use the model
-        self._finished: set[int] = set()  # tickets done with the model before their turn came
-        self._local = threading.local()  # the ticket this thread is being served, if any
-
-    def ticket(self) -> int:
-        with self._changed:
-            self._issued += 1
-            return self._issued - 1
-
-    def wait(self, ticket: int) -> None:
-        """Block until ``ticket``'s turn: every earlier run is done with the model. A run started
-        from inside another one's turn (a progress callback's) goes at once: waiting would deadlock."""
-        if getattr(self._local, "ticket", None) is not None:
-            return
-        with self._changed:
-            self._changed.wait_for(lambda: self._serving == ticket)
-        self._local.ticket = ticket
-
-    def done(self, ticket: int) -> None:
-        """``ticket``'s run needs the model no more (also when it never ran it, or failed);
-        calling it again is harmless."""
-        if getattr(self._local, "ticket", None) == ticket:
-            self._local.ticket = None
-        with self._changed:
-            if ticket < self._serving:
-                return
-            self._finished.add(ticket)
-            while self._serving in self._finished:
-                self._finished.discard(self._serving)
-                self._serving += 1
-            self._changed.notify_all()
-
-
 class Declipper:
-    """A declipping session: loads the model once, then :meth:`run` repairs images.
+    """A declipping session: loads the model once, then :meth:`run` repairs arrays and
+    :meth:`repair` pictures read from files (RGB or camera RAW), with any method.
 
     Args:
         model: ONNX model following the libdeclip contract, as a path or the name of a shipped
@@ -111,7 +43,8 @@ class Declipper:
             CPU (also when a GPU was asked for and did not start), float16 on CUDA/TensorRT. A GPU
             that fails during a run hands the same file to the CPU, so one image never mixes two
             models.
-        device: ``"auto"`` (TensorRT, then CUDA, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        device: a :class:`~libdeclip.Device` or its string: ``"auto"`` (TensorRT, then CUDA, then
+            CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         tile_size: core size of a tile in pixels (default 512 on CPU, 1024 on GPU).
         threads: CPU threads for ONNX Runtime and the native pixel loops (default: all cores);
             see "Resources" in the README for what bounds a run's threads and memory.
@@ -121,6 +54,8 @@ class Declipper:
         speck_pixels: clipped components of at most this many pixels keep their recorded values
             instead of getting a window of their own (:data:`libdeclip.mask.SPECK_PIXELS`); 0
             sends every clipped pixel to the network, as does a run with ``feather``.
+        load: load the model now (a bad model file fails here); ``False`` defers it to the first
+            use of the network, so a session that only runs classical methods never loads it.
 
     ``run`` may be called from several threads at once: the runs take the model in the order they
     started, each preparing its image while the one before it still runs the model and finishing
@@ -131,28 +66,62 @@ class Declipper:
     def __init__(
         self,
         model: str | Path | None = None,
-        device: str = "auto",
+        device: Device | str = "auto",
         tile_size: int | None = None,
         threads: int | None = None,
         skip_unclipped: bool = True,
         speck_pixels: int = SPECK_PIXELS,
+        load: bool = True,
     ) -> None:
-        self._engine: OnnxEngine | None = OnnxEngine(model, device=device, threads=threads)
+        if model is not None:
+            resolve_model(model)  # a name or file that is not there: refused now, not at the first run
+        parse_device(str(device))
+        self._model, self._device_asked = model, str(device)
+        self._engine: OnnxEngine | None = None
+        self._closed = False
+        self._loading = threading.Lock()
         self._threads = int(threads) if threads else 0  # 0: the native core's default, all cores
-        self._turns = _ModelTurns()
+        self._engine_threads = threads
+        self._turns = ModelTurns()
         self.skip_unclipped = skip_unclipped
         self.speck_pixels = int(speck_pixels)
-        default = DEFAULT_TILE_CPU if self._engine.device == "cpu" else DEFAULT_TILE_GPU
-        self.tile_size = int(tile_size or default)
-        if self.tile_size < 16:
+        if tile_size is not None and int(tile_size) < 16:
             raise ValueError(f"tile_size must be at least 16 pixels, got {tile_size}")
+        self._tile_size = int(tile_size) if tile_size else None
+        if load:
+            self.load()
+
+    @classmethod
+    def from_options(cls, options: RepairOptions, **kwargs: Any) -> Declipper:
+        """A session for ``options``' model and device (``kwargs``: the other arguments); it loads
+        the model at once only where the options' method needs it."""
+        kwargs.setdefault("load", needs_model(options.method))
+        return cls(options.model, device=options.device, **kwargs)
 
     # -- session ---------------------------------------------------------------------------------
     @property
     def engine(self) -> OnnxEngine:
-        if self._engine is None:
-            raise RuntimeError("this Declipper is closed")
-        return self._engine
+        """The model loaded on its device: at the first use of the network (a session that only
+        runs classical methods never loads it)."""
+        with self._loading:
+            if self._closed:
+                raise RuntimeError("this Declipper is closed")
+            if self._engine is None:
+                self._engine = OnnxEngine(self._model, device=self._device_asked,
+                                          threads=self._engine_threads)
+            return self._engine
+
+    def load(self) -> Declipper:
+        """Load the model now (where a bad model file should fail before any picture is read)."""
+        _ = self.engine
+        return self
+
+    @property
+    def tile_size(self) -> int:
+        """Core size of the network's tiles: the one asked for, else 512 on the CPU, 1024 on a GPU."""
+        if self._tile_size is None:
+            self._tile_size = DEFAULT_TILE_CPU if self.engine.device == "cpu" else DEFAULT_TILE_GPU
+        return self._tile_size
 
     @property
     def model_info(self) -> ModelInfo:
@@ -165,7 +134,8 @@ class Declipper:
         return self.engine.device
 
     def close(self) -> None:
-        self._engine = None
+        with self._loading:
+            self._closed, self._engine = True, None
 
     def __enter__(self) -> Declipper:
         return self
@@ -201,37 +171,79 @@ class Declipper:
     def windows(
         self,
         image: np.ndarray,
+        options: RepairOptions | None = None,
         *,
-        clip_levels: ClipLevels | None = None,
-        tolerance: float = DEFAULT_TOLERANCE,
-        feather: int = 0,
         mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
+        **fields: Any,
     ) -> list[Tile]:
         """The tiles (cores and windows) that :meth:`run` would send to the model for ``image``
-        with these arguments: windows sized to the clipped regions, specks left out."""
-        image, colour, low, high, _, _ = prepare(image, clip_levels, None, None, feather)
-        codes = self._codes(colour, low, high, tolerance, mask, int(feather))
-        return self._windows(self.plan(image.shape[0], image.shape[1]), codes, int(feather))
+        with these options: windows sized to the clipped regions, specks left out."""
+        opts = options_from(options, fields)
+        image, colour, low, high, _, _ = prepare(image, opts.clip_levels, None, None, opts.feather)
+        codes = self._codes(colour, low, high, opts.tolerance, mask, opts.feather)
+        return self._windows(self.plan(image.shape[0], image.shape[1]), codes, opts.feather)
+
+    def _check_model(self, options: RepairOptions) -> None:
+        if options.model is None or not needs_model(options.method):
+            return
+        asked = resolve_model(options.model).resolve()
+        if asked != self.model_info.path.resolve():
+            raise UnsupportedInputError(
+                f"the options ask for the model {asked.name}; this session runs "
+                f"{self.model_info.path.name} (make a session for that model: Declipper.from_options)"
+            )
 
     def run(
         self,
         image: np.ndarray,
+        options: RepairOptions | None = None,
         *,
-        clip_levels: ClipLevels | None = None,
-        colorspace: ColorSpec = None,
-        fit: Fit | str | None = None,
-        tolerance: float = DEFAULT_TOLERANCE,
-        feather: int = 0,
-        progress: Progress = False,
         mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
-        consistency: bool = True,
+        progress: Progress = False,
+        **fields: Any,
     ) -> np.ndarray:
-        """Repair the clipped pixels of ``image`` with the model; see :func:`libdeclip.declip` for the
-        arguments."""
+        """Repair the clipped pixels of the array ``image``; see :func:`libdeclip.declip` for the
+        arguments. The network is this session's model; a classical method runs without it."""
+        opts = options_from(options, fields)
+        self._check_model(opts)
+        method = opts.method_for(raw=False)
+        if method == COMBINED:
+            raise UnsupportedInputError(
+                f"method {COMBINED!r} works on camera RAW only: repair() an Image read from the RAW file"
+            )
+        if method != "declipnet":
+            return declip_classic(image, method, opts, mask=mask, threads=self._threads)
+        return self._run_network(image, opts, mask, progress)
+
+    def repair(self, image: Image, options: RepairOptions | None = None, *, progress: Progress = False,
+               **fields: Any) -> Image:
+        """Repair a picture read by :func:`libdeclip.read_image`, RGB or camera RAW, with any
+        method; returns it with the repaired pixels (and all its metadata).
+
+        An RGB picture's own ICC profile wins over ``options.colorspace``, which wins over what
+        its format implies (linear for OpenEXR). A camera RAW is repaired on its photosite mask
+        in white-balanced camera RGB (:mod:`libdeclip.photosites`); its default method is
+        :data:`~libdeclip.options.COMBINED`."""
+        opts = options_from(options, fields)
+        self._check_model(opts)
+        if image.raw is not None:
+            def run(pixels: np.ndarray, raw_options: RepairOptions, mask: np.ndarray) -> np.ndarray:
+                return self.run(pixels, raw_options, mask=mask, progress=progress)
+
+            pixels = repair_raw(image, opts.method_for(raw=True), run)
+        else:
+            colorspace = image.icc_profile or opts.colorspace or image.colorspace
+            pixels = self.run(image.pixels, opts.replace(colorspace=colorspace), progress=progress)
+        return image.with_pixels(pixels)
+
+    def _run_network(self, image: np.ndarray, opts: RepairOptions,
+                     mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None, progress: Progress
+                     ) -> np.ndarray:
         ticket = self._turns.ticket()  # this run's place in the queue for the model
+        tolerance, feather = opts.tolerance, opts.feather
         try:
-            feather = int(feather)
-            image, colour, low, high, fit, space = prepare(image, clip_levels, colorspace, fit, feather)
+            image, colour, low, high, fit, space = prepare(image, opts.clip_levels, opts.colorspace, opts.fit,
+                                                           feather)
             plan = self.plan(image.shape[0], image.shape[1])
             codes = self._codes(colour, low, high, tolerance, mask, feather)
             # A prior-input model's estimates and context: once per image, before any tile.
@@ -240,8 +252,10 @@ class Declipper:
 
             # The output starts as a copy of the input, made band by band while the model runs.
             out = np.empty_like(image)
-            tiles = _TileRun(self, colour, low, high, tolerance, feather, space, plan, codes, consistency,
-                             estimates)
+            windows = self._windows(plan, codes, feather)
+            tiles = TileRun(self.engine, windows, colour, low, high, tolerance, feather, space, plan, codes,
+                            opts.consistency, estimates, self._threads, self._turns,
+                            regrow=self.skip_unclipped)
             recovered = tiles.run(progress, ticket, copy=(image, out))
         finally:
             self._turns.done(ticket)
@@ -250,179 +264,3 @@ class Declipper:
         )
 
 
-class _TileRun:
-    """One image's windows through the model: what changes in each core (:meth:`run`).
-
-    The windows are those around the values ``codes`` marks clipped (:meth:`Declipper._windows`;
-    with ``feather``, also around those within that many pixels), in batches of one window shape.
-
-    A small pipeline hides the pixel work behind the model: while the engine runs one batch, a
-    worker thread gathers the next and scatters the previous (the native core and ONNX Runtime
-    both release the GIL).
-
-    A GPU out of memory loses no tile and changes no result beyond float rounding: the batch runs
-    again in halves, down to one tile; then that tile in parts of half its size (each with its own
-    halo, as tiling is invisible), down to :data:`MIN_TILE_GPU`; then the engine moves to the CPU
-    with a :class:`~libdeclip.DeviceFallbackWarning`. The smaller batch and tile sizes hold for the
-    rest of the run.
-    """
-
-    def __init__(
-        self, session: Declipper, colour: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float,
-        feather: int, space: ColorSpace, plan: TilePlan, codes: np.ndarray, consistency: bool,
-        estimates: ImagePriors | None,
-    ) -> None:
-        self.session, self.engine, self.info = session, session.engine, session.model_info
-        self.colour, self.low, self.high, self.tolerance, self.feather = colour, low, high, tolerance, feather
-        self.lo, self.hi, self.space = low.tolist(), high.tolist(), space.native
-        self.plan, self.codes, self.consistency, self.estimates = plan, codes, consistency, estimates
-        self.threads = session._threads
-        self.todo = self._windows()
-        if self.info.prior_input and estimates is None and self.todo:
-            raise ValueError("a prior-input model needs the image's estimates")
-        # Tiles of equal window shape run together (a batch on the GPU; one by one on the CPU).
-        groups: dict[tuple[int, int], list[Tile]] = {}
-        for tile in self.todo:
-            groups.setdefault(tile.window_shape, []).append(tile)
-        size = self.engine.max_batch
-        self.batches = [items[i : i + size] for items in groups.values() for i in range(0, len(items), size)]
-        # After a GPU out of memory: at most this many tiles at once, and cores of at most this size.
-        self.most_tiles = size
-        self.largest_core = max(plan.tile_size, MIN_TILE_GPU)
-        self.part_of: dict[Tile, Tile] = {}  # a split tile's parts -> the plan's tile
-
-    def _windows(self) -> list[Tile]:
-        todo = self.session._windows(self.plan, self.codes, self.feather)
-        if self.engine.max_batch > 1 and self.session.skip_unclipped:
-            # On a GPU, windows sized to the regions would each have a shape of their own and run
-            # one by one: they grow (more context, same output) to a few shapes that batch.
-            h, w = self.colour.shape[:2]
-            multiple = self.info.spatial_multiple
-            todo = grow_windows(todo, round_up(GPU_WINDOW_STEP, multiple), round_up(h, multiple),
-                                round_up(w, multiple))
-        return todo
-
-    def gather(self, batch: list[Tile]) -> np.ndarray:
-        """The model's input for ``batch``: picture, clip planes, estimates (as the model takes them)."""
-        wh, ww = batch[0].window_shape
-        model_in = np.empty((len(batch), len(self.info.input_channels), wh, ww), dtype=np.float32)
-        for i, t in enumerate(batch):
-            _native.gather(self.colour, self.lo, self.hi, self.space, t.wy0, t.wy1, t.wx0, t.wx1,
-                           model_in[i, :3], self.threads)
-            if self.info.mask_input:
-                mask_planes(self.colour, self.low, self.high, self.tolerance, self.codes, t, model_in[i, 3:6])
-            if self.estimates is not None:
-                self.estimates.fill(t, model_in[i, :3], model_in[i, 6:])
-        return model_in
-
-    def run_model(self, model_in: np.ndarray) -> np.ndarray:
-        if self.estimates is None:
-            return self.engine.residual(model_in)
-        context = np.repeat(self.estimates.context[None], len(model_in), axis=0)
-        return self.engine.residual(model_in, context)
-
-    def scatter(self, results: list[tuple[list[Tile], np.ndarray]]) -> list[Recovered]:
-        """Each core's changing values from its window's residual (native)."""
-        out = []
-        for batch, residual in results:
-            for t, res in zip(batch, residual, strict=True):
-                values, vmin, vmax = _native.recover(
-                    self.colour, self.lo, self.hi, self.tolerance, self.feather, self.space,
-                    t.y0, t.y1, t.x0, t.x1, t.wy0, t.wx0, res, self.threads, self.codes, self.consistency,
-                )
-                out.append(Recovered(t, values, vmin, vmax, self.part_of.get(t)))
-        return out
-
-    def infer(self, batch: list[Tile], model_in: np.ndarray) -> list[tuple[list[Tile], np.ndarray]]:
-        """(tiles, residual) pairs that cover ``batch``; see the GPU out of memory above."""
-        most = min(self.most_tiles, self.engine.max_batch)
-        if len(batch) > most:
-            return [r for i in range(0, len(batch), most)
-                    for r in self.infer(batch[i : i + most], model_in[i : i + most])]
-        tile = batch[0]
-        extent = max(tile.y1 - tile.y0, tile.x1 - tile.x0)
-        if len(batch) == 1 and extent > self.largest_core and self.engine.device != "cpu":
-            return self.split(tile)
-        try:
-            return [(batch, self.run_model(model_in))]
-        except GpuOutOfMemoryError as exc:
-            if len(batch) > 1:
-                self.most_tiles = (len(batch) + 1) // 2
-                return self.infer(batch, model_in)
-            if extent > MIN_TILE_GPU:
-                self.largest_core = max(MIN_TILE_GPU, round_up(extent // 2, self.info.spatial_multiple))
-                return self.split(tile)
-            self.engine.fall_back_to_cpu(f"out of GPU memory even for one tile of {extent} px ({exc})")
-            return [(batch, self.run_model(model_in))]
-
-    def split(self, tile: Tile) -> list[tuple[list[Tile], np.ndarray]]:
-        h, w = self.colour.shape[:2]
-        parts = cover(tile.y0, tile.y1, tile.x0, tile.x1, self.largest_core, self.plan.halo,
-                      self.info.spatial_multiple, h, w)
-        for p in parts:
-            self.part_of[p] = self.part_of.get(tile, tile)
-        return [r for p in parts for r in self.infer([p], self.gather([p]))]
-
-    def copy_band(self, k: int, copy: tuple[np.ndarray, np.ndarray] | None) -> None:
-        """Copy band k of ``copy``'s rows: one band per batch, the last one down to the bottom."""
-        if copy is None:
-            return
-        rows = copy[0].shape[0]
-        bands = max(1, len(self.batches))
-        a, b = rows * k // bands, rows if k + 1 >= bands else rows * (k + 1) // bands
-        np.copyto(copy[1][a:b], copy[0][a:b])
-
-    def _progress(self, progress: Progress) -> Any:
-        if callable(progress):
-            return _CallbackProgress(progress, len(self.todo))
-        if progress:
-            from tqdm import tqdm
-
-            return tqdm(total=len(self.todo), desc="tiles", unit="tile", leave=False)
-        return None
-
-    def run(self, progress: Progress, ticket: int, copy: tuple[np.ndarray, np.ndarray] | None = None
-            ) -> list[Recovered]:
-        """Every batch through the model; what changes in each core.
-
-        ``ticket``: this run's turn on the model (:class:`_ModelTurns`), passed on once the last
-        batch has run. ``copy``: (source, destination) arrays of one shape, copied on the worker
-        thread in one band of rows per batch (work that would otherwise wait for the model's end).
-        """
-        turns, batches = self.session._turns, self.batches
-        bar = self._progress(progress)
-        recovered: list[Recovered] = []
-        try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="libdeclip-tiles") as worker:
-                next_in: Future[np.ndarray] | None = (worker.submit(self.gather, batches[0]) if batches
-                                                      else None)
-                pending: Future[list[Recovered]] | None = None
-                copies: list[Future[None]] = []
-                if batches:
-                    turns.wait(ticket)
-                for k, batch in enumerate(batches):
-                    assert next_in is not None
-                    model_in = next_in.result()
-                    next_in = worker.submit(self.gather, batches[k + 1]) if k + 1 < len(batches) else None
-                    copies.append(worker.submit(self.copy_band, k, copy))
-                    results = self.infer(batch, model_in)
-                    if k + 1 == len(batches):
-                        turns.done(ticket)  # the next run's tiles go while this one scatters
-                    if pending is not None:
-                        recovered += pending.result()
-                    pending = worker.submit(self.scatter, results)
-                    if bar is not None and k > 0:
-                        bar.update(len(batches[k - 1]))
-                if not batches:
-                    self.copy_band(0, copy)
-                for band in copies:
-                    band.result()
-                if pending is not None:
-                    recovered += pending.result()
-                    if bar is not None:
-                        bar.update(len(batches[-1]))
-        finally:
-            turns.done(ticket)
-            if bar is not None:
-                bar.close()
-        return recovered

@@ -4,7 +4,6 @@ import shlex
 import subprocess
 import sys
 import threading
-import types
 import warnings
 from pathlib import Path
 
@@ -111,7 +110,7 @@ def test_each_file_keeps_its_own_notes(tmp_path: Path, demo_rgb: np.ndarray) -> 
 
 
 def test_warning_notes_are_per_thread() -> None:
-    from libdeclip.cli import _NOTES
+    from libdeclip.workflow import NOTES as _NOTES
 
     shown_before, filters_before = warnings.showwarning, list(warnings.filters)
     collected: dict[int, list[str]] = {}
@@ -161,38 +160,26 @@ def test_info_and_models() -> None:
     assert _cli("info", "missing.png").returncode == 1
 
 
-class _FakeSession:
-    """Stands in for the model session: records what the CLI asks of it."""
-
-    device = "cpu"
-    model_info = types.SimpleNamespace(path=Path("stand-in.onnx"))  # the report names the file
-    calls: list[dict[str, object]] = []
-
-    def __init__(self, **kwargs: object) -> None:
-        pass
-
-    def run(self, pixels: np.ndarray, **kwargs: object) -> np.ndarray:
-        self.calls.append(kwargs)
-        return pixels
+def _no_model(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a classical method loaded the model")
 
 
 def test_method_and_consistency_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                       demo_rgb: np.ndarray) -> None:
     import libdeclip
-    from libdeclip import cli
+    from libdeclip import cli, session
 
-    # declipnet (the default) goes through the session, with or without the constraint
-    monkeypatch.setattr(cli, "Declipper", _FakeSession)
+    # declipnet (the default), with or without the constraint: what libdeclip.declip gives
     assert cli.main(["declip", str(DEMO_PHOTO), "-o", str(tmp_path / "n.png"), "-q"]) == 0
     assert cli.main(["declip", str(DEMO_PHOTO), "-o", str(tmp_path / "m.png"), "-q", "--no-consistency"]) == 0
-    assert [c["consistency"] for c in _FakeSession.calls] == [True, False]
+    photo = read_image(DEMO_PHOTO).pixels
+    for name, consistency in (("n", True), ("m", False)):
+        expected = libdeclip.declip(photo, device="auto", consistency=consistency)
+        np.testing.assert_array_equal(read_image(tmp_path / f"{name}.png").pixels, expected)
 
-    # a classical method never builds a session (no ONNX), also with --jobs, and writes exactly
+    # a classical method never loads the model (no ONNX), also with --jobs, and writes exactly
     # what libdeclip.declip(method=...) returns
-    def no_model(**kwargs: object) -> None:
-        raise AssertionError("a classical method loaded the model")
-
-    monkeypatch.setattr(cli, "Declipper", no_model)
+    monkeypatch.setattr(session, "OnnxEngine", _no_model)
     src = tmp_path / "in"
     src.mkdir()
     PILImage.fromarray(demo_rgb).save(src / "a.png")
@@ -210,9 +197,8 @@ def test_method_and_consistency_flags(tmp_path: Path, monkeypatch: pytest.Monkey
 @pytest.mark.parametrize("method", ["inpaint-opposed", "cross-channel"])
 def test_classical_method_on_camera_raw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str) -> None:
     """A classical method on a RAW needs no model session and writes the DNG: the values under
-    the photosite mask only ever rise, every other value is as read; the same as declip_raw."""
-    from libdeclip import cli
-    from libdeclip.raw import declip_raw
+    the photosite mask only ever rise, every other value is as read; the same as Declipper.repair."""
+    from libdeclip import Declipper, cli, session
     from tests.test_raw import H, W, _mosaic, _write_cfa
 
     # a light whose core saturates the red photosites only (green and blue stay measured): white
@@ -222,11 +208,11 @@ def test_classical_method_on_camera_raw(tmp_path: Path, monkeypatch: pytest.Monk
     scene = np.stack([(lum + 1.2) / 2, lum, lum * 0.7], axis=2)
     data = np.clip(np.rint(256 + _mosaic(scene) * (4095 - 256)), 0, 4095).astype(np.uint16)
     raw = _write_cfa(tmp_path / "photo.dng", data, [256], 4095)
-    monkeypatch.setattr(cli, "Declipper", None)  # never called
+    monkeypatch.setattr(session, "OnnxEngine", _no_model)  # the model is never loaded
     assert cli.main(["declip", str(raw), "--method", method, "-q", "--format", "tiff32"]) == 0
     image = read_image(raw)
     assert image.raw_mask is not None and image.raw_mask[..., 0].any() and not image.raw_mask[..., 1].any()
-    result = declip_raw(None, image, method=method)
+    result = Declipper(load=False).repair(image, method=method).pixels
     mask = image.raw_mask
     assert (result[mask] >= image.pixels[mask]).all() and (result[mask] > image.pixels[mask]).any()
     np.testing.assert_array_equal(result[~mask], image.pixels[~mask])

@@ -325,7 +325,7 @@ NATIVE_METHODS = ["inpaint-opposed", "cross-channel"]
 def _estimates_both(image: np.ndarray, space: str, method: str, threads: int = 0
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(native, numpy) estimates of every clipped pixel of ``image`` by ``method``."""
-    from libdeclip.estimates import _as_rgb, _cross_channel, _inpaint_opposed, clipped_estimates
+    from libdeclip.estimates import _cross_channel, _inpaint_opposed, as_rgb, clipped_estimates
     from libdeclip.mask import clip_codes, codes_to_masks
 
     c = image.shape[2]
@@ -334,8 +334,8 @@ def _estimates_both(image: np.ndarray, space: str, method: str, threads: int = 0
     sp = get_colorspace(space)
     pixels, got = clipped_estimates(method, image, low, high, sp, codes, threads=threads)
     np.testing.assert_array_equal(pixels, np.flatnonzero(codes))
-    x = to_model(_as_rgb((image.astype(np.float64) - low) / (high - low)), sp)
-    hi, lo = (_as_rgb(m) for m in codes_to_masks(codes, c))
+    x = to_model(as_rgb((image.astype(np.float64) - low) / (high - low)), sp)
+    hi, lo = (as_rgb(m) for m in codes_to_masks(codes, c))
     whole = _inpaint_opposed(x, hi) if method == "inpaint-opposed" else _cross_channel(x, hi | lo)
     want = whole[codes != 0]
     return got, want

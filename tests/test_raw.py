@@ -1,6 +1,7 @@
-"""Camera RAW support (libdeclip.raw, libdeclip._dng): reading, the photosite clip mask, declipping
-with that mask, and the DNG / TIFF outputs. Synthetic DNGs are written with libdeclip._dng and read
-back through LibRaw; the real files in ../shared/data/raw are used when present."""
+"""Camera RAW support (libdeclip.io.raw, libdeclip.io.dng, libdeclip.photosites, libdeclip.develop):
+reading, the photosite clip mask, declipping with that mask, and the DNG / TIFF outputs. Synthetic
+DNGs are written with libdeclip.io.dng and read back through LibRaw; the real files in
+../shared/data/raw are used when present."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import pytest
 import rawpy
 import tifffile
 
-from libdeclip import Declipper, _dng, declip, read_image, write_image
+from libdeclip import Declipper, declip, read_image, write_image
 from libdeclip._tiffexif import read_exif
+from libdeclip.develop import develop
 from libdeclip.errors import UnsupportedInputError
-from libdeclip.io import Image
-from libdeclip.raw import DEMOSAIC_REACH, declip_raw, develop
+from libdeclip.io import DEMOSAIC_REACH, Image
+from libdeclip.io import dng as io_dng
 from tests.conftest import SHARED_DATA
 
 RAW_DIR = SHARED_DATA / "raw"
@@ -73,15 +75,15 @@ def _expected_cfa_mask(data: np.ndarray, white: np.ndarray) -> np.ndarray:
     return np.stack([_dilate(sites & (colours == k), DEMOSAIC_REACH) for k in range(3)], axis=2)
 
 
-def _desc(black: list[float], white: list[int], **kw: object) -> _dng.DngDescription:
-    return _dng.DngDescription(
+def _desc(black: list[float], white: list[int], **kw: object) -> io_dng.DngDescription:
+    return io_dng.DngDescription(
         black=black, white=white, color_matrix_1=XYZ_TO_CAM, as_shot_neutral=NEUTRAL,
         make="Libdeclip", model="Synthetic", **kw,  # type: ignore[arg-type]
     )
 
 
 def _write_cfa(path: Path, data: np.ndarray, black: list[float], white: int, **kw: object) -> Path:
-    _dng.write_dng(path, data, _desc(black, [white], **kw), cfa_pattern="RGGB")
+    io_dng.write_dng(path, data, _desc(black, [white], **kw), cfa_pattern="RGGB")
     return path
 
 
@@ -182,7 +184,7 @@ def test_orientation_is_reported_not_applied(tmp_path: Path, layout: str, orient
     else:
         path = tmp_path / "rot.dng"
         values = np.clip(np.rint(256 + _scene() * 3000), 0, 4095).astype(np.uint16)
-        _dng.write_dng(path, values, _desc([256], [4095], orientation=orientation))
+        io_dng.write_dng(path, values, _desc([256], [4095], orientation=orientation))
     image = read_image(path)
     assert image.raw is not None and image.pixels.shape == (H, W, 3)  # stored as the sensor reads
     assert (image.orientation, image.raw.orientation) == (orientation, orientation)
@@ -231,7 +233,7 @@ def test_linear_dng_mask_and_values(tmp_path: Path, blacks: list[float]) -> None
     values = black_rgb + _scene() * (white - black_rgb.max())
     data = np.clip(np.rint(values), 0, white).astype(np.uint16)
     path = tmp_path / "linear.dng"
-    _dng.write_dng(path, data, _desc(blacks, [white]))
+    io_dng.write_dng(path, data, _desc(blacks, [white]))
     image = read_image(path)
     info = image.raw
     assert info is not None and image.raw_mask is not None
@@ -279,7 +281,7 @@ def test_real_files_read() -> None:
 def test_real_clipped_file_declips_with_its_mask(tmp_path: Path, declipper: Declipper) -> None:
     image = read_image(RAW_DIR / "rawpy_RAW_KODAK_DC50.KDC")
     assert image.raw is not None and image.raw_mask is not None
-    out = declip_raw(declipper, image)
+    out = declipper.repair(image, method="declipnet").pixels
     _check_declipped(image, out)
     declipped = dataclasses.replace(image, pixels=out)
     _check_dng_output(tmp_path / "kdc.dng", image, declipped)
@@ -294,12 +296,12 @@ def test_real_linear_dng_declips_and_keeps_its_colour_tags(tmp_path: Path, decli
     assert image.raw.baseline_exposure == pytest.approx(0.25)
     crop = np.s_[560:816, 600:856]
     image = dataclasses.replace(image, pixels=image.pixels[crop].copy(), raw_mask=image.raw_mask[crop].copy())
-    out = declip_raw(declipper, image)
+    out = declipper.repair(image, method="declipnet").pixels
     _check_declipped(image, out)
     path = tmp_path / "eos.dng"
     again = _check_dng_output(path, image, dataclasses.replace(image, pixels=out))
     source_tags = {t[0]: t[3] for t in image.raw.dng_colour_tags}
-    assert _dng.COLOR_MATRIX_2 in source_tags and _dng.FORWARD_MATRIX_1 in source_tags
+    assert io_dng.COLOR_MATRIX_2 in source_tags and io_dng.FORWARD_MATRIX_1 in source_tags
     for code, value in source_tags.items():  # numbers, text, and the profile's float tables
         written = _tag(path, code)
         if isinstance(value, str):
@@ -330,20 +332,20 @@ def _check_dng_output(path: Path, source: Image, declipped: Image) -> Image:
     with rawpy.imread(str(path)) as raw:
         assert raw.raw_type == rawpy.RawType.Stack
         assert raw.raw_image_visible.shape[:2] == declipped.pixels.shape[:2]
-    assert _tag(path, 262) == _dng.PHOTOMETRIC_LINEAR_RAW
-    white = _tag(path, _dng.WHITE_LEVEL)
+    assert _tag(path, 262) == io_dng.PHOTOMETRIC_LINEAR_RAW
+    white = _tag(path, io_dng.WHITE_LEVEL)
     assert np.ravel(white).tolist() == [65535]
-    baseline = _rational(_tag(path, _dng.BASELINE_EXPOSURE))
+    baseline = _rational(_tag(path, io_dng.BASELINE_EXPOSURE))
     np.testing.assert_allclose(baseline, [source.raw.baseline_exposure + math.log2(headroom)], atol=1e-6)
     # colour: a source DNG's ColorMatrix1 as it was, else LibRaw's; the white balance as shot
     carried = {t[0]: t[3] for t in source.raw.dng_colour_tags}
-    if _dng.COLOR_MATRIX_1 in carried:
-        assert _tag(path, _dng.COLOR_MATRIX_1) == carried[_dng.COLOR_MATRIX_1]
+    if io_dng.COLOR_MATRIX_1 in carried:
+        assert _tag(path, io_dng.COLOR_MATRIX_1) == carried[io_dng.COLOR_MATRIX_1]
     else:
-        matrix = _rational(_tag(path, _dng.COLOR_MATRIX_1))
+        matrix = _rational(_tag(path, io_dng.COLOR_MATRIX_1))
         np.testing.assert_allclose(matrix, source.raw.xyz_to_cam, atol=1e-6)
     neutral = 1 / np.array(source.raw.wb)
-    written_neutral = _rational(_tag(path, _dng.AS_SHOT_NEUTRAL))
+    written_neutral = _rational(_tag(path, io_dng.AS_SHOT_NEUTRAL))
     np.testing.assert_allclose(written_neutral, neutral / neutral.max(), atol=1e-6)
 
     again = read_image(path)
@@ -367,7 +369,7 @@ def test_synthetic_clipped_cfa_end_to_end(tmp_path: Path, declipper: Declipper) 
     assert image.raw is not None and image.raw_mask is not None
     np.testing.assert_array_equal(image.raw_mask, _expected_cfa_mask(data, np.full(3, white)))
 
-    out = declip_raw(declipper, image)
+    out = declipper.repair(image, method="declipnet").pixels
     _check_declipped(image, out)
     # the module-level API takes a mask too, with the session's result
     np.testing.assert_array_equal(
@@ -381,9 +383,10 @@ def test_synthetic_clipped_cfa_end_to_end(tmp_path: Path, declipper: Declipper) 
     dng = tmp_path / "out.dng"
     again = _check_dng_output(dng, image, declipped)
     # the colour description of the source goes with the data
-    np.testing.assert_array_equal(_tag(dng, _dng.COLOR_MATRIX_1), _tag(src, _dng.COLOR_MATRIX_1))
-    np.testing.assert_allclose(_rational(_tag(dng, _dng.AS_SHOT_NEUTRAL)), NEUTRAL / NEUTRAL.max(), rtol=1e-5)
-    assert _tag(dng, _dng.MAKE) == "Libdeclip" and _tag(dng, _dng.MODEL) == "Synthetic"
+    np.testing.assert_array_equal(_tag(dng, io_dng.COLOR_MATRIX_1), _tag(src, io_dng.COLOR_MATRIX_1))
+    np.testing.assert_allclose(_rational(_tag(dng, io_dng.AS_SHOT_NEUTRAL)), NEUTRAL / NEUTRAL.max(),
+                               rtol=1e-5)
+    assert _tag(dng, io_dng.MAKE) == "Libdeclip" and _tag(dng, io_dng.MODEL) == "Synthetic"
     np.testing.assert_allclose(again.raw.xyz_to_cam, image.raw.xyz_to_cam, rtol=1e-4, atol=1e-6)
 
     # scene-referred float32 TIFF: linear Rec. 2020 with its ICC profile, highlights above 1 kept
@@ -420,7 +423,7 @@ def test_dng_output_carries_exif(tmp_path: Path) -> None:
     out = write_image(tmp_path / "tiny.dng", crop)
     with open(out, "rb") as f:
         assert read_exif(f) == image.tiff_exif
-    assert _rational(_tag(out, _dng.BASELINE_EXPOSURE)) == pytest.approx([image.raw.baseline_exposure])
+    assert _rational(_tag(out, io_dng.BASELINE_EXPOSURE)) == pytest.approx([image.raw.baseline_exposure])
     again = read_image(out)
     assert again.tiff_exif == image.tiff_exif
     np.testing.assert_allclose(again.pixels, crop.pixels, atol=0.5 / 65535 + 1e-6, rtol=0)
@@ -486,7 +489,8 @@ def test_darktable_shows_the_recovered_highlight(tmp_path: Path, declipper: Decl
     clipped = image.raw_mask.any(axis=2)
     assert clipped.any()
     contrast = []
-    for name, pixels in [("as_read", image.pixels), ("declipped", declip_raw(declipper, image))]:
+    declipped = declipper.repair(image, method="declipnet").pixels
+    for name, pixels in [("as_read", image.pixels), ("declipped", declipped)]:
         path = write_image(tmp_path / f"{name}.dng", image.with_pixels(pixels))
         shown = _darktable.develop(path, "clip", tmp_path).mean(axis=2)
         assert shown.shape == clipped.shape and np.isfinite(shown).all()
@@ -521,12 +525,11 @@ def test_cli_declips_a_raw_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_the_network_sees_every_measured_value_with_each_channels_own_level(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """declip_raw's network path: the white-balanced picture scaled so that the highest channel's
+    """The RAW repair's network path: the white-balanced picture scaled so that the highest channel's
     level is 1, every photosite's measurement in it (none clipped at the lowest channel's white),
     each channel's own level (white x gain) as its clip level, the photosite mask as the mask; the
     model's colour space keeps the picture's colours (its matrix times the per-channel levels)."""
-    from libdeclip import Declipper
-    from libdeclip.raw import declip_raw
+    from libdeclip import Declipper, RepairOptions
 
     # white balanced, red is the luminance plus 1.2 (AsShotNeutral 0.5, 1, 0.7: gains 2, 1, 1.43):
     # red photosites saturate in the core, and red values above green's level are measured around it
@@ -542,12 +545,13 @@ def test_the_network_sees_every_measured_value_with_each_channels_own_level(
     session = Declipper(device="cpu")
     real_run = session.run
 
-    def run(pixels: np.ndarray, **kwargs: object) -> np.ndarray:
-        seen.update(kwargs, pixels=pixels.copy())
-        return real_run(pixels, **kwargs)
+    def run(pixels: np.ndarray, options: RepairOptions, **kwargs: object) -> np.ndarray:
+        seen.update(kwargs, pixels=pixels.copy(), clip_levels=options.clip_levels,
+                    colorspace=options.colorspace)
+        return real_run(pixels, options, **kwargs)
 
     monkeypatch.setattr(session, "run", run)
-    result = declip_raw(session, image)
+    result = session.repair(image, method="declipnet").pixels
     shown = seen["pixels"]
     assert isinstance(shown, np.ndarray)
     camera = image.pixels
@@ -571,7 +575,8 @@ def test_the_raw_default_combines_the_photosite_estimate_and_the_network(tmp_pat
     never below what the photosites recorded; what `libdeclip declip` writes for a RAW."""
     from libdeclip import Declipper
     from libdeclip.cli import main as cli_main
-    from libdeclip.raw import COMBINED, COMBINED_RAMP, declip_raw
+    from libdeclip.options import COMBINED
+    from libdeclip.photosites import COMBINED_RAMP
 
     yy, xx = np.mgrid[0:H, 0:W]
     lum = 0.1 + 1.7 * np.exp(-((yy - 32) ** 2 + (xx - 48) ** 2) / (2 * 9.0**2))
@@ -585,9 +590,9 @@ def test_the_raw_default_combines_the_photosite_estimate_and_the_network(tmp_pat
     some = mask.any(axis=2) & ~every
     assert every.sum() > 50 and some.sum() > 50
     with Declipper(device="cpu") as session:
-        combined = declip_raw(session, image, method=COMBINED)
-        network = declip_raw(session, image, method="declipnet")
-    opposed = declip_raw(None, image, method="inpaint-opposed")
+        combined = session.repair(image, method=COMBINED).pixels
+        network = session.repair(image, method="declipnet").pixels
+    opposed = Declipper(load=False).repair(image, method="inpaint-opposed").pixels
     np.testing.assert_array_equal(combined[some], opposed[some])
     from scipy.ndimage import distance_transform_cdt
 
@@ -602,7 +607,7 @@ def test_the_raw_default_combines_the_photosite_estimate_and_the_network(tmp_pat
     # the command line's default for a RAW, to a float TIFF of camera RGB developed the same way
     out = tmp_path / "light_declip.tif"
     assert cli_main(["declip", str(path), "-o", str(out), "--format", "tiff32", "-q", "--device", "cpu"]) == 0
-    from libdeclip.raw import develop
+    from libdeclip.develop import develop
 
     expected = develop(image.with_pixels(combined), "tiff32").pixels
     np.testing.assert_allclose(read_image(out).pixels, expected, rtol=0, atol=1e-6)

@@ -15,7 +15,8 @@ from PIL import Image as PILImage
 
 from benchmarks.report_screenshot import chromium, unavailable, wait_for_images
 from libdeclip import clip_mask, read_image
-from libdeclip._report import MAX_PREVIEW_WIDTH, ReportEntry, write_report
+from libdeclip._preview import MAX_PREVIEW_WIDTH
+from libdeclip._report import ReportEntry, write_report
 from tests.conftest import DEMO_PHOTO, REPO, SHARED_DATA
 
 # a name that breaks naive HTML and URLs: quotes, <, spaces, #, %, non-ASCII

@@ -65,7 +65,7 @@ def test_image_priors_match_the_whole_image_estimates(demo_clipped: np.ndarray) 
 def test_the_native_context_matches_the_whole_image_one(demo_clipped: np.ndarray, dtype: type,
                                                         space: str) -> None:
     from libdeclip.color import to_model
-    from libdeclip.estimates import _as_rgb
+    from libdeclip.estimates import as_rgb
 
     image = demo_clipped[..., :1] if space == "grey" else demo_clipped
     if dtype == np.uint16:
@@ -79,8 +79,8 @@ def test_the_native_context_matches_the_whole_image_one(demo_clipped: np.ndarray
     sp = get_colorspace("srgb" if space == "grey" else space)
     codes = clip_codes(image, np.zeros(c), high_level, 1.0 / 255.0, 0)
     got = priors.image_priors(image, np.zeros(c), high_level, sp, codes).context
-    x = to_model(_as_rgb(image.astype(np.float64) / high_level), sp)
-    high, low = (_as_rgb(m) for m in codes_to_masks(codes, c))
+    x = to_model(as_rgb(image.astype(np.float64) / high_level), sp)
+    high, low = (as_rgb(m) for m in codes_to_masks(codes, c))
     np.testing.assert_allclose(got, priors.context(x, high, low), atol=1e-6)
 
 

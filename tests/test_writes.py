@@ -132,18 +132,18 @@ def _cli_once(argv: list[str], tell: Any) -> None:
 
     from tqdm import tqdm
 
-    from libdeclip import cli
+    from libdeclip import cli, workflow
 
     # tqdm's default lock is a multiprocessing semaphore: in a child of the fork server it would be
     # registered with the parent's resource tracker, and a kill would leave it there.
     tqdm.set_lock(threading.RLock())
-    real = cli.write_image
+    real = workflow.write_image
 
     def signalling(path: Any, *args: Any, **kwargs: Any) -> Path:
         tell.send("writing")
         return real(path, *args, **kwargs)
 
-    cli.write_image = signalling  # type: ignore[assignment]
+    workflow.write_image = signalling  # type: ignore[assignment]
     cli.main(argv)
     tell.send("done")
     time.sleep(600)

@@ -1,5 +1,5 @@
 """Sensor-space samples: a photo taken back to a camera's photosites, clipped there, and shown to
-the network exactly as :func:`libdeclip.raw.declip_raw` shows it a camera RAW ("unprocessing",
+the network exactly as :func:`libdeclip.photosites.declip_raw` shows it a camera RAW ("unprocessing",
 Brooks et al. 2019).
 
 The photo's sRGB curve is inverted (linear sRGB); a real camera's colour matrix (read from the RAW
@@ -8,7 +8,7 @@ white-balanced camera RGB, and a white balance (drawn around the real ones) is u
 as the sensor records it. Exposed up (its bright end over the white level), laid out as a Bayer
 mosaic (random phase), given shot and read noise, the photosites saturate at the white level 1.0.
 Then, as the RAW path does: the mask is found on the photosites (a pixel's channel is clipped
-where a clipped photosite of that colour lies within :data:`libdeclip.raw.DEMOSAIC_REACH`); the
+where a clipped photosite of that colour lies within :data:`libdeclip.io.raw.DEMOSAIC_REACH`); the
 mosaic is demosaiced (bilinearly here; LibRaw's AHD at run time) and white balanced; each channel
 keeps its own clip level (white times its gain, the highest scaled to 1); and the colour space
 that carries those levels takes it to the model's encoding with :func:`libdeclip.color.to_model`.
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from libdeclip.color import ColorSpace, ToneCurve, to_model
-from libdeclip.raw import DEMOSAIC_REACH
+from libdeclip.io import DEMOSAIC_REACH
 
 #: Bayer layouts: the colour (0 R, 1 G, 2 B) of the photosites at (0, 0), (0, 1), (1, 0), (1, 1).
 BAYER_PHASES = {"RGGB": (0, 1, 1, 2), "GRBG": (1, 0, 2, 1), "GBRG": (1, 2, 0, 1), "BGGR": (2, 1, 1, 0)}
@@ -44,7 +44,7 @@ class Camera:
 def load_cameras(raw_root: str | Path) -> list[Camera]:
     """The colour matrices of the Bayer RAW files below ``raw_root`` (identity matrices, which
     carry no camera's colour, left out)."""
-    from libdeclip.raw import RAW_SUFFIXES, read_raw
+    from libdeclip.io import RAW_SUFFIXES, read_raw
 
     cameras = []
     for path in sorted(Path(raw_root).iterdir()):
@@ -91,7 +91,7 @@ def demosaic_bilinear(values: np.ndarray, colours: np.ndarray) -> np.ndarray:
 
 def photosite_mask(clipped_sites: np.ndarray, colours: np.ndarray) -> np.ndarray:
     """H x W x 3: a pixel's channel c is clipped where a clipped photosite of colour c lies within
-    :data:`libdeclip.raw.DEMOSAIC_REACH` pixels (as the RAW reader flags it)."""
+    :data:`libdeclip.io.raw.DEMOSAIC_REACH` pixels (as the RAW reader flags it)."""
     from scipy.ndimage import maximum_filter
 
     size = 2 * DEMOSAIC_REACH + 1

@@ -125,7 +125,7 @@ def set_tiff_tags(data: bytes, values: dict[int, int]) -> bytes:
 
 def bayer_dng() -> bytes:
     """A 64 x 96 RGGB Bayer DNG, 14-bit, with a clipped block (as tests/test_raw.py makes them)."""
-    from libdeclip import _dng
+    from libdeclip.io import dng
 
     h, w, white, black = 64, 96, 16383, 512
     yy, xx = np.mgrid[0:h, 0:w]
@@ -136,13 +136,13 @@ def bayer_dng() -> bytes:
     data = np.clip(np.rint(black + mosaic * (white - black) + rng.normal(0, 3, (h, w))), 0, white)
     data = data.astype(np.uint16)
     data[20:30, 40:52] = white
-    desc = _dng.DngDescription(
+    desc = dng.DngDescription(
         black=[black], white=[white],
         color_matrix_1=np.array([[0.9, -0.3, -0.1], [-0.4, 1.2, 0.2], [-0.05, 0.15, 0.6]]),
         as_shot_neutral=[0.5, 1.0, 0.7], make="Libdeclip", model="Synthetic",
     )
     out = io.BytesIO()
-    _dng.write_dng(out, data, desc, cfa_pattern="RGGB")
+    dng.write_dng(out, data, desc, cfa_pattern="RGGB")
     return out.getvalue()
 
 

@@ -1,14 +1,15 @@
 """Writing DNG files (Adobe DNG 1.4): 16-bit, uncompressed, one image in IFD 0.
 
-Two layouts: ``LinearRaw`` (demosaiced camera RGB, what libdeclip writes after declipping a RAW)
-and Bayer ``CFA`` (photosites, for building test files and benchmark pairs). tifffile writes the
-TIFF structure; this module only chooses the DNG tags. Uncompressed, because every DNG reader
-(LibRaw, darktable's rawspeed, Adobe's SDK) reads that.
+Two layouts: ``LinearRaw`` (demosaiced camera RGB, what libdeclip writes after declipping a RAW:
+:func:`write_declipped_dng`) and Bayer ``CFA`` (photosites, for building test files and benchmark
+pairs: :func:`write_dng`). tifffile writes the TIFF structure; this module only chooses the DNG
+tags. Uncompressed, because every DNG reader (LibRaw, darktable's rawspeed, Adobe's SDK) reads that.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -16,6 +17,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from libdeclip.errors import UnsupportedInputError
+from libdeclip.io.image import Image
 
 # TIFF/EP and DNG tags by name (DNG specification 1.4, chapter 4)
 CFA_REPEAT_PATTERN_DIM, CFA_PATTERN = 33421, 33422
@@ -40,6 +42,7 @@ CARRIED_COLOUR_TAGS = (
 )
 
 _CFA_COLOURS = {"R": 0, "G": 1, "B": 2}
+_MAX_DNG_HEADROOM = 16.0  # 4 EV above the original white level at most
 _RATIONAL_DEN = 1_000_000
 
 ExtraTag = tuple[int, int, int, Any, bool]  # tifffile's (code, TIFF type, count, value, writeonce)
@@ -138,4 +141,36 @@ def write_dng(
         extratags=tags,
         metadata=None,
     )
+
+
+def dng_headroom(peak: float) -> float:
+    """How far the white level rises in the DNG: the brightest value, to a power of two, <= 16."""
+    return float(min(_MAX_DNG_HEADROOM, 2.0 ** math.ceil(math.log2(max(peak, 1.0)))))
+
+
+def write_declipped_dng(out: BinaryIO | str, image: Image, exif_placeholder_tag: int | None) -> None:
+    """Camera RGB (declipped, values above 1 allowed) as a LinearRaw DNG: the data are scaled down
+    so that the brightest value fits under the white level; BaselineExposure makes up for it."""
+    info = image.raw
+    if info is None:
+        raise ValueError("a DNG is written from an image read from a camera RAW file")
+    top = float(np.nanmax(image.pixels[..., :3]))
+    headroom = dng_headroom(top)
+    if top > headroom:
+        warnings.warn(
+            f"recovered values up to {top:.1f}x the white level; the DNG holds {headroom:g}x, "
+            "the rest is clipped",
+            UserWarning, stacklevel=3,
+        )
+    scaled = np.rint(np.nan_to_num(image.pixels[..., :3]) * (65535.0 / headroom))
+    data = np.clip(scaled, 0, 65535).astype(np.uint16)
+    neutral = 1.0 / np.array(info.wb)
+    desc = DngDescription(
+        black=[0.0], white=[65535], color_matrix_1=np.array(info.xyz_to_cam).reshape(3, 3),
+        as_shot_neutral=neutral / neutral.max(),
+        baseline_exposure=info.baseline_exposure + math.log2(headroom),  # keeps the brightness
+        make=info.make, model=info.model, orientation=image.orientation or 1,
+        carried=list(info.dng_colour_tags), exif_placeholder_tag=exif_placeholder_tag,
+    )
+    write_dng(out, data, desc)
 

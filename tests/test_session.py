@@ -265,7 +265,7 @@ def test_bad_input_is_a_clear_error(bad: object, message: str, session: Declippe
 def test_bad_arguments_are_clear_errors(demo_rgb: np.ndarray, session: Declipper) -> None:
     with pytest.raises(libdeclip.UnsupportedInputError, match="high .* must exceed low"):
         session.run(demo_rgb, clip_levels=(10, 5))
-    with pytest.raises(ValueError, match="'squash' is not a valid Fit"):
+    with pytest.raises(libdeclip.UnsupportedInputError, match="unknown fit 'squash'"):
         session.run(demo_rgb, fit="squash")
 
 

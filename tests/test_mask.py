@@ -1,0 +1,71 @@
+"""libdeclip.mask: clip detection in the input's own encoding, clip codes, specks, mask planes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from libdeclip.errors import UnsupportedInputError
+from libdeclip.mask import (
+    clip_codes,
+    clip_mask,
+    clip_masks,
+    codes_to_masks,
+    mask_codes,
+    mask_planes,
+    without_specks,
+)
+from libdeclip.tiling import Tile
+
+
+def test_codes_pack_the_masks_one_byte_a_pixel() -> None:
+    image = np.array([[[255, 10, 0], [254, 255, 255]], [[0, 0, 0], [128, 128, 128]]], np.uint8)
+    codes = clip_codes(image, 0.0, 255.0, 1 / 255)
+    high, low = codes_to_masks(codes, 3)
+    want_high, want_low = clip_masks(image, 0.0, 255.0, 1 / 255)
+    assert np.array_equal(high, want_high) and np.array_equal(low, want_low)
+    assert codes[0, 0] == 0b100_001  # red high, blue low
+    assert codes[1, 1] == 0
+
+
+def test_a_callers_mask_becomes_the_same_codes() -> None:
+    rng = np.random.default_rng(0)
+    high = rng.random((6, 7, 3)) < 0.3
+    low = rng.random((6, 7, 3)) < 0.2
+    codes = mask_codes((high, low), (6, 7, 3))
+    got_high, got_low = codes_to_masks(codes, 3)
+    assert np.array_equal(got_high, high) and np.array_equal(got_low, low)
+    assert np.array_equal(codes_to_masks(mask_codes(high, (6, 7, 3)), 3)[0], high)
+    with pytest.raises(UnsupportedInputError, match="does not match the image"):
+        mask_codes(high[:5], (6, 7, 3))
+
+
+def test_specks_are_small_components_only() -> None:
+    codes = np.zeros((40, 40), np.uint8)
+    codes[2, 2] = 1  # a speck of 1 pixel
+    codes[10:12, 10:12] = 1  # 4 pixels: still a speck at the default threshold
+    codes[20:30, 20:30] = 1  # a region
+    cleared, n = without_specks(codes, 4)
+    assert n == 5 and cleared[20:30, 20:30].all() and not cleared[:15].any()
+    assert without_specks(codes, 0)[0] is codes
+
+
+def test_mask_planes_are_signed_and_padded_like_the_pixels() -> None:
+    colour = np.zeros((5, 6, 3), np.float32)
+    colour[0, 0] = 1.0
+    colour[4, 5, 1] = 0.0
+    out = np.empty((3, 8, 8), np.float32)
+    tile = Tile(0, 5, 0, 6, 0, 8, 0, 8)
+    mask_planes(colour, np.zeros(3), np.ones(3), 0.0, None, tile, out)
+    assert out[:, 0, 0].tolist() == [1.0, 1.0, 1.0]
+    assert out[0, 1, 1] == -1.0  # zero is clipped low
+    assert np.array_equal(out[:, 5:, :], out[:, 4::-1, :][:, :3])  # numpy's "symmetric" padding
+
+
+def test_clip_mask_reports_the_shares() -> None:
+    image = np.zeros((10, 10, 3), np.uint8) + 100
+    image[:5, :, 0] = 255
+    mask, summary = clip_mask(image)
+    assert mask.shape == (10, 10, 3)
+    assert summary.high == (0.5, 0.0, 0.0) and summary.any == 0.5
+    assert "50.00%" in str(summary)
