@@ -20,22 +20,25 @@ import argparse
 import datetime
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+import libdeclip
 from benchmarks import _machine
-from libdeclip import Declipper, _native
-from libdeclip.color import ColorSpace, get_colorspace
+from libdeclip import Declipper
+from libdeclip.color import ColorSpace, from_model, get_colorspace, to_model
+from libdeclip.engine import automatic_model
 from libdeclip.fit import Fit
 from libdeclip.io import read_image
 from libdeclip.mask import clip_masks, feather_weights
+from libdeclip.tilerun import gather_window
+from tests import reference  # the numpy oracles live with the tests (run from the repository root)
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from tests import reference  # noqa: E402  (the numpy oracles live with the tests)
 
 DATA = REPO.parent / "shared" / "data" / "clipped" / "hdrcnn"
 SIZE = (4000, 6000)
@@ -68,40 +71,65 @@ def best(fn: Callable[[], object], repeat: int) -> float:
     return min(times)
 
 
-class _FixedResidual:
-    """Stands in for the engine: a constant residual of the batch's shape (timing pixel loops)."""
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return np.full(batch.shape, 0.05, dtype=np.float32)
+#: The residual of the stand-in model: the pipeline's pixel loops timed without the network.
+FIXED_RESIDUAL = 0.05
 
 
-def _memory_probe(path: Path, engine: str) -> tuple[float, float, float]:
+def fixed_residual(batch: np.ndarray) -> np.ndarray:
+    """The numpy reference's engine: :data:`FIXED_RESIDUAL` everywhere."""
+    return np.full((len(batch), 3) + batch.shape[2:], FIXED_RESIDUAL, dtype=np.float32)
+
+
+def constant_model(path: Path) -> Path:
+    """An ONNX model with the default model's contract (its inputs, receptive field, metadata)
+    whose residual is :data:`FIXED_RESIDUAL` everywhere: a model file, so the pipeline runs it
+    through the public API as it runs any model, at the cost of one pass over each window."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    like = onnx.load(str(automatic_model("cpu")))
+    consts = [numpy_helper.from_array(np.array(v, dtype), name) for name, v, dtype in
+              (("starts", [0], np.int64), ("ends", [3], np.int64), ("axes", [1], np.int64),
+               ("zero", 0.0, np.float32), ("value", FIXED_RESIDUAL, np.float32))]
+    graph = helper.make_graph(
+        [helper.make_node("Slice", ["clipped", "starts", "ends", "axes"], ["rgb"]),
+         helper.make_node("Mul", ["rgb", "zero"], ["none"]),
+         helper.make_node("Add", ["none", "value"], ["residual"])],
+        "constant_residual", list(like.graph.input),
+        [helper.make_tensor_value_info("residual", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        initializer=consts,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    for prop in like.metadata_props:
+        model.metadata_props.add(key=prop.key, value=prop.value)
+    onnx.save(model, str(path))
+    return path
+
+
+def _memory_probe(path: Path, model: Path | None) -> tuple[float, float, float]:
     """(RSS before the run, peak during it, image size), in MB, in a fresh process.
 
     Before the run, the photo is loaded and a 1600 x 1600 crop declipped, so ONNX Runtime's arena
-    already holds a full interior tile's buffers. ``engine="fixed"`` replaces the model with a
-    constant residual: what remains is the pipeline's own memory.
+    already holds a full interior tile's buffers. ``model``: the constant-residual stand-in
+    (:func:`constant_model`), so that what remains is the pipeline's own memory; None: the default.
     """
     code = f"""
-import sys, tifffile
-sys.path.insert(0, {str(REPO)!r})
-from benchmarks.native import _FixedResidual
+import tifffile
 from libdeclip import Declipper
 image = tifffile.imread({str(path)!r})
 def rss(field):
     for line in open("/proc/self/status"):
         if line.startswith(field):
             return int(line.split()[1]) / 1024
-with Declipper(device="cpu") as s:
-    if {engine!r} == "fixed":
-        s.engine.residual = _FixedResidual()
+with Declipper({None if model is None else str(model)!r}, device="cpu") as s:
     s.run(image[:1600, :1600])
     before = rss("VmRSS")
     open("/proc/self/clear_refs", "w").write("5")  # VmHWM: the peak from here on
     out = s.run(image)
     print(before, rss("VmHWM"), image.nbytes / 2**20)
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     before, peak, size = (float(v) for v in proc.stdout.split())
     return before, peak, size
 
@@ -139,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     compare("feather weights (radius 2)", lambda: feather_weights(clipped, 2),
             lambda: reference.feather_weights(clipped, 2))
     values = image.astype(np.float64) / 65535.0
-    compare("to model space (Adobe RGB)", lambda: _native.convert(values, adobe.native, True),
+    compare("to model space (Adobe RGB)", lambda: to_model(values, adobe),
             lambda: reference.to_model(values, adobe))
-    compare("from model space (Adobe RGB)", lambda: _native.convert(values, adobe.native, False),
+    compare("from model space (Adobe RGB)", lambda: from_model(values, adobe),
             lambda: reference.from_model(values, adobe))
 
     with Declipper(device="cpu") as session:
@@ -150,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         def gather_native(cs: ColorSpace) -> None:
             for t in plan:
                 out = np.empty((3,) + t.window_shape, np.float32)
-                _native.gather(image, low.tolist(), high.tolist(), cs.native, t.wy0, t.wy1, t.wx0, t.wx1, out)
+                gather_window(image, low.tolist(), high.tolist(), cs.native, t, out)
 
         def gather_numpy(cs: ColorSpace) -> None:
             for t in plan:
@@ -163,19 +191,21 @@ def main(argv: list[str] | None = None) -> int:
                 lambda cs=cs: gather_native(cs),  # type: ignore[misc]
                 lambda cs=cs: gather_numpy(cs),  # type: ignore[misc]
             )
-        fixed, srgb = _FixedResidual(), get_colorspace("srgb")
-        session.engine.residual = fixed  # type: ignore[method-assign,assignment]
+    with tempfile.TemporaryDirectory() as tmp, \
+            Declipper(constant_model(Path(tmp) / "constant.onnx"), device="cpu") as stand_in:
+        srgb = get_colorspace("srgb")
         compare(
             "whole pipeline but the model (gather, recover, fit, write uint16; sRGB)",
-            lambda: session.run(image),
-            lambda: reference.declip(fixed, image, plan, low, high, tol, 0, srgb, Fit.COMPRESS),
+            lambda: stand_in.run(image),
+            lambda: reference.declip(fixed_residual, image, plan, low, high, tol, 0, srgb, Fit.COMPRESS),
         )
+    info = libdeclip.build_info()
     lines = [
         f"Machine: {_machine.describe()}; recorded {datetime.date.today().isoformat()}; "
         "command: `python -m benchmarks.native`",
         "",
         f"24 MP 16-bit photo ({image.shape[1]} x {image.shape[0]}, {clipped.mean():.1%} of pixels clipped); "
-        f"{_native.get_threads()} threads; pow: {_native.pow_implementation()}; "
+        f"{info['native_threads']} threads; pow: {info['pow']}; "
         f"best of {args.repeat} (numpy: {max(1, args.repeat - 1)}; calls under {SHORT_CALL_BUDGET} s: "
         f"as many as fit in {SHORT_CALL_BUDGET} s, up to 50).",
         "",
@@ -184,8 +214,6 @@ def main(argv: list[str] | None = None) -> int:
     ]
     lines += [f"| {n} | {a:.3f} | {b:.3f} | {b / a:.1f}x | {mp / a:.0f} |" for n, a, b in rows]
     if not args.skip_memory:
-        import tempfile
-
         import tifffile
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -200,9 +228,12 @@ def main(argv: list[str] | None = None) -> int:
                 "| engine | RSS before (MB) | peak (MB) | extra (MB) | extra / image size |",
                 "|---|---|---|---|---|",
             ]
-            engines = [("fixed", "constant residual (the pipeline alone)"), ("model", "DeclipNet v1")]
-            for engine, label in engines:
-                before, peak, size = _memory_probe(path, engine)
+            engines: list[tuple[Path | None, str]] = [
+                (constant_model(Path(tmp) / "constant.onnx"), "constant residual (the pipeline alone)"),
+                (None, f"the default model ({automatic_model('cpu').stem})"),
+            ]
+            for model, label in engines:
+                before, peak, size = _memory_probe(path, model)
                 extra = peak - before
                 lines.append(f"| {label} | {before:.0f} | {peak:.0f} | {extra:.0f} | {extra / size:.2f}x |")
                 print(lines[-1], flush=True)

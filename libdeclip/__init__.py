@@ -45,6 +45,7 @@ from libdeclip.tilerun import Progress
 __version__ = _metadata.version("libdeclip")  # one place: pyproject.toml
 __all__ = [
     "declip",
+    "build_info",
     "RepairOptions",
     "Device",
     "available_devices",
@@ -157,3 +158,15 @@ def declip_raw(session: Declipper | None, image: Image, *, method: str = "declip
                   stacklevel=2)
     on = session if session is not None else Declipper(device="cpu", load=False)
     return on.repair(image, method=method, progress=progress).pixels
+
+
+def build_info() -> dict[str, object]:
+    """What this installation is: its version, the native core's default thread count and pow
+    implementation, ONNX Runtime's version and the devices it can use (benchmarks record it)."""
+    import onnxruntime
+
+    from libdeclip import _native
+
+    return {"version": __version__, "native_threads": _native.get_threads(),
+            "pow": _native.pow_implementation(), "onnxruntime": onnxruntime.__version__,
+            "devices": available_devices()}

@@ -23,7 +23,8 @@ from libdeclip.mask import mask_planes
 from libdeclip.priors import ImagePriors
 from libdeclip.tiling import Tile, TilePlan, cover, grow_windows, round_up
 
-__all__ = ["CallbackProgress", "GPU_WINDOW_STEP", "MIN_TILE_GPU", "ModelTurns", "Progress", "TileRun"]
+__all__ = ["CallbackProgress", "GPU_WINDOW_STEP", "MIN_TILE_GPU", "ModelTurns", "Progress", "TileRun",
+           "gather_window"]
 
 #: A GPU out of memory halves the batch, then the tile size down to this, then moves to the CPU.
 MIN_TILE_GPU = 128
@@ -95,6 +96,15 @@ class ModelTurns:
             self._changed.notify_all()
 
 
+def gather_window(colour: np.ndarray, low: list[float], high: list[float], space: Any, tile: Tile,
+                  out: np.ndarray, threads: int = 0) -> None:
+    """Write ``tile``'s window of ``colour`` (H x W x C, any dtype) into ``out`` (3 x h x w
+    float32) as the model sees it: clip-normalised (``low``, ``high`` per channel), in model space
+    (``space``: a :class:`~libdeclip.color.ColorSpace`'s ``native``), padded past the image's
+    bottom and right edges as numpy's "symmetric" does (native; ``threads`` 0: all cores)."""
+    _native.gather(colour, low, high, space, tile.wy0, tile.wy1, tile.wx0, tile.wx1, out, threads)
+
+
 class TileRun:
     """One image's windows through the model: what changes in each core (:meth:`run`).
 
@@ -153,8 +163,7 @@ class TileRun:
         wh, ww = batch[0].window_shape
         model_in = np.empty((len(batch), len(self.info.input_channels), wh, ww), dtype=np.float32)
         for i, t in enumerate(batch):
-            _native.gather(self.colour, self.lo, self.hi, self.space, t.wy0, t.wy1, t.wx0, t.wx1,
-                           model_in[i, :3], self.threads)
+            gather_window(self.colour, self.lo, self.hi, self.space, t, model_in[i, :3], self.threads)
             if self.info.mask_input:
                 mask_planes(self.colour, self.low, self.high, self.tolerance, self.codes, t, model_in[i, 3:6])
             if self.estimates is not None:
