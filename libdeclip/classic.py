@@ -22,6 +22,13 @@ Three methods, after the descriptions in their papers and darktable's documentat
 All work on clip-normalised, sRGB-encoded values (the network's model space: clip levels at 0 and
 1), so they see the same picture as the network; ``inpaint-opposed`` linearises it first. The
 composite, the consistency constraint and the fit policy are the network's (:mod:`libdeclip.composite`).
+
+>>> import numpy as np
+>>> photo = np.full((40, 40, 3), (200, 120, 60), dtype=np.uint8)
+>>> photo[15:25, 15:25, 0] = 255                      # red clipped, green and blue measured
+>>> fixed = declip_classic(photo, "cross-channel")
+>>> fixed.dtype, bool((fixed[15:25, 15:25, 0] >= 255).all())
+(dtype('uint8'), True)
 """
 
 from __future__ import annotations

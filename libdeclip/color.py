@@ -12,6 +12,13 @@ Named spaces: ``srgb``, ``linear-srgb``, ``display-p3``, ``adobe-rgb``, ``propho
 An embedded ICC profile is read when it is a matrix/TRC RGB profile (colorants plus
 tone curves: ``curv`` gamma or table, ``para`` types 0-4), which covers the profiles cameras and
 editors embed; anything else gets a warning naming the profile, and sRGB is assumed.
+
+>>> import numpy as np
+>>> adobe = get_colorspace("adobe-rgb")
+>>> white_and_beyond = np.array([[[1.0, 1.0, 1.0], [2.0, 0.5, 0.0]]])
+>>> model = to_model(white_and_beyond, adobe)        # unclamped: 2.0 stays above white
+>>> bool(model[0, 1, 0] > 1.0), np.allclose(from_model(model, adobe), white_and_beyond)
+(True, True)
 """
 
 from __future__ import annotations

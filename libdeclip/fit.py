@@ -7,6 +7,12 @@ All functions work on clip-normalised values (0 and 1 are the clip levels).
   between toe and knee are untouched; the curve is continuous with slope 1 at the knee and toe.
 - ``clamp``: values beyond [0, 1] are clipped again: every unclipped pixel is exactly preserved.
 - ``float`` (default for float outputs): values are kept beyond [0, 1] (HDR).
+
+>>> import numpy as np
+>>> default_fit(np.dtype(np.uint8)), default_fit(np.dtype(np.float32))
+(<Fit.COMPRESS: 'compress'>, <Fit.FLOAT: 'float'>)
+>>> Fit("clamp")
+<Fit.CLAMP: 'clamp'>
 """
 
 from __future__ import annotations

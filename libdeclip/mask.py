@@ -2,6 +2,16 @@
 
 A channel value is clipped when it is at or beyond its channel's clip level, within ``tolerance``
 (a fraction of the range: JPEG ringing and rounding leave blown areas a code value or two short).
+
+>>> import numpy as np
+>>> photo = np.array([[[255, 10, 0], [128, 128, 128]]], dtype=np.uint8)
+>>> mask, summary = clip_mask(photo)
+>>> mask[0, 0].tolist(), mask[0, 1].any()
+([True, False, True], np.False_)
+>>> print(summary)
+clipped pixels 50.00% (high per channel: 50.00%, 0.00%, 0.00%; low: 0.00%, 0.00%, 50.00%)
+>>> int(clip_codes(photo, 0.0, 255.0)[0, 0])  # bit c: channel c high, bit 3 + c: low
+33
 """
 
 from __future__ import annotations

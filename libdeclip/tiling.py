@@ -7,6 +7,13 @@ whole-image output to float rounding. The image is first padded (symmetrically, 
 to a multiple of the spatial multiple; tiles at the border stop at that padded edge, just as the
 whole-image run does. The native core (``libdeclip._native.gather``) cuts each window and pads it
 where it crosses the bottom/right border, without padding the whole image.
+
+>>> plan = plan_tiles(1000, 1500, tile_size=512, radius=93, multiple=16)
+>>> len(plan), plan.halo                    # 2 x 3 cores, each with a 96 px halo
+(6, 96)
+>>> t = plan.tiles[0]
+>>> (t.y0, t.y1, t.x0, t.x1), (t.wy0, t.wy1, t.wx0, t.wx1)
+((0, 512, 0, 512), (0, 608, 0, 608))
 """
 
 from __future__ import annotations
