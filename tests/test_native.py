@@ -6,6 +6,10 @@ every dtype, odd sizes, 1-pixel images, strided views, NaN, values exactly at th
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -395,3 +399,13 @@ def test_native_estimates_reject_bad_arguments(demo_rgb: np.ndarray) -> None:
     for pixels, values in (_native.opposed_rgb(image, *lv, space, codes, 3, 8),
                            _native.cross_channel_rgb(image, *lv, space, codes, [17], 24, 1e-4)):
         assert pixels.shape == (0,) and values.shape == (0, 3)
+
+
+def test_the_stub_matches_the_compiled_module() -> None:
+    """``_native.pyi`` (what mypy checks the callers against) against the compiled module, by
+    mypy's stubtest: every function, argument name and default."""
+    pytest.importorskip("mypy", reason="mypy is a test dependency (pip install -e '.[test]')")
+    allowlist = Path(__file__).parent / "data" / "stubtest_allowlist.txt"
+    proc = subprocess.run([sys.executable, "-m", "mypy.stubtest", "libdeclip._native", "--allowlist",
+                           str(allowlist)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
