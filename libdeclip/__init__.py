@@ -33,7 +33,14 @@ from libdeclip.engine import (
     resolve_model,
     shipped_models,
 )
-from libdeclip.errors import DeclipError, EngineError, ModelError, UnsupportedInputError
+from libdeclip.errors import (
+    DeclipError,
+    EngineError,
+    ModelError,
+    OutputError,
+    OutputExistsError,
+    UnsupportedInputError,
+)
 from libdeclip.fit import Fit
 from libdeclip.inputs import ClipLevels, ColorSpec
 from libdeclip.io import Image, read_image, write_image
@@ -67,6 +74,8 @@ __all__ = [
     "UnsupportedInputError",
     "ModelError",
     "EngineError",
+    "OutputError",
+    "OutputExistsError",
     "DeviceFallbackWarning",
     "GpuOutOfMemoryError",
     "ClipLevels",

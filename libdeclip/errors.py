@@ -16,7 +16,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["DeclipError", "UnsupportedInputError", "ModelError", "EngineError"]
+__all__ = ["DeclipError", "UnsupportedInputError", "ModelError", "EngineError", "OutputError",
+           "OutputExistsError", "OutputIsAFolderError", "OutputFolderMissingError"]
 
 _LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 
@@ -40,6 +41,23 @@ class ModelError(DeclipError):
 
 class EngineError(DeclipError, RuntimeError):
     """The inference engine failed while running the model."""
+
+
+class OutputError(DeclipError, OSError):
+    """An output cannot be written: its folder is missing, a folder stands at its name, the disk is
+    full... (an :class:`OSError` too, with the operating system's ``errno`` where it gave one)."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """The output exists and replacing it was not asked for."""
+
+
+class OutputIsAFolderError(OutputError, IsADirectoryError):
+    """A folder stands at the output's name."""
+
+
+class OutputFolderMissingError(OutputError, FileNotFoundError):
+    """The output's folder does not exist."""
 
 
 _CAPTURE_LOCK = threading.Lock()

@@ -545,3 +545,23 @@ def test_long_output_name(tmp_path: Path, demo_rgb: np.ndarray) -> None:
     write_image(dst, Image(pixels=_crop(demo_rgb), format="png"))
     assert np.array_equal(read_image(dst).pixels, _crop(demo_rgb))
     assert not _parts(tmp_path)
+
+
+def test_writer_refusals_are_typed(tmp_path: Path) -> None:
+    """Every refusal of the writer is a DeclipError, and still the OSError it always was."""
+    import numpy as np
+
+    from libdeclip import DeclipError, Image, OutputError, OutputExistsError, write_image
+
+    image = Image(pixels=np.zeros((4, 4, 3), np.uint8), format="png")
+    path = write_image(tmp_path / "a.png", image)
+    with pytest.raises(OutputExistsError, match="already exists") as exists:
+        write_image(path, image)
+    assert isinstance(exists.value, DeclipError) and isinstance(exists.value, FileExistsError)
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(OutputError, match="a folder stands there") as folder:
+        write_image(tmp_path / "folder.png", image, overwrite=True)
+    assert isinstance(folder.value, IsADirectoryError)
+    with pytest.raises(OutputError, match="does not exist") as missing:
+        write_image(tmp_path / "no" / "b.png", image)
+    assert isinstance(missing.value, FileNotFoundError)

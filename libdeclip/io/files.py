@@ -24,7 +24,13 @@ from pathlib import Path
 
 from libdeclip._tiffexif import PLACEHOLDER_TAG, append_exif
 from libdeclip.develop import develop
-from libdeclip.errors import UnsupportedInputError
+from libdeclip.errors import (
+    OutputError,
+    OutputExistsError,
+    OutputFolderMissingError,
+    OutputIsAFolderError,
+    UnsupportedInputError,
+)
 from libdeclip.io.dng import write_declipped_dng
 from libdeclip.io.exr import EXR_MAGIC, read_exr, write_exr
 from libdeclip.io.image import Image, check_finite, pixel_limit
@@ -180,11 +186,11 @@ def write_image(
     if fmt not in FORMATS:
         raise UnsupportedInputError(f"{path}: unknown output format {fmt!r}; use one of {FORMATS}")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: already exists (pass overwrite=True to replace it)")
+        raise OutputExistsError(f"{path}: already exists (pass overwrite=True to replace it)")
     if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist")
+        raise OutputFolderMissingError(f"{path}: the folder {path.parent} does not exist")
     if path.is_dir():
-        raise IsADirectoryError(f"{path}: a folder stands there; choose another output name")
+        raise OutputIsAFolderError(f"{path}: a folder stands there; choose another output name")
     with atomic_write(path, overwrite=overwrite) as tmp:
         if fmt == "exr":  # OpenEXR writes to a path, not a stream
             write_exr(image, tmp)
@@ -220,7 +226,7 @@ def atomic_write(path: Path, *, overwrite: bool = False) -> Iterator[str]:
         with open(tmp, "rb") as f:  # on disk before it takes the output's name
             os.fsync(f.fileno())
         if path.exists() and not overwrite:  # appeared while we were encoding
-            raise FileExistsError(f"{path}: already exists (pass overwrite=True to replace it)")
+            raise OutputExistsError(f"{path}: already exists (pass overwrite=True to replace it)")
         # mkstemp makes the file private (0600); give it the mode a plain open() would have, or
         # keep the mode of the file it replaces.
         os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
@@ -241,9 +247,9 @@ def _write_error(path: Path, tmp: str, exc: OSError) -> OSError:
     ours, not the caller's. Encoders that write through numpy (tifffile) report a full disk as
     "N requested and M written" with no errno: with the device (nearly) full, that is ENOSPC."""
     if exc.errno is None and shutil.disk_usage(path.parent).free < _NEARLY_FULL:
-        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return OutputError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
     if exc.filename is not None and os.fspath(exc.filename) == tmp:
-        return OSError(exc.errno, exc.strerror, str(path))
+        return OutputError(exc.errno, exc.strerror, str(path))
     return exc
 
 
