@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda: clip_masks(image, low, high, tol),
         lambda: reference.clip_masks(image, low, high, tol),
     )
-    hi, lo = clip_masks(image, low, high, tol)
+    lo, hi = clip_masks(image, low, high, tol)
     clipped = (hi | lo).any(axis=2)
     del hi, lo
     print(f"clipped pixels: {clipped.mean():.1%}")

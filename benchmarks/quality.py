@@ -171,7 +171,7 @@ class Case:
         """The values the methods treat as clipped (H x W x 3 bool)."""
         if self.mask is not None:
             return self.mask
-        high, low = clip_masks(self.clipped, self.low, self.high, self.tolerance)
+        low, high = clip_masks(self.clipped, self.low, self.high, self.tolerance)
         return high | low
 
     def to_photo_scale(self, values: np.ndarray) -> np.ndarray:
@@ -216,7 +216,7 @@ def make_case(path: Path, protocol: str = "paper", truth: np.ndarray | None = No
         with Image.open(buffer) as im:
             decoded = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
         high = thresholds / 255.0
-        mask, _ = clip_masks(decoded, 0.0, high, CAMERA_TOLERANCE)
+        mask = clip_masks(decoded, 0.0, high, CAMERA_TOLERANCE).high
         return Case(
             path.stem, protocol, truth, decoded, np.zeros(3), high, CAMERA_TOLERANCE,
             truth >= thresholds, 255.0, 0.0,

@@ -331,7 +331,7 @@ def _status_mb(key: str) -> float:
 def _clipped(pixels: np.ndarray) -> np.ndarray:
     """H x W booleans: a channel clipped high or low (libdeclip's default detection)."""
     top = 1.0 if pixels.dtype.kind == "f" else float(np.iinfo(pixels.dtype).max)
-    high, low = clip_masks(pixels[..., :3], 0.0, top)
+    low, high = clip_masks(pixels[..., :3], 0.0, top)
     return (high | low).any(axis=2)
 
 

@@ -225,7 +225,7 @@ def check_output(src_image: Any, out: Path, fit: str | None, feather: int) -> li
         return []
     low, high = src_image.clip_levels
     ca, cb = _colour(a), _colour(b)
-    hi, lo = clip_masks(ca, low, high)
+    lo, hi = clip_masks(ca, low, high)
     keep = ~(hi | lo)
     if feather:
         from scipy.ndimage import maximum_filter

@@ -44,7 +44,7 @@ from libdeclip.errors import (
 from libdeclip.fit import Fit
 from libdeclip.inputs import ClipLevels, ColorSpec
 from libdeclip.io import Image, read_image, write_image
-from libdeclip.mask import ClipSummary, clip_mask
+from libdeclip.mask import ClipMasks, ClipSummary, clip_mask
 from libdeclip.options import METHODS, Device, RepairOptions, options_from
 from libdeclip.session import Declipper
 from libdeclip.tilerun import Progress
@@ -61,6 +61,7 @@ __all__ = [
     "Declipper",
     "clip_mask",
     "ClipSummary",
+    "ClipMasks",
     "read_image",
     "write_image",
     "Image",
@@ -130,7 +131,8 @@ def declip(
             consistency, colorspace, clip_levels; its docstring says what each does).
         mask: which values are clipped, when the caller knows better than the values can say
             (a camera RAW's mask from its photosites, see :func:`read_image`): H x W x C booleans
-            of values clipped high, or a ``(high, low)`` pair. Default: found from the clip levels
+            of values clipped high, or a ``(low, high)`` pair (:class:`ClipMasks`; either may be
+            None). Default: found from the clip levels
             and the tolerance.
         progress: ``True`` for a progress bar over the network's tiles (tqdm), or a function
             called with (tiles done, tiles to run) as they complete, for a GUI's own progress bar.

@@ -61,7 +61,7 @@ class ReportEntry:
 
     ``before``/``after``: 8-bit previews, H x W or H x W x 3 uint8, any size (scaled down to
     :data:`MAX_PREVIEW_WIDTH` here). ``mask``: where the input is clipped, H x W (x C) booleans at
-    any size, or a ``(high, low)`` pair of them (each shown in its own colour). ``size``: the full
+    any size, or a ``(low, high)`` pair of them (each shown in its own colour). ``size``: the full
     image's (width, height). ``peak``: the brightest recovered value, as a multiple of the clip
     level. ``error``: why the file failed (then it is listed with it, without pictures).
     """
@@ -106,7 +106,7 @@ def entry_for(
     declipped ``result``: previews, clip mask, :class:`ClipSummary` and peak."""
     h, w = image.pixels.shape[:2]
     if image.raw_mask is not None:  # camera RAW: clipped photosites, high only
-        high, low = image.raw_mask, None
+        low, high = None, image.raw_mask
         summary = ClipSummary(high=tuple(float(v) for v in high.mean(axis=(0, 1))),
                               low=(0.0,) * high.shape[2], any=float(high.any(axis=2).mean()))
         kind = f"camera RAW ({image.raw.make} {image.raw.model})" if image.raw is not None else "camera RAW"
@@ -116,12 +116,12 @@ def entry_for(
             colour = colour[..., :1]
         _, summary = clip_mask(colour, image.clip_levels)
         lo, hi = resolve_clip_levels(image.pixels.dtype, colour.shape[2], image.clip_levels)
-        high, low = clip_masks(colour, lo, hi)
+        low, high = clip_masks(colour, lo, hi)
         kind = f"{image.format.upper()} {image.bit_depth}-bit {'float' if image.is_float else 'integer'}"
     before = preview(image, image.pixels, max_width)
     return ReportEntry(
         name=name, before=before, after=preview(image, result, max_width),
-        mask=(any_channel(high), any_channel(low) if low is not None else np.zeros((h, w), bool)),
+        mask=(any_channel(low) if low is not None else np.zeros((h, w), bool), any_channel(high)),
         size=(w, h), summary=summary, method=method, seconds=seconds, peak=_peak(image, result, high),
         output=output, notes=tuple(notes), orientation=image.orientation, kind=kind,
     )
@@ -175,7 +175,7 @@ class Report:
                     shown[role] = (fit_width(np.asarray(pixels, dtype=np.uint8), MAX_PREVIEW_WIDTH), "jpeg")
             base = shown.get("before", shown.get("after"))
             if entry.mask is not None and base is not None:
-                high, low = entry.mask if isinstance(entry.mask, tuple) else (entry.mask, None)
+                low, high = entry.mask if isinstance(entry.mask, tuple) else (None, entry.mask)
                 size = (base[0].shape[1], base[0].shape[0])
                 high = shrink_mask(any_channel(np.asarray(high, dtype=bool)), size)
                 low = None if low is None else shrink_mask(any_channel(np.asarray(low, dtype=bool)), size)

@@ -77,7 +77,7 @@ def declip_classic(
     rec = from_model(estimates[:, None, :], space)[:, 0, :]
     if channels == 1:
         rec = rec.mean(axis=1, keepdims=True)
-    hi, lo = codes_to_masks(codes.ravel()[pixels][:, None], channels)
+    lo, hi = codes_to_masks(codes.ravel()[pixels][:, None], channels)
     hi, lo = hi[:, 0], lo[:, 0]
     new = x
     if consistency:

@@ -296,7 +296,7 @@ def clipped_estimates(method: str, colour: np.ndarray, low: np.ndarray, high: np
     w = codes.shape[1]
     pixels, values = [], []
     for tile in tiles:  # the cores do not overlap
-        high_m, low_m = codes_to_masks(codes[tile.window], channels)
+        low_m, high_m = codes_to_masks(codes[tile.window], channels)
         rec = reconstruct(method, model_space(tile.window), as_rgb(high_m), as_rgb(low_m), constrained)
         ys, xs = np.nonzero(codes[tile.core])
         pixels.append((ys + tile.y0).astype(np.int64) * w + xs + tile.x0)

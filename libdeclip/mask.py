@@ -27,7 +27,7 @@ from libdeclip.inputs import SUPPORTED_DTYPES, ClipLevels, resolve_clip_levels
 from libdeclip.tiling import Tile
 
 __all__ = [
-    "DEFAULT_TOLERANCE", "SPECK_PIXELS", "ClipSummary", "any_clipped", "clip_codes", "clip_mask",
+    "DEFAULT_TOLERANCE", "SPECK_PIXELS", "ClipMasks", "ClipSummary", "any_clipped", "clip_codes", "clip_mask",
     "clip_masks", "codes_to_masks", "feather_weights", "mask_codes", "mask_planes", "without_specks",
 ]
 
@@ -40,6 +40,14 @@ DEFAULT_TOLERANCE = 1.0 / 255.0
 #: the network would give it. Specks keep their recorded values, so the network runs only on
 #: windows around real clipped regions. The threshold is measured: benchmarks/specks.py.
 SPECK_PIXELS = 4
+
+class ClipMasks(NamedTuple):
+    """Per-channel masks of the values clipped low and high, H x W x C booleans: a (low, high)
+    pair, as clip levels are."""
+
+    low: np.ndarray
+    high: np.ndarray
+
 
 class ClipSummary(NamedTuple):
     """Fractions of pixels clipped, per colour channel (high, low) and over all channels."""
@@ -69,16 +77,17 @@ def _colour_view(image: np.ndarray) -> np.ndarray:
 def clip_masks(
     image: np.ndarray, low: float | np.ndarray = 0.0, high: float | np.ndarray = 1.0,
     tolerance: float = DEFAULT_TOLERANCE,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel masks of values clipped high (``>= high - tol``) and low (``<= low + tol``).
+) -> ClipMasks:
+    """Per-channel masks of values clipped low (``<= low + tol``) and high (``>= high - tol``).
 
     ``image`` is H x W x C (C = 1 or 3; any supported dtype and strides); ``low``/``high`` are
-    scalars or per-channel arrays; ``tolerance`` is a fraction of ``high - low``. Returns two
-    boolean arrays of the image's shape.
+    scalars or per-channel arrays; ``tolerance`` is a fraction of ``high - low``. Returns
+    :class:`ClipMasks` (low, high): two boolean arrays of the image's shape.
     """
     image = _colour_view(image)
     c = image.shape[2]
-    return _native.clip_masks(image, _levels(low, c), _levels(high, c), float(tolerance))
+    at_high, at_low = _native.clip_masks(image, _levels(low, c), _levels(high, c), float(tolerance))
+    return ClipMasks(at_low, at_high)
 
 
 def clip_codes(
@@ -163,7 +172,7 @@ def clip_mask(
     if colour.ndim != 3 or colour.shape[2] not in (1, 3):
         raise UnsupportedInputError(f"expected an H x W or H x W x C image, got shape {image.shape}")
     low, high = resolve_clip_levels(image.dtype, colour.shape[2], clip_levels)
-    hi, lo = clip_masks(colour, low, high, tolerance)
+    lo, hi = clip_masks(colour, low, high, tolerance)
     mask = hi | lo
     summary = ClipSummary(
         high=tuple(float(v) for v in hi.mean(axis=(0, 1))),
@@ -173,17 +182,18 @@ def clip_mask(
     return mask, summary
 
 
-def codes_to_masks(codes: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """The (clipped high, clipped low) H x W x ``channels`` bool masks that :func:`clip_codes`
+def codes_to_masks(codes: np.ndarray, channels: int) -> ClipMasks:
+    """The (clipped low, clipped high) H x W x ``channels`` bool masks that :func:`clip_codes`
     packed into ``codes``."""
     bits = codes[..., None] >> np.arange(channels, dtype=np.uint8)
-    return (bits & 1).astype(bool), ((bits >> 3) & 1).astype(bool)
+    return ClipMasks(((bits >> 3) & 1).astype(bool), (bits & 1).astype(bool))
 
 
 def mask_codes(mask: np.ndarray | tuple[np.ndarray, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
     """A caller's clip mask as the native core's H x W codes: bit c for channel c clipped high,
-    bit 3 + c clipped low. ``mask`` is H x W x C (clipped high) or a (high, low) pair."""
-    high, low = mask if isinstance(mask, tuple) else (mask, None)
+    bit 3 + c clipped low. ``mask`` is H x W x C (clipped high) or a (low, high) pair
+    (:class:`ClipMasks`), either of them None."""
+    low, high = mask if isinstance(mask, tuple) else (None, mask)
     codes = np.zeros(shape[:2], dtype=np.uint8)
     for bits, m in ((0, high), (3, low)):
         if m is None:
@@ -211,9 +221,9 @@ def mask_planes(
     h, w = colour.shape[:2]
     ys, xs = slice(tile.wy0, min(tile.wy1, h)), slice(tile.wx0, min(tile.wx1, w))
     if codes is None:
-        high_m, low_m = clip_masks(colour[ys, xs], low, high, tolerance)
+        low_m, high_m = clip_masks(colour[ys, xs], low, high, tolerance)
     else:
-        high_m, low_m = codes_to_masks(codes[ys, xs], colour.shape[2])  # grey: 1 channel
+        low_m, high_m = codes_to_masks(codes[ys, xs], colour.shape[2])  # grey: 1 channel
     planes = high_m.astype(np.float32) - low_m.astype(np.float32)
     pad = ((0, tile.wy1 - tile.wy0 - planes.shape[0]), (0, tile.wx1 - tile.wx0 - planes.shape[1]), (0, 0))
     if pad[0][1] or pad[1][1]:

@@ -149,7 +149,7 @@ def image_priors(colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: C
     pixels = np.flatnonzero(codes.ravel())
     flat = colour.reshape(-1, channels)[pixels].astype(np.float64)
     x = to_model(as_rgb(((flat - low) / span)[:, None, :]), space)[:, 0, :]
-    hi, lo = (as_rgb(m)[:, 0] for m in codes_to_masks(codes.ravel()[pixels][:, None], channels))
+    lo, hi = (as_rgb(m)[:, 0] for m in codes_to_masks(codes.ravel()[pixels][:, None], channels))
     values = np.empty((len(pixels), 3 * len(PRIOR_METHODS)), dtype=np.float32)
     for i, method in enumerate(PRIOR_METHODS):
         rec = clipped_estimates(method, colour, low, high, space, codes)[1]  # at ``pixels``

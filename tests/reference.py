@@ -26,11 +26,11 @@ def thresholds(low: np.ndarray, high: np.ndarray, tolerance: float) -> tuple[np.
 def clip_masks(image: np.ndarray, low, high, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
     at_high, at_low = thresholds(low, high, tolerance)
     values = image.astype(np.float64)
-    return values >= at_high, values <= at_low
+    return values <= at_low, values >= at_high  # (low, high), as libdeclip.mask.clip_masks
 
 
 def any_clipped(image: np.ndarray, low, high, tolerance: float) -> bool:
-    hi, lo = clip_masks(image, low, high, tolerance)
+    lo, hi = clip_masks(image, low, high, tolerance)
     return bool(hi.any() or lo.any())
 
 
@@ -179,7 +179,7 @@ def declip(engine, image: np.ndarray, plan: TilePlan, low: np.ndarray, high: np.
             win = np.repeat(win, 3, axis=2)
         model_win = to_model(win, space)
         res = engine(model_win.transpose(2, 0, 1)[None].astype(np.float32))[0].transpose(1, 2, 0)
-        hi, lo = clip_masks(colour[ys, xs], low, high, tolerance)
+        lo, hi = clip_masks(colour[ys, xs], low, high, tolerance)
         inner = (slice(tile.y0 - ys.start, tile.y1 - ys.start), slice(tile.x0 - xs.start, tile.x1 - xs.start))
         weights = feather_weights((hi | lo).any(axis=2), feather)[inner] if feather else None
         hi, lo = hi[inner], lo[inner]

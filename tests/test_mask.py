@@ -21,8 +21,8 @@ from libdeclip.tiling import Tile
 def test_codes_pack_the_masks_one_byte_a_pixel() -> None:
     image = np.array([[[255, 10, 0], [254, 255, 255]], [[0, 0, 0], [128, 128, 128]]], np.uint8)
     codes = clip_codes(image, 0.0, 255.0, 1 / 255)
-    high, low = codes_to_masks(codes, 3)
-    want_high, want_low = clip_masks(image, 0.0, 255.0, 1 / 255)
+    low, high = codes_to_masks(codes, 3)
+    want_low, want_high = clip_masks(image, 0.0, 255.0, 1 / 255)
     assert np.array_equal(high, want_high) and np.array_equal(low, want_low)
     assert codes[0, 0] == 0b100_001  # red high, blue low
     assert codes[1, 1] == 0
@@ -32,10 +32,10 @@ def test_a_callers_mask_becomes_the_same_codes() -> None:
     rng = np.random.default_rng(0)
     high = rng.random((6, 7, 3)) < 0.3
     low = rng.random((6, 7, 3)) < 0.2
-    codes = mask_codes((high, low), (6, 7, 3))
-    got_high, got_low = codes_to_masks(codes, 3)
+    codes = mask_codes((low, high), (6, 7, 3))
+    got_low, got_high = codes_to_masks(codes, 3)
     assert np.array_equal(got_high, high) and np.array_equal(got_low, low)
-    assert np.array_equal(codes_to_masks(mask_codes(high, (6, 7, 3)), 3)[0], high)
+    assert np.array_equal(codes_to_masks(mask_codes(high, (6, 7, 3)), 3).high, high)
     with pytest.raises(UnsupportedInputError, match="does not match the image"):
         mask_codes(high[:5], (6, 7, 3))
 

@@ -96,7 +96,7 @@ def test_camera_samples_follow_their_protocol(demo_rgb: np.ndarray) -> None:
 
 def test_signed_mask_matches_the_runtime_detection(demo_rgb: np.ndarray) -> None:
     x = np.ascontiguousarray(demo_rgb.transpose(2, 0, 1), dtype=np.float32) / 255.0
-    high, low = clip_masks(demo_rgb, 0, 255, DEFAULT_TOLERANCE)
+    low, high = clip_masks(demo_rgb, 0, 255, DEFAULT_TOLERANCE)
     expected = high.astype(np.float32) - low.astype(np.float32)
     np.testing.assert_array_equal(signed_mask(x, DEFAULT_TOLERANCE), expected.transpose(2, 0, 1))
 
@@ -204,7 +204,7 @@ def test_v2_tiled_equals_whole(demo_rgb: np.ndarray) -> None:
 
 def test_v2_mask_planes_come_from_the_run_mask(demo_rgb: np.ndarray) -> None:
     image = demo_rgb.astype(np.float32) / 255.0
-    high, low = clip_masks(image, 0.0, 1.0, DEFAULT_TOLERANCE)
+    low, high = clip_masks(image, 0.0, 1.0, DEFAULT_TOLERANCE)
     clipped = (high | low).any(axis=2)
     ys, xs = np.nonzero(clipped)
     y, x = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
@@ -213,8 +213,8 @@ def test_v2_mask_planes_come_from_the_run_mask(demo_rgb: np.ndarray) -> None:
     extra[block] = True
     with Declipper(V2, device="cpu") as d:
         detected = d.run(image)
-        given = d.run(image, mask=(high, low))  # the detected mask, handed in: the same result
-        widened = d.run(image, mask=(extra, low))
+        given = d.run(image, mask=(low, high))  # the detected mask, handed in: the same result
+        widened = d.run(image, mask=(low, extra))
     np.testing.assert_array_equal(detected, given)
     # Pixels clipped under both masks, outside the block: the model's RGB input is the same, only
     # its mask channels differ, and so does what it makes of them.
@@ -229,7 +229,7 @@ def test_quantised_variants_stay_close_to_float32(
 ) -> None:
     reference = libdeclip.declip(demo_rgb, model=V2, device="cpu", fit="clamp").astype(int)
     got = libdeclip.declip(demo_rgb, model=variant, device="cpu", fit="clamp")
-    high, low = clip_masks(demo_rgb, 0, 255, DEFAULT_TOLERANCE)
+    low, high = clip_masks(demo_rgb, 0, 255, DEFAULT_TOLERANCE)
     np.testing.assert_array_equal(got[~(high | low)], demo_rgb[~(high | low)])  # unclipped: identical
     diff = np.abs(got.astype(int) - reference)
     assert diff.max() <= max_codes and diff.mean() <= mean_codes, (diff.max(), diff.mean())

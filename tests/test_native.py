@@ -95,16 +95,16 @@ def test_clip_masks_edge_values() -> None:
                 assert got[0].any() or got[1].any()
                 np.testing.assert_array_equal(got[0], want[0])
                 np.testing.assert_array_equal(got[1], want[1])
-    hi, lo = clip_masks(image, 0.0, 1.0, 0.0)
+    lo, hi = clip_masks(image, 0.0, 1.0, 0.0)
     assert hi[0, 0, 0] and lo[0, 0, 1] and not hi[0, 1, 0] and not lo[0, 1, 0]  # NaN is not clipped
     grey = np.array([[0, 254, 255], [1, 128, 0]], np.uint8)[..., None]
-    hi, lo = clip_masks(grey, 0, 255, 1 / 255)
+    lo, hi = clip_masks(grey, 0, 255, 1 / 255)
     np.testing.assert_array_equal(hi[..., 0], [[False, True, True], [False, False, False]])
     np.testing.assert_array_equal(lo[..., 0], [[True, False, False], [True, False, True]])
     # per-channel levels
     levels = resolve_clip_levels(np.dtype(np.uint16), 3, ([0, 10, 20], [60000, 50000, 40000]))
     rgb = np.array([[[60000, 50000, 39999], [0, 10, 21]]], np.uint16)
-    hi, lo = clip_masks(rgb, *levels, 0.0)
+    lo, hi = clip_masks(rgb, *levels, 0.0)
     np.testing.assert_array_equal(hi[0], [[True, True, False], [False, False, False]])
     np.testing.assert_array_equal(lo[0], [[False, False, False], [True, True, False]])
 
@@ -123,7 +123,7 @@ def test_feather_weights_match_reference(radius: int) -> None:
 
 
 def test_feather_weights_match_reference_on_a_real_photo(demo_rgb: np.ndarray) -> None:
-    hi, lo = reference.clip_masks(demo_rgb, 0, 255, 1 / 255)
+    lo, hi = reference.clip_masks(demo_rgb, 0, 255, 1 / 255)
     clipped = (hi | lo).any(axis=2)
     assert 0.001 < clipped.mean() < 0.9
     for radius in (1, 3, 8):
@@ -339,7 +339,7 @@ def _estimates_both(image: np.ndarray, space: str, method: str, threads: int = 0
     pixels, got = clipped_estimates(method, image, low, high, sp, codes, threads=threads)
     np.testing.assert_array_equal(pixels, np.flatnonzero(codes))
     x = to_model(as_rgb((image.astype(np.float64) - low) / (high - low)), sp)
-    hi, lo = (as_rgb(m) for m in codes_to_masks(codes, c))
+    lo, hi = (as_rgb(m) for m in codes_to_masks(codes, c))
     whole = _inpaint_opposed(x, hi) if method == "inpaint-opposed" else _cross_channel(x, hi | lo)
     want = whole[codes != 0]
     return got, want

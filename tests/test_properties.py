@@ -101,7 +101,7 @@ class Case:
         return img[..., None] if img.ndim == 2 else img[..., : 1 if img.shape[2] <= 2 else 3]
 
     def masks(self) -> tuple[np.ndarray, np.ndarray]:
-        """The library's own (high, low) masks of clipped colour values, H x W x C."""
+        """The library's own (low, high) masks of clipped colour values, H x W x C."""
         colour = self.colour
         low, high = resolve_clip_levels(self.image.dtype, colour.shape[2], self.clip_levels)
         return clip_masks(colour, low, high, self.tolerance)
@@ -229,7 +229,7 @@ def _check_contract(case: Case, out: np.ndarray, before: np.ndarray, fit: str | 
         assert np.isfinite(out).all(), f"non-finite output: {out[~np.isfinite(out)][:8]}"
     if case.layout in ALPHA_LAYOUTS:
         np.testing.assert_array_equal(out[..., -1], image[..., -1], err_msg="alpha changed")
-    high, low = case.masks()
+    low, high = case.masks()
     colour_out = out[..., None] if out.ndim == 2 else out[..., : high.shape[2]]
     float_fit = fit == "float" or (fit is None and image.dtype.kind == "f")
     if fit == "clamp" or float_fit:
@@ -317,7 +317,7 @@ def test_tiled_equals_whole_image(whole: Declipper, tiled: Declipper, case: Case
 def test_classical_methods_contract(case: Case, fit: str | None, method: str) -> None:
     if method == "biharmonic" and case.image.shape[0] * case.image.shape[1] > 16 * 16:
         case.image = case.image[:16, :16]  # a sparse solve per region: keep it small
-    high, low = case.masks()
+    low, high = case.masks()
     if method == "biharmonic" and (high | low).all(axis=(0, 1)).any():
         return  # a known bug: test_biharmonic_with_a_channel_clipped_everywhere below
     before = case.image.copy()
@@ -346,7 +346,7 @@ def test_an_image_without_clipping_is_returned_unchanged(case: Case, fit: str | 
         inside[...] = colour[..., 0].astype(img.dtype)
     else:
         inside[..., : colour.shape[2]] = colour.astype(img.dtype)
-    hi_mask, lo_mask = clip_masks(inside[..., None] if inside.ndim == 2 else inside[..., : colour.shape[2]],
+    lo_mask, hi_mask = clip_masks(inside[..., None] if inside.ndim == 2 else inside[..., : colour.shape[2]],
                                   low, high, case.tolerance)
     assert not (hi_mask.any() or lo_mask.any())
     out = libdeclip.declip(inside, method=method, fit=fit, device="cpu", **case.kwargs())

@@ -151,13 +151,13 @@ def test_report_in_chromium(report: Run) -> None:
 
 
 def test_write_report_from_python(tmp_path: Path) -> None:
-    """The API ``make bench`` uses: entries from arrays, grey and oversized previews, a (high, low)
+    """The API ``make bench`` uses: entries from arrays, grey and oversized previews, a (low, high)
     mask, an entry without pictures; a second report in the same folder removes the first's."""
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 256, (100, 2000), dtype=np.uint8)
     high, low = grey > 250, grey < 5
     entries = [
-        ReportEntry("a/b <c>.png", before=grey, after=grey // 2, mask=(high, low), method="biharmonic",
+        ReportEntry("a/b <c>.png", before=grey, after=grey // 2, mask=(low, high), method="biharmonic",
                     seconds=0.5, peak=2.25),
         ReportEntry("figures only", method="cross-channel"),
         ReportEntry("x.png", error="x.png: damaged"),

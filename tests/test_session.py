@@ -25,7 +25,7 @@ def test_float_photo_unclipped_values_are_identical(demo_rgb: np.ndarray, sessio
     image = demo_rgb.astype(np.float32) / 255.0
     out = session.run(image)
     assert out.shape == image.shape and out.dtype == np.float32
-    high, low = clip_masks(image)
+    low, high = clip_masks(image)
     clipped = (high | low).any(axis=2)
     assert 0.01 < clipped.mean() < 0.5
     # every pixel far from clipping, and every unclipped channel of a partly clipped pixel
@@ -46,7 +46,7 @@ def test_dtype_in_is_dtype_out(demo_rgb: np.ndarray, session: Declipper, dtype: 
         image = crop.copy()
     out = session.run(image)
     assert out.dtype == image.dtype and out.shape == image.shape
-    high, low = clip_masks(image, *libdeclip.inputs.dtype_range(image.dtype))
+    low, high = clip_masks(image, *libdeclip.inputs.dtype_range(image.dtype))
     if np.dtype(dtype).kind in "ui":  # compress: untouched between toe and knee
         top = np.iinfo(dtype).max
         mid = (image > DEFAULT_TOE * top) & (image < DEFAULT_KNEE * top) & ~(high | low)
@@ -58,7 +58,7 @@ def test_dtype_in_is_dtype_out(demo_rgb: np.ndarray, session: Declipper, dtype: 
 
 def test_clamp_preserves_every_unclipped_value(demo_rgb: np.ndarray, session: Declipper) -> None:
     out = session.run(demo_rgb, fit="clamp")
-    high, low = clip_masks(demo_rgb, 0, 255)
+    low, high = clip_masks(demo_rgb, 0, 255)
     np.testing.assert_array_equal(out[~(high | low)], demo_rgb[~(high | low)])
 
 
@@ -211,7 +211,7 @@ def test_a_run_inside_a_progress_callback_goes_at_once(demo_rgb: np.ndarray) -> 
     """A run started from a progress callback (inside another run's turn) cannot wait for it."""
     crop = demo_rgb[:256, :384]
     small = crop[:128, 128:256]
-    assert clip_masks(small, 0, 255)[0].any()  # the inner run needs the model
+    assert clip_masks(small, 0, 255).high.any()  # the inner run needs the model
     inner: list[np.ndarray] = []
     with Declipper(device="cpu", tile_size=64) as session:
 
@@ -227,7 +227,7 @@ def test_a_run_inside_a_progress_callback_goes_at_once(demo_rgb: np.ndarray) -> 
 def test_colour_space_changes_only_clipped_values(demo_rgb: np.ndarray, session: Declipper) -> None:
     image = demo_rgb.astype(np.float32) / 255.0
     out = session.run(image, colorspace="adobe-rgb")
-    high, low = clip_masks(image)
+    low, high = clip_masks(image)
     np.testing.assert_array_equal(out[~(high | low)], image[~(high | low)])
     assert not np.array_equal(out, session.run(image))
     with pytest.raises(libdeclip.UnsupportedInputError, match="unknown colour space"):
@@ -303,7 +303,7 @@ def test_feather_band(demo_rgb: np.ndarray) -> None:
     from libdeclip.mask import feather_weights
 
     image = demo_rgb.astype(np.float32) / 255.0
-    high, low = clip_masks(image)
+    low, high = clip_masks(image)
     clipped = (high | low).any(axis=2)
     weights = feather_weights(clipped, 3)
     with Declipper(device="cpu", tile_size=4096) as whole, Declipper(device="cpu", tile_size=100) as tiled:

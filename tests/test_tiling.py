@@ -111,7 +111,7 @@ def test_classical_methods_equal_the_whole_image_method(demo_rgb: np.ndarray, me
 
     pixels = demo_rgb[..., 1:2] if grey else demo_rgb
     x = pixels.astype(np.float64) / 255
-    high, low = clip_masks(pixels, 0, 255, 1 / 255)
+    low, high = clip_masks(pixels, 0, 255, 1 / 255)
     srgb = get_colorspace("srgb")
     rgb = (lambda a: np.repeat(a, 3, axis=2)) if grey else (lambda a: a)
     whole = from_model(reconstruct(method, to_model(rgb(x), srgb), rgb(high), rgb(low), True), srgb)

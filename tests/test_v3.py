@@ -46,7 +46,7 @@ def test_image_priors_match_the_whole_image_estimates(demo_clipped: np.ndarray) 
     assert (codes != 0).mean() > 0.01
     got = priors.image_priors(demo_clipped, np.zeros(3), np.full(3, 255.0), get_colorspace("srgb"), codes)
     x = demo_clipped / 255.0
-    high, low = codes_to_masks(codes, 3)
+    low, high = codes_to_masks(codes, 3)
     whole = priors.estimates(x, high, low)
     expected = whole.reshape(-1, 6)[got.pixels]
     # The native estimates sum their boxes in another order: a few ulp, rarely more where a
@@ -80,7 +80,7 @@ def test_the_native_context_matches_the_whole_image_one(demo_clipped: np.ndarray
     codes = clip_codes(image, np.zeros(c), high_level, 1.0 / 255.0, 0)
     got = priors.image_priors(image, np.zeros(c), high_level, sp, codes).context
     x = to_model(as_rgb(image.astype(np.float64) / high_level), sp)
-    high, low = (as_rgb(m) for m in codes_to_masks(codes, c))
+    low, high = (as_rgb(m) for m in codes_to_masks(codes, c))
     np.testing.assert_allclose(got, priors.context(x, high, low), atol=1e-6)
 
 
@@ -242,6 +242,6 @@ def test_the_shipped_v3_models(demo_clipped: np.ndarray) -> None:
         assert (MODELS_DIR / f"{name}.onnx").stat().st_size < 4 * 1024 * 1024
     x = demo_clipped / np.float32(255)
     out = libdeclip.declip(x, model="declipnet-v3-int8", device="cpu")
-    high = codes_to_masks(_codes(demo_clipped), 3)[0]
+    high = codes_to_masks(_codes(demo_clipped), 3).high
     assert (out[high] >= x[high]).all() and (out[high] > x[high] + 0.01).any()
     assert not libdeclip.model_info("declipnet-v3").metadata.get("precision")
