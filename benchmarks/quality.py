@@ -95,6 +95,7 @@ from tqdm import tqdm
 
 import libdeclip
 from benchmarks._metrics import PEAK, chroma_error, ciede2000, haarpsi, mae, psnr, ssim_map
+from libdeclip.io import IMAGE_SUFFIXES
 from libdeclip.mask import DEFAULT_TOLERANCE, clip_masks
 
 SEED = 20261125
@@ -133,7 +134,6 @@ REAL_TOLERANCE = CAMERA_TOLERANCE  # real JPEGs ring the same way
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "eval"
 DEFAULT_REAL = REPO.parent / "shared" / "data" / "clipped"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 
 # -- protocols --------------------------------------------------------------------------------------

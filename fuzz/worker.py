@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 
 LOSSLESS = {".png", ".tif", ".tiff", ".exr"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr"}
 SUMMARY_LINE = re.compile(r"^\d+ of \d+ files declipped, \d+ failed$")
 UNEXPECTED = re.compile(r"unexpected ([A-Za-z_][\w.]*): ?(.*)")
 
@@ -270,7 +269,7 @@ def run_api(image: Any, options: list[str]) -> list[dict[str, Any]]:
 
 
 def run_declip(src: Path, image: Any, options: list[str], out_dir: Path) -> list[dict[str, Any]]:
-    from libdeclip.io import is_raw_path
+    from libdeclip.io import IMAGE_SUFFIXES, is_raw_path
 
     if is_raw_path(src):
         suffix = ".tif" if "tiff32" in options or "tiff16" in options else ".dng"

@@ -43,7 +43,7 @@ from libdeclip.errors import (
 )
 from libdeclip.fit import Fit
 from libdeclip.inputs import ClipLevels, ColorSpec
-from libdeclip.io import Image, read_image, write_image
+from libdeclip.io import Image, RawInfo, read_image, write_image
 from libdeclip.mask import ClipMasks, ClipSummary, clip_mask
 from libdeclip.options import METHODS, Device, RepairOptions, options_from
 from libdeclip.session import Declipper
@@ -65,6 +65,7 @@ __all__ = [
     "read_image",
     "write_image",
     "Image",
+    "RawInfo",
     "Fit",
     "ColorSpace",
     "NAMED_SPACES",

@@ -27,12 +27,14 @@ import numpy as np
 
 from libdeclip._preview import to_8bit
 from libdeclip._report import Report, ReportEntry, entry_for
+from libdeclip.develop import develop
 from libdeclip.errors import DeclipError
 from libdeclip.io import (
     Image,
     read_image,
     write_image,
 )
+from libdeclip.io.files import raw_output
 from libdeclip.mask import clip_mask
 from libdeclip.options import RepairOptions, needs_model
 from libdeclip.outputs import OutputOptions, Target, plan_outputs, side_path
@@ -127,10 +129,16 @@ def written(path: Path, image: Image, **kwargs: Any) -> None:
 
 
 def write_repair(dst: Path, repaired: Image, out: OutputOptions, fit: str | None, overwrite: bool) -> None:
-    """Write a repaired picture to ``dst`` with the writer options of ``out`` (the RAW format,
-    exposure and ``fit``'s development apply to camera RAW inputs only)."""
-    written(dst, repaired, format=out.raw_format if repaired.raw is not None else None,
-            overwrite=overwrite, png_level=out.png_level, exposure=out.exposure, fit=fit or "compress")
+    """Write a repaired picture to ``dst`` with the writer options of ``out``. A camera RAW goes
+    out as a linear DNG, or developed first (:func:`libdeclip.develop.develop`: ``out``'s exposure,
+    then ``fit``, default compress) where ``out.raw_format`` or the name asks for a TIFF or PNG."""
+    fmt = None
+    if repaired.raw is not None:
+        with naming(dst):
+            kind, fmt = raw_output(dst, out.raw_format, repaired)
+            if kind != "dng":
+                repaired = develop(repaired, kind, exposure=out.exposure, fit=fit or "compress")
+    written(dst, repaired, format=fmt, overwrite=overwrite, png_level=out.png_level)
 
 
 def _compare_picture(image: Image, result: np.ndarray) -> np.ndarray:

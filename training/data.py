@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+#: What the training sampler reads (through Pillow, not libdeclip.io): the photo folders' formats.
+TRAINING_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 
 # Photo folders that must never be trained on (the evaluation sets).
 _EVAL_PARTS = {"eval", "kodak24", "cbsd68"}
@@ -33,7 +34,7 @@ def list_images(root: str | Path) -> list[Path]:
     if not root.is_dir():
         raise FileNotFoundError(f"training data folder not found: {root}")
     paths = sorted(
-        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in TRAINING_SUFFIXES
     )
     for p in paths:
         if _EVAL_PARTS & {part.lower() for part in p.relative_to(root.parent).parts}:

@@ -39,7 +39,8 @@ from libdeclip.io.png import DEFAULT_PNG_LEVEL, PNG_SIGNATURE, encode_png, read_
 from libdeclip.io.raw import is_raw_path, read_raw
 from libdeclip.io.tiff import encode_tiff, read_tiff
 
-__all__ = ["read_image", "write_image", "atomic_write", "FORMATS", "IMAGE_SUFFIXES", "RAW_OUTPUTS"]
+__all__ = ["read_image", "write_image", "atomic_write", "raw_output", "FORMATS", "IMAGE_SUFFIXES",
+           "RAW_OUTPUTS"]
 
 FORMATS = ("png", "jpeg", "tiff", "exr", "dng")
 #: What a camera RAW image becomes in each output format (see :func:`libdeclip.develop.develop`).
@@ -146,6 +147,15 @@ def _read_camera_raw(path: Path, limit: int) -> Image:
 # --------------------------------------------------------------------------------------- write
 
 
+def raw_output(path: Path, format: str | None, image: Image) -> tuple[str, str]:
+    """(development, file format) of a camera RAW ``image`` written to ``path``: ``format``, else
+    the suffix's, else the image's; the development one of :data:`RAW_OUTPUTS`' kinds."""
+    fmt = format or IMAGE_SUFFIXES.get(path.suffix.lower()) or image.format
+    if fmt not in RAW_OUTPUTS:
+        raise UnsupportedInputError(f"{path}: a RAW image is written as one of {', '.join(RAW_OUTPUTS)}")
+    return RAW_OUTPUTS[fmt], ("tiff" if fmt in ("tiff32", "tiff16") else fmt)
+
+
 def write_image(
     path: str | os.PathLike[str],
     image: Image,
@@ -175,12 +185,9 @@ def write_image(
     path = Path(path)
     fmt = format or IMAGE_SUFFIXES.get(path.suffix.lower()) or image.format
     if image.raw is not None:
-        if fmt not in RAW_OUTPUTS:
-            raise UnsupportedInputError(f"{path}: a RAW image is written as one of {', '.join(RAW_OUTPUTS)}")
-        kind = RAW_OUTPUTS[fmt]
+        kind, fmt = raw_output(path, format, image)
         if kind != "dng":
             image = develop(image, kind, exposure=exposure, fit=fit)
-            fmt = "tiff" if fmt in ("tiff32", "tiff16") else fmt
     elif fmt == "dng":
         raise UnsupportedInputError(f"{path}: only images read from camera RAW files can be written as DNG")
     if fmt not in FORMATS:
