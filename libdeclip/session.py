@@ -1,9 +1,11 @@
-"""The declipping pipeline and :class:`Declipper`, the session that runs it repeatedly.
+""":class:`Declipper`, the session that repairs pictures with one loaded model, run after run.
 
-Data flow (ARCHITECTURE.md): clip mask in the input's own encoding -> clip-normalised, sRGB-encoded
-model space -> tiles that hold clipped pixels, with a halo -> ONNX Runtime -> back to the input's
-encoding -> composite (only clipped values change) -> fit policy -> the input's dtype.
-Everything is done tile by tile, so memory follows the tile size, not the image.
+One run (docs/ARCHITECTURE.md): the inputs checked (:mod:`libdeclip.inputs`) -> the clip codes in
+the input's own encoding, less the specks (:mod:`libdeclip.mask`) -> windows around the clipped
+regions, with their halo (:mod:`libdeclip.tiling`) -> the model over them in model space
+(:mod:`libdeclip.tilerun`) -> the composite through the fit policy (:mod:`libdeclip.composite`).
+A classical method goes to :mod:`libdeclip.classic`, a camera RAW to :mod:`libdeclip.photosites`.
+Everything is done window by window, so memory follows the window size, not the image.
 """
 
 from __future__ import annotations
