@@ -24,6 +24,7 @@ import numpy as np
 from libdeclip._tiffexif import ExifEntry
 from libdeclip.color import ColorSpace, ToneCurve, colorspace_from_icc, get_colorspace
 from libdeclip.errors import UnsupportedInputError
+from libdeclip.inputs import dtype_range
 
 __all__ = ["Image", "RawInfo", "RawMosaic", "MAX_PIXELS", "pixel_limit", "check_dimensions", "check_finite"]
 
@@ -133,9 +134,7 @@ class Image:
         camera RAW (each channel's white level)."""
         if self.raw is not None:
             return self.raw.clip_levels  # type: ignore[return-value]
-        if self.is_float:
-            return 0.0, 1.0
-        return 0.0, float(np.iinfo(self.pixels.dtype).max)
+        return dtype_range(self.pixels.dtype)  # the dtype policy's defaults (libdeclip.inputs)
 
     @property
     def jpeg_quality(self) -> int | None:
