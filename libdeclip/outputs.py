@@ -62,7 +62,11 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     paths: list[Path] = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        try:
+            folder = p.is_dir()
+        except OSError:  # a name too long, ...: reported when the file is read
+            folder = False
+        if folder:
             paths += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES)
         elif any(ch in item for ch in "*?[") and not p.exists():
             paths += sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file())
@@ -71,7 +75,7 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     seen: set[Path] = set()
     unique = []
     for p in paths:
-        key = p.resolve()
+        key = Path(os.path.realpath(p))  # never raises, not even for a loop of links
         if key not in seen:
             seen.add(key)
             unique.append(p)

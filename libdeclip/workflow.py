@@ -34,7 +34,7 @@ from libdeclip.io import (
     read_image,
     write_image,
 )
-from libdeclip.io.files import raw_output
+from libdeclip.io.files import check_source, path_problem, raw_output
 from libdeclip.mask import clip_mask
 from libdeclip.options import RepairOptions, needs_model
 from libdeclip.outputs import OutputOptions, Target, plan_outputs, side_path
@@ -120,12 +120,17 @@ def written(path: Path, image: Image, **kwargs: Any) -> None:
     system becomes one line that names ``path``, not the temporary file it was being written to."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder of the path should be
+        raise DeclipError(f"{path}: not written: a part of the path is a file, not a folder") from None
+    except OSError as exc:
+        raise DeclipError(f"{path}: not written: {path_problem(exc)}") from None
+    try:
         with naming(path):
             write_image(path, image, **kwargs)
     except OSError as exc:
         if exc.strerror is None and str(path) in str(exc):  # ours: "already exists", "a folder stands"
             raise
-        raise DeclipError(f"{path}: not written: {exc.strerror or exc}") from None
+        raise DeclipError(f"{path}: not written: {path_problem(exc)}") from None
 
 
 def write_repair(dst: Path, repaired: Image, out: OutputOptions, fit: str | None, overwrite: bool) -> None:
@@ -234,8 +239,10 @@ class _Run:
     def failure(self, src: Path, exc: Exception) -> Exception:
         """The error of one file as one line that names it; whatever went wrong, the other files
         go on (an unexpected error names its type instead of printing a traceback)."""
-        if isinstance(exc, (DeclipError, OSError, ValueError)):
+        if isinstance(exc, (DeclipError, ValueError)):
             return exc
+        if isinstance(exc, OSError):  # the operating system's, on a path: one line naming it
+            return DeclipError(f"{exc.filename or src}: {path_problem(exc)}")
         return DeclipError(f"{src}: unexpected {type(exc).__name__}: {exc}")
 
     def report(self, src: Path, message: str | None, exc: BaseException | None) -> None:
@@ -261,6 +268,7 @@ class _Run:
         target = self.targets[src]
         if target.problem is not None:
             raise DeclipError(target.problem)
+        check_source(src)  # the input's own problem first: a loop, a FIFO, a name too long...
         if target.dst.exists() and not (self.out.overwrite or target.replaces_input):
             raise DeclipError(f"{target.dst}: already exists (use --overwrite to replace it)")
         return read_image(src)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import struct
 import tempfile
 import threading
@@ -39,8 +40,8 @@ from libdeclip.io.png import DEFAULT_PNG_LEVEL, PNG_SIGNATURE, encode_png, read_
 from libdeclip.io.raw import is_raw_path, read_raw
 from libdeclip.io.tiff import encode_tiff, read_tiff
 
-__all__ = ["read_image", "write_image", "atomic_write", "raw_output", "FORMATS", "IMAGE_SUFFIXES",
-           "RAW_OUTPUTS"]
+__all__ = ["read_image", "write_image", "atomic_write", "check_source", "path_problem", "raw_output",
+           "FORMATS", "IMAGE_SUFFIXES", "RAW_OUTPUTS"]
 
 FORMATS = ("png", "jpeg", "tiff", "exr", "dng")
 #: What a camera RAW image becomes in each output format (see :func:`libdeclip.develop.develop`).
@@ -73,6 +74,43 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
+#: What a path that is not a regular file is, by its stat mode, for the refusal.
+_NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def path_problem(exc: OSError) -> str:
+    """What an operating system error on a path means, in a few words (for one-line messages)."""
+    return {
+        errno.ENOENT: "no such file", errno.ELOOP: "a loop of symbolic links",
+        errno.ENAMETOOLONG: "the name is too long for this file system",
+        errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+        errno.ENOTDIR: "a part of the path is a file, not a folder", errno.EISDIR: "is a folder, not a file",
+    }.get(exc.errno or -1, exc.strerror or str(exc))
+
+
+def check_source(path: Path) -> None:
+    """Refuse, with one line naming ``path``, anything but a regular file this process may read:
+    missing, a dangling or looping symbolic link, a name too long, no permission, a folder, a FIFO
+    (which would block the read), a socket or a device."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            target = os.readlink(path)
+            raise UnsupportedInputError(f"{path}: a symbolic link to a missing file ({target})") from None
+        raise UnsupportedInputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise UnsupportedInputError(f"{path}: {path_problem(exc)}") from None
+    if stat.S_ISDIR(mode):
+        raise UnsupportedInputError(f"{path}: is a folder, not an image file")
+    for test, what in _NOT_REGULAR:
+        if test(mode):
+            raise UnsupportedInputError(f"{path}: not a regular file ({what}); libdeclip reads image files")
+    if not os.access(path, os.R_OK):
+        raise UnsupportedInputError(f"{path}: permission denied")
+
+
 def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> Image:
     """Read a PNG, JPEG, TIFF or OpenEXR image, or a camera RAW file (by its suffix: DNG, CR2,
     CR3, NEF, ARW, RAF, ORF, RW2, KDC, ...; see :mod:`libdeclip.io.raw`).
@@ -88,17 +126,14 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     """
     path = Path(path)
     limit = pixel_limit(max_pixels)
+    check_source(path)
     if is_raw_path(path):
         return _read_camera_raw(path, limit)
     try:
         with open(path, "rb") as f:
             head = f.read(8)
-    except FileNotFoundError:
-        raise UnsupportedInputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UnsupportedInputError(f"{path}: is a folder, not an image file") from None
-    except OSError as exc:
-        raise UnsupportedInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except OSError as exc:  # it went between the check and the open
+        raise UnsupportedInputError(f"{path}: cannot read ({path_problem(exc)})") from None
     if not head:
         raise UnsupportedInputError(f"{path}: the file is empty (0 bytes)")
     kind = _sniff(head)
@@ -198,6 +233,8 @@ def write_image(
         raise OutputFolderMissingError(f"{path}: the folder {path.parent} does not exist")
     if path.is_dir():
         raise OutputIsAFolderError(f"{path}: a folder stands there; choose another output name")
+    if path.exists() and not path.is_file():  # a FIFO, a socket, a device: never replaced
+        raise OutputError(f"{path}: not a regular file; not replaced, choose another output name")
     with atomic_write(path, overwrite=overwrite) as tmp:
         if fmt == "exr":  # OpenEXR writes to a path, not a stream
             write_exr(image, tmp)
