@@ -42,8 +42,7 @@ from libdeclip.composite import band_parts, composite
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.estimates import clipped_estimates, reconstruct
 from libdeclip.inputs import prepare
-from libdeclip.mask import clip_codes as detect_codes
-from libdeclip.mask import codes_to_masks, mask_codes
+from libdeclip.mask import codes_to_masks, run_codes
 from libdeclip.options import CLASSICAL_METHODS, METHODS, RepairOptions, options_from
 
 __all__ = ["METHODS", "CLASSICAL_METHODS", "declip_classic", "reconstruct"]
@@ -67,10 +66,7 @@ def declip_classic(
     tolerance, consistency = opts.tolerance, opts.consistency
     image, colour, low, high, fit, space = prepare(image, opts.clip_levels, opts.colorspace, opts.fit, 0)
     channels = colour.shape[2]
-    if mask is None:
-        codes = detect_codes(colour, low, high, tolerance, threads)
-    else:
-        codes = mask_codes(mask, colour.shape)
+    low, high, codes = run_codes(colour, low, high, tolerance, mask, threads, opts.clip_levels is not None)
     h, w = colour.shape[:2]
     pixels, estimates = clipped_estimates(method, colour, low, high, space, codes, consistency, threads)
     x = (colour.reshape(-1, channels)[pixels].astype(np.float64) - low) / (high - low)

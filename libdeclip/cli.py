@@ -37,7 +37,7 @@ from libdeclip.engine import (
 from libdeclip.errors import DeclipError
 from libdeclip.fit import Fit
 from libdeclip.io import DEFAULT_PNG_LEVEL, Image, read_image
-from libdeclip.mask import clip_mask
+from libdeclip.mask import clip_mask, levels_from_data
 from libdeclip.options import COMBINED, METHODS, RepairOptions
 from libdeclip.outputs import DEFAULT_SUFFIX, OutputOptions, expand_inputs
 from libdeclip.session import Declipper
@@ -166,8 +166,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"  format     {image.format.upper()}, {w} x {h}, {image.channels} channel(s), "
               f"{image.bit_depth}-bit {kind}{', alpha' if image.has_alpha else ''}")
         print(f"  colour     {space}")
-        print(f"  clip       levels {image.clip_levels[0]:g} / {image.clip_levels[1]:g}; "
-              f"{summary.any:.2%} of pixels clipped")
+        colour = image.pixels.reshape(h, w, -1)[..., : mask.shape[2]]
+        found = levels_from_data(colour)
+        if found is None:
+            levels = f"levels {image.clip_levels[0]:g} / {image.clip_levels[1]:g} (the pixel type's range)"
+        else:
+            levels = f"levels 0 / {found.scale:g}, {found.describe(names)}"
+        print(f"  clip       {levels}; {summary.any:.2%} of pixels clipped")
         for i, name in enumerate(names):
             print(f"    {name}: high {summary.high[i]:.2%}, low {summary.low[i]:.2%}")
         print(_model_line(session, image.pixels, None, int(mask.sum())))

@@ -17,6 +17,7 @@ clipped pixels 50.00% (high per channel: 50.00%, 0.00%, 0.00%; low: 0.00%, 0.00%
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -27,7 +28,8 @@ from libdeclip.inputs import SUPPORTED_DTYPES, ClipLevels, resolve_clip_levels
 from libdeclip.tiling import Tile
 
 __all__ = [
-    "DEFAULT_TOLERANCE", "SPECK_PIXELS", "ClipMasks", "ClipSummary", "any_clipped", "clip_codes", "clip_mask",
+    "DEFAULT_TOLERANCE", "PILE_UP_PIXELS", "PILE_UP_SHARE", "SPECK_PIXELS", "ClipMasks", "ClipSummary",
+    "DataLevels", "any_clipped", "clip_codes", "clip_mask", "data_codes", "levels_from_data", "run_codes",
     "clip_masks", "codes_to_masks", "feather_weights", "mask_codes", "mask_planes", "without_specks",
 ]
 
@@ -40,6 +42,77 @@ DEFAULT_TOLERANCE = 1.0 / 255.0
 #: the network would give it. Specks keep their recorded values, so the network runs only on
 #: windows around real clipped regions. The threshold is measured: benchmarks/specks.py.
 SPECK_PIXELS = 4
+
+#: A float channel whose values exceed 1.0 (scene-linear, HDR) was clipped where at least this
+#: share of its values, and at least :data:`PILE_UP_PIXELS` of them, sit exactly at its maximum:
+#: what clipping leaves, and what a scene's own brightest point does not (the camera RAW reader's
+#: rule on photosites, libdeclip.io.raw).
+PILE_UP_SHARE = 1e-5
+PILE_UP_PIXELS = 16
+
+
+@dataclass(frozen=True)
+class DataLevels:
+    """Clip levels found in a float picture whose values exceed 1.0 (:func:`levels_from_data`)."""
+
+    #: the picture is clip-normalised by (0, scale): the highest level found, the same for every
+    #: channel so that its colours stay as they are
+    scale: float
+    #: each channel's high clip level; None where its values do not pile up (nothing clipped high)
+    high: tuple[float | None, ...]
+
+    def describe(self, names: str = "RGB") -> str:
+        """What was found, for ``libdeclip info``."""
+        parts = [f"{n} clipped at {h:g} (values pile up there)" if h is not None else
+                 f"{n} not clipped high (no pile-up at its maximum)"
+                 for n, h in zip(names, self.high, strict=False)]
+        return "found in the values: " + "; ".join(parts)
+
+
+def levels_from_data(colour: np.ndarray) -> DataLevels | None:
+    """Where a float H x W x C picture was clipped, when its values exceed 1.0 (so the dtype's
+    0..1 says nothing): each channel's maximum where :data:`PILE_UP_SHARE` of its values sit on it,
+    else no high clipping in that channel. None for integers and floats within 1.0."""
+    if colour.dtype.kind != "f" or colour.size == 0:
+        return None
+    tops = [float(np.max(colour[..., c])) for c in range(colour.shape[2])]
+    if max(tops) <= 1.0:
+        return None
+    need = max(PILE_UP_PIXELS, PILE_UP_SHARE * colour.shape[0] * colour.shape[1])
+    high = tuple(top if top > 0 and np.count_nonzero(colour[..., c] == top) >= need else None
+                 for c, top in enumerate(tops))
+    found = [h for h in high if h is not None]
+    return DataLevels(max(found) if found else max(tops), high)
+
+
+def data_codes(colour: np.ndarray, levels: DataLevels, tolerance: float) -> np.ndarray:
+    """The clip codes of a picture with :class:`DataLevels`: high where a channel is within
+    ``tolerance`` of its own level (none where it has none), low within ``tolerance`` of 0 (both as
+    fractions of the scale)."""
+    codes = np.zeros(colour.shape[:2], dtype=np.uint8)
+    for c, level in enumerate(levels.high):
+        channel = colour[..., c]
+        if level is not None:
+            codes |= (channel >= level - tolerance * levels.scale).astype(np.uint8) << c
+        codes |= (channel <= tolerance * levels.scale).astype(np.uint8) << (3 + c)
+    return codes
+
+
+def run_codes(colour: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float,
+              mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None, threads: int,
+              levels_given: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A run's (low, high, codes): the caller's mask, else the detection at the levels. For a
+    float picture above 1.0 without ``levels_given`` the levels are found in its values
+    (:func:`levels_from_data`), and the picture is normalised by their scale, mask or not."""
+    found = None if levels_given else levels_from_data(colour)
+    if found is not None:
+        low, high = np.zeros(colour.shape[2]), np.full(colour.shape[2], found.scale)
+    if mask is not None:
+        return low, high, mask_codes(mask, colour.shape)
+    if found is None:
+        return low, high, clip_codes(colour, low, high, tolerance, threads)
+    return low, high, data_codes(colour, found, tolerance)
+
 
 class ClipMasks(NamedTuple):
     """Per-channel masks of the values clipped low and high, H x W x C booleans: a (low, high)
@@ -159,7 +232,9 @@ def clip_mask(
     Args:
         image: H x W (grey) or H x W x C (C = 1 or 3, or 2 and 4 with alpha, which is ignored), any dtype
             :func:`libdeclip.declip` accepts.
-        clip_levels: (low, high), scalars or per channel; default: the dtype's range.
+        clip_levels: (low, high), scalars or per channel; default: the dtype's range, except for
+            a float picture whose values exceed 1.0: there, the levels its values show
+            (:func:`levels_from_data`).
         tolerance: fraction of the range counted as clipped next to each level.
 
     Returns:
@@ -172,7 +247,8 @@ def clip_mask(
     if colour.ndim != 3 or colour.shape[2] not in (1, 3):
         raise UnsupportedInputError(f"expected an H x W or H x W x C image, got shape {image.shape}")
     low, high = resolve_clip_levels(image.dtype, colour.shape[2], clip_levels)
-    lo, hi = clip_masks(colour, low, high, tolerance)
+    low, high, codes = run_codes(colour, low, high, tolerance, None, 0, clip_levels is not None)
+    lo, hi = codes_to_masks(codes, colour.shape[2])
     mask = hi | lo
     summary = ClipSummary(
         high=tuple(float(v) for v in hi.mean(axis=(0, 1))),

@@ -22,8 +22,7 @@ from libdeclip.engine import ModelInfo, OnnxEngine, resolve_model
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.inputs import prepare
 from libdeclip.io import Image
-from libdeclip.mask import SPECK_PIXELS, mask_codes, without_specks
-from libdeclip.mask import clip_codes as detect_codes
+from libdeclip.mask import SPECK_PIXELS, run_codes, without_specks
 from libdeclip.options import COMBINED, Device, RepairOptions, needs_model, options_from, parse_device
 from libdeclip.photosites import repair_raw
 from libdeclip.priors import image_priors
@@ -150,16 +149,16 @@ class Declipper:
         info = self.model_info
         return plan_tiles(height, width, self.tile_size, info.receptive_field_radius, info.spatial_multiple)
 
-    def _codes(self, colour: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float,
-               mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None, feather: int) -> np.ndarray:
-        """The run's clip codes: the caller's mask or the detected one, less the specks (which keep
-        their recorded values). With ``feather`` every clipped value goes to the network: a speck
-        left as recorded would be feathered into like an unclipped value."""
-        if mask is not None:
-            codes = mask_codes(mask, colour.shape)
-        else:
-            codes = detect_codes(colour, low, high, tolerance, self._threads)
-        return without_specks(codes, self.speck_pixels if feather == 0 else 0)[0]
+    def _codes(self, colour: np.ndarray, low: np.ndarray, high: np.ndarray, opts: RepairOptions,
+               mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The run's levels and clip codes (:func:`libdeclip.mask.run_codes`: the caller's mask,
+        else the detection, at levels found in the values for a float picture above 1.0), less the
+        specks (which keep their recorded values). With ``feather`` every clipped value goes to the
+        network: a speck left as recorded would be feathered into like an unclipped value."""
+        low, high, codes = run_codes(colour, low, high, opts.tolerance, mask, self._threads,
+                                     opts.clip_levels is not None)
+        return low, high, without_specks(codes, self.speck_pixels if opts.feather == 0 else 0)[0]
 
     def _windows(self, plan: TilePlan, codes: np.ndarray, feather: int) -> list[Tile]:
         """The cores the model runs on: windows around the clipped regions (every tile of the plan
@@ -182,7 +181,7 @@ class Declipper:
         with these options: windows sized to the clipped regions, specks left out."""
         opts = options_from(options, fields)
         image, colour, low, high, _, _ = prepare(image, opts.clip_levels, None, None, opts.feather)
-        codes = self._codes(colour, low, high, opts.tolerance, mask, opts.feather)
+        _, _, codes = self._codes(colour, low, high, opts, mask)
         return self._windows(self.plan(image.shape[0], image.shape[1]), codes, opts.feather)
 
     def _check_model(self, options: RepairOptions) -> None:
@@ -247,7 +246,7 @@ class Declipper:
             image, colour, low, high, fit, space = prepare(image, opts.clip_levels, opts.colorspace, opts.fit,
                                                            feather)
             plan = self.plan(image.shape[0], image.shape[1])
-            codes = self._codes(colour, low, high, tolerance, mask, feather)
+            low, high, codes = self._codes(colour, low, high, opts, mask)
             # A prior-input model's estimates and context: once per image, before any tile.
             estimates = (image_priors(colour, low, high, space, codes)
                          if self.model_info.prior_input and codes.any() else None)

@@ -7,6 +7,7 @@ import pytest
 
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.mask import (
+    DEFAULT_TOLERANCE,
     clip_codes,
     clip_mask,
     clip_masks,
@@ -69,3 +70,40 @@ def test_clip_mask_reports_the_shares() -> None:
     assert mask.shape == (10, 10, 3)
     assert summary.high == (0.5, 0.0, 0.0) and summary.any == 0.5
     assert "50.00%" in str(summary)
+
+
+def _hdr(clip: float | None) -> np.ndarray:
+    """A scene-linear picture with a bright sun up to 6.0, clipped at ``clip`` (None: not clipped)."""
+    yy, xx = np.mgrid[0:200, 0:300]
+    scene = np.stack([0.3 + 0.1 * np.sin(xx / 20), 0.25 + 0.0 * yy, 0.2 + 0.05 * np.cos(yy / 9)], axis=2)
+    scene = scene + 6.0 * np.exp(-((yy - 100) ** 2 + (xx - 150) ** 2) / (2 * 15.0**2))[..., None]
+    return (scene if clip is None else np.minimum(scene, clip)).astype(np.float32)
+
+
+def test_levels_are_found_where_float_values_pile_up() -> None:
+    from libdeclip.mask import levels_from_data
+
+    found = levels_from_data(_hdr(4.0))
+    assert found is not None and found.scale == 4.0 and found.high == (4.0, 4.0, 4.0)
+    free = levels_from_data(_hdr(None))  # the sun's peak is one pixel: nothing clipped high
+    assert free is not None and free.high == (None, None, None)
+    assert levels_from_data(np.full((8, 8, 3), 0.5, np.float32)) is None  # within 1.0: the dtype's range
+    assert levels_from_data(np.full((8, 8, 3), 200, np.uint8)) is None
+    assert "R clipped at 4" in found.describe()
+
+
+def test_a_float_picture_above_one_is_repaired_only_where_it_was_clipped() -> None:
+    import libdeclip
+
+    clipped = _hdr(4.0)
+    out = libdeclip.declip(clipped, method="cross-channel")
+    at_level = (clipped >= 4.0 - 4.0 * DEFAULT_TOLERANCE).any(axis=2)
+    assert np.array_equal(out[~at_level], clipped[~at_level])  # before: everything above 1.0 moved
+    assert (out[at_level] >= clipped[at_level]).all()
+    untouched = _hdr(None)
+    assert np.array_equal(libdeclip.declip(untouched, method="cross-channel"), untouched)
+    # clip_levels= always wins: at (0, 1) every value above 1.0 counts as clipped, as it says
+    forced = libdeclip.declip(clipped, method="cross-channel", clip_levels=(0.0, 1.0))
+    assert not np.array_equal(forced[~at_level], clipped[~at_level])
+    mask, summary = clip_mask(clipped)
+    assert 0 < summary.any == at_level.mean() < 0.05

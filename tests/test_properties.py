@@ -39,7 +39,7 @@ import libdeclip
 from libdeclip import Declipper, UnsupportedInputError
 from libdeclip.classic import CLASSICAL_METHODS
 from libdeclip.inputs import resolve_clip_levels
-from libdeclip.mask import DEFAULT_TOLERANCE, clip_masks
+from libdeclip.mask import DEFAULT_TOLERANCE, clip_masks, codes_to_masks, run_codes
 
 DTYPES: tuple[type, ...] = (np.uint8, np.uint16, np.float16, np.float32, np.float64)
 LAYOUTS = ("grey", "grey1", "greyalpha", "rgb", "rgba")  # H x W, H x W x 1, x 2, x 3, x 4
@@ -100,11 +100,21 @@ class Case:
         img = self.image
         return img[..., None] if img.ndim == 2 else img[..., : 1 if img.shape[2] <= 2 else 3]
 
-    def masks(self) -> tuple[np.ndarray, np.ndarray]:
-        """The library's own (low, high) masks of clipped colour values, H x W x C."""
+    def levels(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (low, high) levels a run normalises by: the clip levels, the dtype's, or those found
+        in a float picture's values above 1.0."""
         colour = self.colour
         low, high = resolve_clip_levels(self.image.dtype, colour.shape[2], self.clip_levels)
-        return clip_masks(colour, low, high, self.tolerance)
+        low, high, _ = run_codes(colour, low, high, self.tolerance, None, 0, self.clip_levels is not None)
+        return low, high
+
+    def masks(self) -> tuple[np.ndarray, np.ndarray]:
+        """The library's own (low, high) masks of clipped colour values, H x W x C (at the levels
+        found in the values for a float picture above 1.0 without clip levels)."""
+        colour = self.colour
+        low, high = resolve_clip_levels(self.image.dtype, colour.shape[2], self.clip_levels)
+        _, _, codes = run_codes(colour, low, high, self.tolerance, None, 0, self.clip_levels is not None)
+        return codes_to_masks(codes, colour.shape[2])
 
 
 def _channels(layout: str) -> int:
@@ -243,7 +253,7 @@ def _check_contract(case: Case, out: np.ndarray, before: np.ndarray, fit: str | 
             colour_out[keep], case.colour[keep], err_msg="an unclipped value far from clipping changed"
         )
     if float_fit and image.dtype.kind == "f":  # consistency: clipped values only move outwards
-        bounds = resolve_clip_levels(image.dtype, high.shape[2], case.clip_levels)
+        bounds = case.levels()
         levels = np.abs(np.stack(bounds)).max(axis=0)
         slack = _rounding_slack(case.colour, levels)
         hi_ok = colour_out >= case.colour - slack
@@ -301,8 +311,7 @@ def test_tiled_equals_whole_image(whole: Declipper, tiled: Declipper, case: Case
         diff = np.abs(a.astype(np.int64) - b.astype(np.int64))
         assert diff.max(initial=0) <= 1, f"tiles differ by {diff.max()} code values"
         return
-    colours = case.colour.shape[2]
-    low, high = resolve_clip_levels(a.dtype, colours, case.clip_levels)
+    low, high = case.levels()
     span = float(np.max(high - low))
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     allowed = 2e-5 * span
