@@ -51,8 +51,8 @@ def _imports(name: str, path: Path, known: set[str]) -> list[tuple[str, str | No
                 continue
             for alias in node.names:
                 sub = f"{module}.{alias.name}"
-                if sub in known:  # ``from libdeclip import session``: the module itself
-                    found.append((sub, None, node.lineno))
+                if sub in known:  # ``from libdeclip.io import dng``: the module, after its package's
+                    found += [(sub, None, node.lineno), (module, None, node.lineno)]  # __init__
                 else:
                     found.append((module, alias.name, node.lineno))
     return found

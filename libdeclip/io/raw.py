@@ -38,7 +38,7 @@ import numpy as np
 from libdeclip._tiffexif import ExifEntry, read_exif
 from libdeclip.color import XYZ_TO_SRGB
 from libdeclip.errors import UnsupportedInputError, native_diagnostics
-from libdeclip.io import dng
+from libdeclip.io.dng import BASELINE_EXPOSURE, CARRIED_COLOUR_TAGS, MAKE, MODEL, UNIQUE_CAMERA_MODEL
 from libdeclip.io.image import Image, RawInfo, RawMosaic, check_dimensions, pixel_limit
 from libdeclip.io.tiff import tiff_data_end
 
@@ -138,8 +138,8 @@ def read_raw(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> 
         _unpack(raw, path, limit)
         flip = raw.sizes.flip  # before postprocess(user_flip=0), which resets it
         tags = _tiff_tags(path)
-        make = _text_tag(tags, dng.MAKE) or "unknown"
-        model = _text_tag(tags, dng.MODEL, dng.UNIQUE_CAMERA_MODEL) or path.suffix.lstrip(".").upper()
+        make = _text_tag(tags, MAKE) or "unknown"
+        model = _text_tag(tags, MODEL, UNIQUE_CAMERA_MODEL) or path.suffix.lstrip(".").upper()
         desc = raw.color_desc.decode("ascii", "replace")
         if raw.num_colors != 3 or sorted(set(desc[:4])) != ["B", "G", "R"]:
             raise UnsupportedInputError(f"{path}: colour filter {desc!r}: only RGB sensors are supported")
@@ -158,11 +158,11 @@ def read_raw(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> 
         carried = tuple(
             (code, typ, count, value, True)
             for code, (typ, count, value) in sorted(tags.items())
-            if code in dng.CARRIED_COLOUR_TAGS
+            if code in CARRIED_COLOUR_TAGS
         )
         baseline = 0.0
-        if dng.BASELINE_EXPOSURE in tags:
-            num, den = tags[dng.BASELINE_EXPOSURE][2][:2]
+        if BASELINE_EXPOSURE in tags:
+            num, den = tags[BASELINE_EXPOSURE][2][:2]
             baseline = num / den if den else 0.0
         info = RawInfo(
             make=make, model=model,
