@@ -29,7 +29,8 @@ from libdeclip.tiling import Tile
 
 __all__ = [
     "DEFAULT_TOLERANCE", "PILE_UP_PIXELS", "PILE_UP_SHARE", "SPECK_PIXELS", "ClipMasks", "ClipSummary",
-    "DataLevels", "any_clipped", "clip_codes", "clip_mask", "data_codes", "levels_from_data", "run_codes",
+    "DataLevels", "any_clipped", "clip_codes", "clip_mask", "data_codes", "levels_from_data", "piles_up",
+    "run_codes",
     "clip_masks", "codes_to_masks", "feather_weights", "mask_codes", "mask_planes", "without_specks",
 ]
 
@@ -49,6 +50,12 @@ SPECK_PIXELS = 4
 #: rule on photosites, libdeclip.io.raw).
 PILE_UP_SHARE = 1e-5
 PILE_UP_PIXELS = 16
+
+
+def piles_up(values: np.ndarray, top: float) -> bool:
+    """Whether ``values`` sit at ``top`` the way clipping leaves them: at least
+    :data:`PILE_UP_SHARE` of them, and :data:`PILE_UP_PIXELS`, exactly on it."""
+    return int(np.count_nonzero(values == top)) >= max(PILE_UP_PIXELS, PILE_UP_SHARE * values.size)
 
 
 @dataclass(frozen=True)
@@ -78,9 +85,7 @@ def levels_from_data(colour: np.ndarray) -> DataLevels | None:
     tops = [float(np.max(colour[..., c])) for c in range(colour.shape[2])]
     if max(tops) <= 1.0:
         return None
-    need = max(PILE_UP_PIXELS, PILE_UP_SHARE * colour.shape[0] * colour.shape[1])
-    high = tuple(top if top > 0 and np.count_nonzero(colour[..., c] == top) >= need else None
-                 for c, top in enumerate(tops))
+    high = tuple(top if top > 0 and piles_up(colour[..., c], top) else None for c, top in enumerate(tops))
     found = [h for h in high if h is not None]
     return DataLevels(max(found) if found else max(tops), high)
 

@@ -36,7 +36,7 @@ from libdeclip.io import (
 )
 from libdeclip.io.files import check_source, path_problem, raw_output
 from libdeclip.mask import clip_mask
-from libdeclip.options import RepairOptions, needs_model
+from libdeclip.options import COMBINED, RepairOptions, needs_model
 from libdeclip.outputs import OutputOptions, Target, plan_outputs, side_path
 from libdeclip.session import Declipper
 
@@ -108,8 +108,8 @@ def naming(path: Path | str | None) -> Iterator[None]:
 def repair_file(image: Image, options: RepairOptions, session: Declipper, progress: bool
                 ) -> tuple[Image, list[str]]:
     """``image`` repaired (:meth:`Declipper.repair`), and the notes its repair raised."""
-    if options.method_for(image.raw is not None) == "opposed+declipnet" and image.raw is None:
-        raise DeclipError(f"{image.path}: --method opposed+declipnet works on camera RAW files only")
+    if options.method_for(image.raw is not None) == COMBINED and image.raw is None:
+        raise DeclipError(f"{image.path}: --method {COMBINED} works on camera RAW files only")
     with NOTES.collect() as notes, naming(image.path):
         repaired = session.repair(image, options, progress=progress)
     return repaired, notes

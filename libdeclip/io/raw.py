@@ -41,6 +41,7 @@ from libdeclip.errors import UnsupportedInputError, native_diagnostics
 from libdeclip.io.dng import BASELINE_EXPOSURE, CARRIED_COLOUR_TAGS, MAKE, MODEL, UNIQUE_CAMERA_MODEL
 from libdeclip.io.image import Image, RawInfo, RawMosaic, check_dimensions, pixel_limit
 from libdeclip.io.tiff import tiff_data_end
+from libdeclip.mask import piles_up
 
 __all__ = ["RAW_SUFFIXES", "DEMOSAIC_REACH", "read_raw", "is_raw_path", "dilate"]
 
@@ -57,7 +58,6 @@ RAW_SUFFIXES = frozenset(
 DEMOSAIC_REACH = 1
 #: A white level is "where the values pile up" when at least this share of a channel's
 #: photosites (and 16 of them) sit exactly at its top value.
-_SATURATION_SHARE = 1e-5
 _LIBRAW_TO_EXIF_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
 
 _Tags = dict[int, tuple[int, int, Any]]  # IFD 0 of a TIFF-based RAW: code -> (TIFF type, count, value)
@@ -94,8 +94,7 @@ def _effective_white(values: np.ndarray, declared: float) -> float:
     top = float(values.max())
     if top >= declared:
         return declared
-    at_top = int(np.count_nonzero(values == top))
-    if top >= 0.5 * declared and at_top >= max(16, _SATURATION_SHARE * values.size):
+    if top >= 0.5 * declared and piles_up(values, top):
         return top
     return declared
 
