@@ -164,8 +164,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
 
 
 def _read_camera_raw(path: Path, limit: int) -> Image:
-    if not path.is_file():
-        raise UnsupportedInputError(f"{path}: no such file")
+    """A camera RAW through LibRaw; ``path`` passed :func:`check_source` (a readable regular file)."""
     if path.stat().st_size == 0:
         raise UnsupportedInputError(f"{path}: the file is empty (0 bytes)")
     try:
