@@ -35,7 +35,8 @@ from fuzz import seeds as seedlib
 from fuzz.mutate import mutate, sniff
 
 REPO = Path(__file__).resolve().parent.parent
-SUFFIXES = (".png", ".jpg", ".tif", ".tiff", ".exr", ".dng", ".nef", ".cr2", ".arw", ".kdc", ".bin")
+SUFFIXES = (".png", ".jpg", ".tif", ".tiff", ".exr", ".webp", ".avif", ".heic",
+            ".dng", ".nef", ".cr2", ".arw", ".kdc", ".bin")
 METHODS = ["declipnet"] * 6 + ["cross-channel", "inpaint-opposed", "biharmonic"]
 FITS = [None, None, None, "clamp", "clamp", "compress", "float"]
 MAX_CORPUS = 3000

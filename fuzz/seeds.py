@@ -64,6 +64,15 @@ def _tiff(pixels: np.ndarray, **kw: object) -> bytes:
     return buf.getvalue()
 
 
+def _written(pixels: np.ndarray, suffix: str, tmp: Path, quality: int | None = 80, **fields: object) -> bytes:
+    """``pixels`` as libdeclip writes them to a ``suffix`` file (WebP, AVIF, HEIC)."""
+    from libdeclip import Image, write_image
+
+    path = tmp / f"seed{suffix}"
+    write_image(path, Image(pixels=pixels, **fields), overwrite=True, quality=quality)  # type: ignore[arg-type]
+    return path.read_bytes()
+
+
 def _exr(pixels: np.ndarray, tmp: Path) -> bytes:
     from libdeclip import Image, write_image
 
@@ -113,6 +122,7 @@ def generated(tmp: Path) -> list[Seed]:
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation
     exif[0x010F] = "Libdeclip"
+    exif_tiff = exif.tobytes()[6:]  # as Image holds it: without the "Exif\0\0" of a JPEG segment
     seeds = [
         Seed("gen-rgb8-png", ".png", _png(rgb)),
         Seed("gen-rgb8-icc-png", ".png", _png(rgb, icc_profile=p3)),
@@ -137,6 +147,15 @@ def generated(tmp: Path) -> list[Seed]:
                                                    photometric="rgb", planarconfig="separate",
                                                    extrasamples=["unassalpha"])),
         Seed("gen-rgb-float32-exr", ".exr", _exr(f32 * 2.0, tmp)),
+        Seed("gen-rgb8-icc-exif-webp", ".webp", _written(rgb, ".webp", tmp, icc_profile=p3, exif=exif_tiff)),
+        Seed("gen-rgba8-lossless-webp", ".webp", _written(np.dstack([rgb, alpha]), ".webp", tmp, None,
+                                                         encoding={"lossless": True})),
+        Seed("gen-rgb8-exif-avif", ".avif", _written(rgb, ".avif", tmp, exif=exif_tiff, xmp=b"<x:xmpmeta/>")),
+        Seed("gen-rgb10-p3-avif", ".avif", _written(rgb16, ".avif", tmp, significant_bits=10, nclx=(12, 13))),
+        Seed("gen-rgb8-icc-exif-heic", ".heic", _written(rgb, ".heic", tmp, icc_profile=adobe,
+                                                         exif=exif_tiff)),
+        Seed("gen-rgba10-heic", ".heic", _written(np.dstack([rgb16, alpha.astype(np.uint16) * 257]), ".heic",
+                                                  tmp, significant_bits=10)),
         Seed("gen-rgba-half-exr", ".exr", _exr(np.dstack([f32, f32[..., :1]]).astype(np.float16), tmp)),
     ]
     return seeds + _dngs(tmp)

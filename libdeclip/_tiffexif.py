@@ -7,11 +7,13 @@ source file survives. Nested IFD pointers (the interoperability IFD) are dropped
 
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
 EXIF_IFD_TAG = 34665
+ORIENTATION_TAG = 274
 # tifffile refuses to write tag 34665 itself, so the writer asks for this unassigned tag, which
 # sorts into the same place among the IFD's entries, and append_exif renames it.
 PLACEHOLDER_TAG = 34664
@@ -116,3 +118,39 @@ def append_exif(f: BinaryIO, entries: tuple[ExifEntry, ...]) -> None:
     f.write(b"\x00" * (base - f.tell()) + blob)
     f.seek(slot[0] - 8)  # the whole entry: tag, type LONG, count 1, offset
     f.write(struct.pack(order + "HHII", EXIF_IFD_TAG, 4, 1, base))
+
+
+def orientation_of(exif: bytes | None) -> int | None:
+    """The orientation in the first IFD of TIFF-structured EXIF, or None."""
+    if not exif:
+        return None
+    f = io.BytesIO(exif)
+    try:
+        header = _header(f)
+        if header is not None:
+            for tag, typ, count, value, _ in _ifd_entries(f, *header):
+                if tag == ORIENTATION_TAG and typ == 3 and count == 1:
+                    return int(struct.unpack(header[0] + "H", value[:2])[0])
+    except struct.error:
+        pass
+    return None
+
+
+def with_orientation(exif: bytes, orientation: int) -> bytes:
+    """TIFF-structured EXIF (as :class:`~libdeclip.io.image.Image` holds it) with the orientation
+    of its first IFD set to ``orientation``, changed in place so that nothing else moves; as it was
+    where there is no such tag (or the block cannot be read)."""
+    f = io.BytesIO(exif)
+    try:
+        header = _header(f)
+        if header is None:
+            return exif
+        order, offset = header
+        for tag, typ, count, _, pos in _ifd_entries(f, order, offset):
+            if tag == ORIENTATION_TAG and typ == 3 and count == 1:
+                patched = bytearray(exif)
+                patched[pos : pos + 2] = struct.pack(order + "H", orientation)
+                return bytes(patched)
+    except struct.error:
+        pass
+    return exif

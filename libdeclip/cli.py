@@ -36,7 +36,7 @@ from libdeclip.engine import (
 )
 from libdeclip.errors import DeclipError
 from libdeclip.fit import Fit
-from libdeclip.io import DEFAULT_PNG_LEVEL, Image, read_image
+from libdeclip.io import DEFAULT_PNG_LEVEL, FORMAT_NAMES, Image, read_image
 from libdeclip.mask import clip_mask, levels_from_data
 from libdeclip.options import COMBINED, METHODS, RepairOptions
 from libdeclip.outputs import DEFAULT_SUFFIX, OutputOptions, expand_inputs
@@ -58,7 +58,7 @@ def output_options(args: argparse.Namespace) -> OutputOptions:
         out_dir=Path(args.out_dir) if getattr(args, "out_dir", None) else None,
         suffix=DEFAULT_SUFFIX if getattr(args, "suffix", None) is None else args.suffix,
         in_place=getattr(args, "in_place", False), overwrite=getattr(args, "overwrite", False),
-        raw_format=args.format, exposure=args.exposure, png_level=args.png_level,
+        raw_format=args.format, exposure=args.exposure, png_level=args.png_level, quality=args.quality,
         mask=getattr(args, "mask", None), compare=getattr(args, "compare", None),
         report=Path(args.report) if getattr(args, "report", None) else None,
     )
@@ -158,13 +158,19 @@ def _cmd_info(args: argparse.Namespace) -> int:
         with NOTES.collect():
             if image.icc_profile:
                 space = colorspace_from_icc(image.icc_profile).name
+            elif image.nclx is not None:
+                space = f"{image.colorspace.name} (nclx {image.nclx[0]}/{image.nclx[1]})"
             else:
                 space = "linear sRGB (OpenEXR)" if image.format == "exr" else "sRGB (assumed)"
         mask, summary = clip_mask(image.pixels)
         names = "RGB" if mask.shape[2] == 3 else "Y"
         print(f"{src}")
-        print(f"  format     {image.format.upper()}, {w} x {h}, {image.channels} channel(s), "
-              f"{image.bit_depth}-bit {kind}{', alpha' if image.has_alpha else ''}")
+        depth = (f"{image.significant_bits}-bit {kind} (as 16-bit)" if image.significant_bits
+                 else f"{image.bit_depth}-bit {kind}")
+        lossless = image.encoding.get("lossless")
+        coding = "" if lossless is None else ", lossless" if lossless else ", lossy"
+        print(f"  format     {FORMAT_NAMES.get(image.format, image.format.upper())}{coding}, {w} x {h}, "
+              f"{image.channels} channel(s), {depth}{', alpha' if image.has_alpha else ''}")
         print(f"  colour     {space}")
         colour = image.pixels.reshape(h, w, -1)[..., : mask.shape[2]]
         found = levels_from_data(colour)
@@ -219,7 +225,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         if not jobs:
             print(f"error: no photos found in {src}", file=sys.stderr)
             return 2
-        output = OutputOptions(raw_format=args.format, exposure=args.exposure, png_level=args.png_level)
+        output = OutputOptions(raw_format=args.format, exposure=args.exposure, png_level=args.png_level,
+                               quality=args.quality)
         summary = run_batch(
             jobs, dst, repair_options(args), output, address=args.ray, workers=args.workers, cpus=args.cpus,
             gpus_per_worker=args.gpus_per_worker, threads_per_worker=args.threads_per_worker,
@@ -282,6 +289,9 @@ def _add_repair_options(p: argparse.ArgumentParser) -> None:
         "unclipped pixels untouched; not for RAW)")
     add("--png-level", type=int, default=DEFAULT_PNG_LEVEL, choices=range(10), metavar="0-9",
         help=f"zlib level of PNG outputs (default {DEFAULT_PNG_LEVEL}; 9 = smallest, slowest)")
+    add("--quality", type=int, default=None, choices=range(101), metavar="0-100",
+        help="quality of JPEG, WebP, AVIF and HEIC outputs (default: a JPEG's own tables, a "
+        "lossless WebP lossless, else 95 for JPEG and WebP, 90 for AVIF and HEIC)")
     add("--format", choices=["dng", "tiff32", "tiff16"], default=None,
         help="camera RAW inputs: linear DNG (default), scene-referred float32 TIFF in linear "
         "Rec. 2020, or 16-bit sRGB TIFF")

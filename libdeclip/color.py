@@ -17,7 +17,7 @@ editors embed; anything else gets a warning naming the profile, and sRGB is assu
 >>> adobe = get_colorspace("adobe-rgb")
 >>> white_and_beyond = np.array([[[1.0, 1.0, 1.0], [2.0, 0.5, 0.0]]])
 >>> model = to_model(white_and_beyond, adobe)        # unclamped: 2.0 stays above white
->>> bool(model[0, 1, 0] > 1.0), np.allclose(from_model(model, adobe), white_and_beyond)
+>>> bool(model[0, 1, 0] > 1.0), np.allclose(from_model(model, adobe), white_and_beyond, atol=1e-7)
 (True, True)
 """
 
@@ -31,10 +31,11 @@ from functools import cached_property
 import numpy as np
 
 from libdeclip import _native
+from libdeclip.errors import UnsupportedInputError
 
 __all__ = [
     "ColorSpace", "ToneCurve", "NAMED_SPACES", "get_colorspace", "colorspace_from_icc",
-    "to_model", "from_model", "icc_profile",
+    "to_model", "from_model", "icc_profile", "Nclx", "colorspace_from_nclx", "nclx_of",
 ]
 
 
@@ -163,6 +164,7 @@ NAMED_SPACES: dict[str, ColorSpace] = {
         _named("adobe-rgb", ((0.64, 0.33), (0.21, 0.71), (0.15, 0.06)), _WHITE_D65, _GAMMA_ADOBE),
         _named("prophoto-rgb", ((0.7347, 0.2653), (0.1596, 0.8404), (0.0366, 0.0001)), _WHITE_D50,
                _PROPHOTO_CURVE),
+        _named("rec709", _SRGB_PRIMARIES, _WHITE_D65, _REC2020_CURVE),  # BT.709 and BT.2020 share the curve
         _named("rec2020", _REC2020_PRIMARIES, _WHITE_D65, _REC2020_CURVE),
         _named("linear-rec2020", _REC2020_PRIMARIES, _WHITE_D65, _LINEAR),
     ]
@@ -174,6 +176,64 @@ def get_colorspace(name: str) -> ColorSpace:
         return NAMED_SPACES[name.lower()]
     except KeyError:
         raise ValueError(f"unknown colour space {name!r}; known: {', '.join(NAMED_SPACES)}") from None
+
+
+# ------------------------------------------------------------------------------ H.273 (nclx)
+
+#: ``nclx`` colour signalling: (colour primaries, transfer characteristics), ITU-T H.273 codes.
+Nclx = tuple[int, int]
+_UNSPECIFIED = 2
+_PRIMARIES = {1: "bt709", 9: "bt2020", 12: "p3"}
+_CURVES = {13: "srgb", 1: "bt709", 6: "bt709", 14: "bt709", 15: "bt709", 8: "linear"}
+#: libdeclip's colour space for each (primaries, curve) pair it has.
+_SPACES = {
+    ("bt709", "srgb"): "srgb", ("bt709", "linear"): "linear-srgb", ("bt709", "bt709"): "rec709",
+    ("p3", "srgb"): "display-p3", ("bt2020", "bt709"): "rec2020", ("bt2020", "linear"): "linear-rec2020",
+}
+_NCLX_OF = {space: next(p for p, n in _PRIMARIES.items() if n == prim)
+            for (prim, _), space in _SPACES.items()}
+_CURVE_CODE = {"srgb": 13, "bt709": 1, "linear": 8}
+_HDR_CURVES = {16: "PQ (SMPTE ST 2084)", 18: "HLG"}
+
+
+def colorspace_from_nclx(nclx: Nclx) -> ColorSpace:
+    """The colour space an ``nclx`` pair (HEIF/AVIF colour signalling) stands for (unspecified
+    codes mean sRGB's, as in any untagged file); refused for HDR transfer curves, which libdeclip
+    does not repair, and for pairs it has no colour space for.
+
+    >>> colorspace_from_nclx((12, 13)).name, nclx_of("display-p3")
+    ('display-p3', (12, 13))
+    """
+    primaries, curve = nclx
+    if curve in _HDR_CURVES:
+        raise UnsupportedInputError(
+            f"an HDR picture ({_HDR_CURVES[curve]} transfer curve): libdeclip repairs SDR and "
+            "scene-linear pictures, not HDR display encodings"
+        )
+    prim = _PRIMARIES.get(primaries, "bt709" if primaries == _UNSPECIFIED else None)
+    tone = _CURVES.get(curve, "srgb" if curve == _UNSPECIFIED else None)
+    space = _SPACES.get((prim, tone)) if prim and tone else None
+    if space is None:
+        raise UnsupportedInputError(
+            f"colour primaries {primaries} with transfer curve {curve} (ITU-T H.273 codes) are not a "
+            f"colour space libdeclip knows ({', '.join(sorted(set(_SPACES.values())))})"
+        )
+    return NAMED_SPACES[space]
+
+
+def nclx_of(space: str | ColorSpace) -> Nclx | None:
+    """The ``nclx`` pair that signals the colour space ``space`` (a name, or one read from an ICC
+    profile that converts as a named one does, within 1/500), or None if H.273 has none for it."""
+    if isinstance(space, ColorSpace):
+        probe = np.repeat(np.linspace(0.0, 1.0, 33)[None, :, None], 3, axis=2)
+        linear = _native.convert(probe, space.native, True)
+        space = next((name for name in _NCLX_OF if np.allclose(
+            NAMED_SPACES[name].to_linear_srgb, space.to_linear_srgb, atol=2e-3) and np.allclose(
+            _native.convert(probe, NAMED_SPACES[name].native, True), linear, atol=2e-3)), "")
+    if space not in _NCLX_OF:
+        return None
+    curve = next(tone for (_, tone), name in _SPACES.items() if name == space)
+    return _NCLX_OF[space], _CURVE_CODE[curve]
 
 
 # ------------------------------------------------------------------------------------------ ICC

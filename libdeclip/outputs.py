@@ -39,6 +39,8 @@ class OutputOptions:
         raw_format: camera RAW inputs: ``"dng"`` (default), ``"tiff32"`` or ``"tiff16"``.
         exposure: camera RAW inputs written as TIFF: exposure in EV.
         png_level: zlib level of PNG outputs.
+        quality: quality (0-100) of lossy outputs (JPEG, WebP, AVIF, HEIC); None: the writer's
+            default for each (:func:`libdeclip.io.write_image`).
         mask: write the clip mask as PNG here (a folder for several inputs).
         compare: write a before | after PNG here (a folder for several inputs).
         report: write ``report/index.html``, a static page of every file.
@@ -52,6 +54,7 @@ class OutputOptions:
     raw_format: str | None = None
     exposure: float = 0.0
     png_level: int = DEFAULT_PNG_LEVEL
+    quality: int | None = None
     mask: str | None = None
     compare: str | None = None
     report: Path | None = None

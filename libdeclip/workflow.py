@@ -143,7 +143,7 @@ def write_repair(dst: Path, repaired: Image, out: OutputOptions, fit: str | None
             kind, fmt = raw_output(dst, out.raw_format, repaired)
             if kind != "dng":
                 repaired = develop(repaired, kind, exposure=out.exposure, fit=fit or "compress")
-    written(dst, repaired, format=fmt, overwrite=overwrite, png_level=out.png_level)
+    written(dst, repaired, format=fmt, overwrite=overwrite, png_level=out.png_level, quality=out.quality)
 
 
 def _compare_picture(image: Image, result: np.ndarray) -> np.ndarray:

@@ -49,7 +49,9 @@ def refused(phrase: str, error: type[DeclipError] = UnsupportedInputError) -> Ou
 
 LIMIT = "above the limit of 500 MP"
 DAMAGED_PNG, DAMAGED_JPEG = "damaged or unreadable PNG", "damaged or unreadable JPEG"
-NOT_IMAGE = "not a PNG, JPEG, TIFF or OpenEXR file"
+DAMAGED_WEBP, DAMAGED_AVIF, DAMAGED_HEIC = ("damaged or unreadable WebP", "damaged or unreadable AVIF",
+                                            "damaged or unreadable HEIC")
+NOT_IMAGE = "not a PNG, JPEG, TIFF, OpenEXR, WebP, AVIF or HEIC/HEIF file"
 EMPTY_FILE = "the file is empty (0 bytes)"
 LIBRAW_CANNOT = "LibRaw cannot read this RAW file"
 NON_FINITE = "60 pixel values are NaN or infinite"
@@ -140,6 +142,31 @@ EXPECTED: dict[str, Outcome] = {
     "exr_bomb_100000x100000.exr": refused(f"100000 x 100000 pixels (10,000 MP) is {LIMIT}"),
     "exr_truncated_half.exr": refused("damaged or unreadable EXR (truncated: chunk 23 (at byte 9,742) runs"),
     "exr_empty.exr": refused(EMPTY_FILE),
+    # WebP: 8-bit RGB(A), lossy or lossless; animations refused
+    "webp_ok_lossy.webp": ok((H, W, 3), RGB8),
+    "webp_ok_lossless_rgba.webp": ok((H, W, 4), RGB8),
+    "webp_content_named.png": ok((H, W, 3), RGB8),
+    "webp_animated.webp": refused("an animated WebP (2 frames): libdeclip repairs stills"),
+    "webp_bad_frame_header.webp": refused(f"{DAMAGED_WEBP} (could not create decoder object)"),
+    "webp_empty.webp": refused(EMPTY_FILE),
+    "webp_truncated_20.webp": refused(DAMAGED_WEBP),
+    "webp_truncated_half.webp": refused(DAMAGED_WEBP),
+    # AVIF: 8-bit, and 10/12-bit as uint16 over the whole range; HDR (PQ, HLG) refused
+    "avif_ok_rgb8.avif": ok((H, W, 3), RGB8),
+    "avif_ok_10bit.avif": ok((H, W, 3), "uint16"),
+    "avif_pq.avif": refused("an HDR picture (PQ (SMPTE ST 2084) transfer curve)"),
+    "avif_bomb_100000x100000.avif": refused(f"{DAMAGED_AVIF} (Failed to decode image: BMFF parsing failed)"),
+    "avif_empty.avif": refused(EMPTY_FILE),
+    "avif_truncated_30.avif": refused(f"{DAMAGED_AVIF} (Failed to decode image: Truncated data)"),
+    "avif_truncated_half.avif": refused(DAMAGED_AVIF),
+    # HEIC: 8-bit, and 10/12-bit as uint16 over the whole range
+    "heic_ok_rgb8.heic": ok((H, W, 3), RGB8),
+    "heic_ok_10bit.heic": ok((H, W, 3), "uint16"),
+    "heic_content_named.jpg": ok((H, W, 3), RGB8),
+    "heic_bomb_100000x100000.heic": refused(f"{DAMAGED_HEIC} (Memory allocation error: Security limit"),
+    "heic_empty.heic": refused(EMPTY_FILE),
+    "heic_truncated_30.heic": refused(f"{DAMAGED_HEIC} (Invalid input: Unspecified: File size too small.)"),
+    "heic_truncated_half.heic": refused(f"{DAMAGED_HEIC} (Invalid input: Unexpected end of file"),
     # models (loaded as Declipper(model=...))
     "model_ok_zero_residual.onnx": Outcome(None, "zero-residual"),
     "model_not_onnx.onnx": refused("ONNX Runtime cannot load the model", ModelError),

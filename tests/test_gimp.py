@@ -234,6 +234,34 @@ def test_plugin_declips_like_the_library(work: Path, backend: str, case: str, se
     assert layers == ["Background"] or len(layers) == 1
 
 
+@pytest.mark.parametrize(("suffix", "fmt", "dtype"), [(".webp", "R'G'B' u8", np.uint8),
+                                                     (".heic", "R'G'B' u8", np.uint8),
+                                                     (".avif", "R'G'B' u16", np.uint16)])
+def test_plugin_declips_webp_heic_avif(work: Path, suffix: str, fmt: str, dtype: type) -> None:
+    """A photo opened from WebP, HEIC or AVIF (10-bit) in GIMP, through GIMP's own loaders (libwebp,
+    libheif): the plug-in repairs the layer as libdeclip repairs the values GIMP decoded (the
+    decoders' YUV conversions may differ from ours by a code), and GIMP decoded what libdeclip
+    reads within that."""
+    from libdeclip import Image as LibImage
+    from libdeclip import write_image
+
+    src = read_image(sorted(PHOTOS.glob("*.png"))[0]).pixels[..., :3]
+    pixels = src if dtype == np.uint8 else src.astype(np.uint16) * 257
+    bits = None if dtype == np.uint8 else 10
+    photo = write_image(work / f"photo{suffix}", LibImage(pixels, significant_bits=bits,
+                                                          encoding={"lossless": True}))
+    ours = read_image(photo).pixels
+    h, w = ours.shape[:2]
+    before_b, after_b, _, log = run_plugin(work, photo, backend="inprocess", fmt=fmt, select=None)
+    assert log.startswith("success"), log[-3000:]
+    before = np.frombuffer(before_b, dtype=dtype).reshape(h, w, 3)
+    after = np.frombuffer(after_b, dtype=dtype).reshape(h, w, 3)
+    one_code = 1 if dtype == np.uint8 else 65535 // 1023 + 1
+    assert np.abs(before.astype(np.int64) - ours).max() <= 2 * one_code  # the same picture
+    np.testing.assert_array_equal(after, library_output(work, before.copy(), "compress"))
+    assert not np.array_equal(after, before)
+
+
 @pytest.mark.parametrize("backend", ["inprocess", "subprocess"])
 def test_plugin_offers_the_models_libdeclip_lists(work: Path, backend: str) -> None:
     """The dialog's model choice: automatic, then what `libdeclip models` lists (asked of the

@@ -187,7 +187,7 @@ def test_bad_files_get_clear_errors(tmp_path: Path, demo_rgb: np.ndarray) -> Non
     (tmp_path / "notes.png").write_text("hello")
     cases = {
         truncated: "cut.png: damaged or unreadable PNG",
-        tmp_path / "notes.png": "notes.png: not a PNG, JPEG, TIFF or OpenEXR file",
+        tmp_path / "notes.png": "notes.png: not a PNG, JPEG, TIFF, OpenEXR, WebP, AVIF or HEIC/HEIF file",
         tmp_path / "missing.png": "missing.png: no such file",
         tmp_path: "is a folder",
     }

@@ -7,7 +7,7 @@ once complete and on disk. Bad files are refused with
 line.
 
 >>> sorted(set(IMAGE_SUFFIXES.values()))
-['dng', 'exr', 'jpeg', 'png', 'tiff']
+['avif', 'dng', 'exr', 'heif', 'jpeg', 'png', 'tiff', 'webp']
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import stat
 import struct
 import tempfile
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,28 +33,42 @@ from libdeclip.errors import (
     OutputIsAFolderError,
     UnsupportedInputError,
 )
+from libdeclip.io.avif import encode_avif, read_avif
 from libdeclip.io.dng import write_declipped_dng
 from libdeclip.io.exr import EXR_MAGIC, read_exr, write_exr
+from libdeclip.io.heif import encode_heif, isobmff_kind, read_heif
 from libdeclip.io.image import Image, check_finite, pixel_limit
 from libdeclip.io.jpeg import encode_jpeg, read_jpeg
 from libdeclip.io.png import DEFAULT_PNG_LEVEL, PNG_SIGNATURE, encode_png, read_png
 from libdeclip.io.raw import is_raw_path, read_raw
 from libdeclip.io.tiff import encode_tiff, read_tiff
+from libdeclip.io.webp import encode_webp, is_webp, read_webp
 
 __all__ = ["read_image", "write_image", "atomic_write", "check_source", "path_problem", "raw_output",
-           "FORMATS", "IMAGE_SUFFIXES", "RAW_OUTPUTS"]
+           "FORMATS", "LOSSY_FORMATS", "FORMAT_NAMES", "READ_FORMATS", "IMAGE_SUFFIXES", "RAW_OUTPUTS"]
 
-FORMATS = ("png", "jpeg", "tiff", "exr", "dng")
+FORMATS = ("png", "jpeg", "tiff", "exr", "webp", "avif", "heif", "dng")
+#: The formats a quality (0-100) applies to: lossy ones.
+LOSSY_FORMATS = ("jpeg", "webp", "avif", "heif")
+#: How each format is named in messages.
+FORMAT_NAMES = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "exr": "EXR", "webp": "WebP",
+                "avif": "AVIF", "heif": "HEIC", "dng": "DNG"}
+#: Readers of the formats read from bytes in memory (TIFF and OpenEXR read from the file).
+_READERS = {"png": read_png, "jpeg": read_jpeg, "webp": read_webp, "avif": read_avif, "heif": read_heif}
+#: Encoders of the lossy formats: (image, quality or None, stream).
+_LOSSY_ENCODERS = {"jpeg": encode_jpeg, "webp": encode_webp, "avif": encode_avif, "heif": encode_heif}
 #: What a camera RAW image becomes in each output format (see :func:`libdeclip.develop.develop`).
 RAW_OUTPUTS = {"dng": "dng", "tiff": "tiff32", "tiff32": "tiff32", "tiff16": "tiff16", "png": "srgb8",
-               "jpeg": "srgb8"}
+               "jpeg": "srgb8", "webp": "srgb8", "avif": "srgb8", "heif": "srgb8"}
 #: File name suffixes of the formats written (and, but for camera RAW, read), and the format each
 #: one stands for when :func:`write_image` is given no ``format``. Camera RAW files are read by
 #: their suffix: :data:`~libdeclip.io.raw.RAW_SUFFIXES`.
 IMAGE_SUFFIXES = {
     ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".exr": "exr",
-    ".dng": "dng",
+    ".webp": "webp", ".avif": "avif", ".heic": "heif", ".heif": "heif", ".hif": "heif", ".dng": "dng",
 }
+#: What :func:`read_image` reads, for messages.
+READ_FORMATS = "PNG, JPEG, TIFF, OpenEXR, WebP, AVIF or HEIC/HEIF"
 #: Free space under which an encoder's errno-less write failure counts as a full disk.
 _NEARLY_FULL = 1 << 20
 _UMASK_LOCK = threading.Lock()
@@ -71,7 +86,9 @@ def _sniff(head: bytes) -> str | None:
         return "tiff"
     if head.startswith(EXR_MAGIC):
         return "exr"
-    return None
+    if is_webp(head):
+        return "webp"
+    return isobmff_kind(head)
 
 
 #: What a path that is not a regular file is, by its stat mode, for the refusal.
@@ -112,8 +129,8 @@ def check_source(path: Path) -> None:
 
 
 def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> Image:
-    """Read a PNG, JPEG, TIFF or OpenEXR image, or a camera RAW file (by its suffix: DNG, CR2,
-    CR3, NEF, ARW, RAF, ORF, RW2, KDC, ...; see :mod:`libdeclip.io.raw`).
+    """Read a PNG, JPEG, TIFF, OpenEXR, WebP, AVIF or HEIC/HEIF image, or a camera RAW file (by its
+    suffix: DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2, KDC, ...; see :mod:`libdeclip.io.raw`).
 
     The format is found from the file's first bytes (the suffix does not matter), except for
     camera RAW, which LibRaw reads by suffix. Palette images come back as RGB (RGBA with
@@ -131,22 +148,21 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
         return _read_camera_raw(path, limit)
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
+            head = f.read(64)  # an ISO media file's brands (HEIF, AVIF) follow its first 16 bytes
     except OSError as exc:  # it went between the check and the open
         raise UnsupportedInputError(f"{path}: cannot read ({path_problem(exc)})") from None
     if not head:
         raise UnsupportedInputError(f"{path}: the file is empty (0 bytes)")
     kind = _sniff(head)
     if kind is None:
-        raise UnsupportedInputError(f"{path}: not a PNG, JPEG, TIFF or OpenEXR file")
+        raise UnsupportedInputError(f"{path}: not a {READ_FORMATS} file")
     try:
         if kind == "tiff":  # tifffile reads strips from the file: no copy of it in memory
             image = read_tiff(path, limit)
         elif kind == "exr":
             image = read_exr(path, limit)
         else:
-            data = path.read_bytes()
-            image = read_png(data, limit) if kind == "png" else read_jpeg(data, limit)
+            image = _READERS[kind](path.read_bytes(), limit)
         if image.pixels.size == 0:
             raise UnsupportedInputError("the image is empty")
         if image.is_float:
@@ -154,11 +170,12 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     except UnsupportedInputError as exc:
         raise UnsupportedInputError(f"{path}: {exc}") from None
     except MemoryError:
-        raise UnsupportedInputError(f"{path}: not enough memory to decode this {kind.upper()}") from None
+        raise UnsupportedInputError(f"{path}: not enough memory to decode this {FORMAT_NAMES[kind]}") \
+            from None
     except (struct.error, EOFError) as exc:  # a header or directory cut short
-        raise UnsupportedInputError(f"{path}: damaged or truncated {kind.upper()} ({exc})") from None
+        raise UnsupportedInputError(f"{path}: damaged or truncated {FORMAT_NAMES[kind]} ({exc})") from None
     except Exception as exc:  # decoders raise many types; the user needs file and reason
-        raise UnsupportedInputError(f"{path}: damaged or unreadable {kind.upper()} ({exc})") from None
+        raise UnsupportedInputError(f"{path}: damaged or unreadable {FORMAT_NAMES[kind]} ({exc})") from None
     image.path = path
     return image
 
@@ -196,17 +213,20 @@ def write_image(
     *,
     format: str | None = None,
     overwrite: bool = False,
-    jpeg_quality: int | None = None,
+    quality: int | None = None,
     png_level: int = DEFAULT_PNG_LEVEL,
     exposure: float = 0.0,
     fit: str = "compress",
+    jpeg_quality: int | None = None,
 ) -> Path:
     """Write ``image`` atomically; the format follows ``format``, else the suffix, else the image.
 
-    An existing file is replaced only with ``overwrite=True``. JPEG keeps the source's quantisation
-    tables when the image came from a JPEG (same quality), else uses ``jpeg_quality`` or 95. PNG is
-    deflated at ``png_level`` (0-9; the default 3 encodes photos 2.5-3x faster than zlib's usual
-    6, for files 0-7% larger on the photos we measured).
+    An existing file is replaced only with ``overwrite=True``. ``quality`` (0-100) applies to the
+    lossy formats; without it each keeps what it can of the source: JPEG the source's quantisation
+    tables when the image came from a JPEG (same quality), else 95; WebP lossless when the source
+    was, else 95; AVIF and HEIC 90. PNG is deflated at ``png_level`` (0-9; the default 3 encodes
+    photos 2.5-3x faster than zlib's usual 6, for files 0-7% larger on the photos we measured).
+    ``jpeg_quality`` is the former name of ``quality``.
 
     An image read from a camera RAW (camera RGB, see :mod:`libdeclip.io.raw`) is written as a linear
     DNG (``format="dng"`` or a ``.dng`` name), a scene-referred float32 TIFF in linear Rec. 2020
@@ -216,6 +236,11 @@ def write_image(
     """
     if not 0 <= png_level <= 9:
         raise ValueError(f"png_level must be 0 to 9, got {png_level}")
+    if jpeg_quality is not None:
+        warnings.warn("write_image(jpeg_quality=) is now quality=", DeprecationWarning, stacklevel=2)
+        quality = jpeg_quality if quality is None else quality
+    if quality is not None and not 0 <= quality <= 100:
+        raise ValueError(f"quality must be 0 to 100, got {quality}")
     path = Path(path)
     fmt = format or IMAGE_SUFFIXES.get(path.suffix.lower()) or image.format
     if image.raw is not None:
@@ -239,8 +264,8 @@ def write_image(
             write_exr(image, tmp)
         else:
             with open(tmp, "wb") as f:
-                if fmt == "jpeg":
-                    encode_jpeg(image, jpeg_quality, f)
+                if fmt in _LOSSY_ENCODERS:
+                    _LOSSY_ENCODERS[fmt](image, quality, f)
                 elif fmt == "png":
                     f.write(encode_png(image, png_level))
                 elif fmt == "dng":

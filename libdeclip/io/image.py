@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from libdeclip._tiffexif import ExifEntry
-from libdeclip.color import ColorSpace, ToneCurve, colorspace_from_icc, get_colorspace
+from libdeclip.color import ColorSpace, ToneCurve, colorspace_from_icc, colorspace_from_nclx, get_colorspace
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.inputs import dtype_range
 
@@ -107,6 +107,10 @@ class Image:
     tiff_exif: tuple[ExifEntry, ...] | None = None  # a TIFF's EXIF sub-IFD, decoded
     orientation: int | None = None  # EXIF/TIFF orientation tag, kept as found
     exr_header: dict[str, Any] | None = None  # OpenEXR attributes (compression, chromaticities...)
+    xmp: bytes | None = None  # XMP packet (WebP, AVIF, HEIF)
+    significant_bits: int | None = None  # 10 or 12: the file's depth, its codes held over 16 bits
+    nclx: tuple[int, int] | None = None  # HEIF/AVIF colour signalling (H.273 primaries, transfer)
+    encoding: dict[str, Any] = field(default_factory=dict)  # how the file was coded (WebP lossless, chroma)
     path: Path | None = None
     raw: RawInfo | None = None  # camera RAW: pixels are camera RGB (see libdeclip.io.raw)
     raw_mask: np.ndarray | None = field(default=None, repr=False)  # RAW: H x W x 3, clipped photosites
@@ -145,12 +149,15 @@ class Image:
 
     @property
     def colorspace(self) -> ColorSpace:
-        """The pixels' encoding: from the ICC profile, else linear sRGB (Rec. 709 primaries) for
-        OpenEXR, which is scene-linear, else sRGB (what untagged files mean)."""
+        """The pixels' encoding: from the ICC profile, else from a HEIF/AVIF file's colour
+        signalling, else linear sRGB (Rec. 709 primaries) for OpenEXR, which is scene-linear, else
+        sRGB (what untagged files mean)."""
         if self.raw is not None:
             return self.raw.colorspace
         if self.icc_profile:
             return colorspace_from_icc(self.icc_profile)
+        if self.nclx is not None:
+            return colorspace_from_nclx(self.nclx)
         if self.format == "exr":
             return get_colorspace("linear-srgb")
         return get_colorspace("srgb")

@@ -166,6 +166,55 @@ def set_exr_window(data: bytes, width: int, height: int) -> bytes:
     return data[:at] + struct.pack("<iiii", 0, 0, width - 1, height - 1) + data[at + 16 :]
 
 
+def webp(pixels: np.ndarray, *, lossless: bool = False, frames: int = 1) -> bytes:
+    from PIL import Image
+
+    images = [Image.fromarray(np.ascontiguousarray(np.roll(pixels, 8 * i, axis=1))) for i in range(frames)]
+    out = io.BytesIO()
+    images[0].save(out, format="WEBP", quality=90, lossless=lossless, method=4,
+                   **({"save_all": True, "append_images": images[1:]} if frames > 1 else {}))
+    return out.getvalue()
+
+
+def avif(pixels: np.ndarray) -> bytes:
+    """8-bit through Pillow (its image sequences carry a time stamp: tests/test_io.py makes one)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="AVIF", quality=80, speed=8, max_threads=1)
+    return out.getvalue()
+
+
+def avif_wide(codes: np.ndarray, bits: int, *, transfer: int = 13) -> bytes:
+    """10- or 12-bit through imagecodecs (libavif), colour signalled as ``nclx`` (BT.709 primaries)."""
+    import imagecodecs
+
+    return bytes(imagecodecs.avif_encode(codes, level=80, speed=8, bitspersample=bits, primaries=1,
+                                         transfer=transfer, matrix=6, numthreads=1))
+
+
+def heic(pixels: np.ndarray, bits: int = 8) -> bytes:
+    """Through pillow-heif (x265); 16-bit ``pixels`` (codes in the top bits) at ``bits``."""
+    import pillow_heif
+
+    mode = "RGB" if bits == 8 else "RGB;16"
+    heif = pillow_heif.from_bytes(mode=mode, size=(pixels.shape[1], pixels.shape[0]),
+                                  data=np.ascontiguousarray(pixels).tobytes())
+    out = io.BytesIO()
+    heif.save(out, quality=80, **({} if bits == 8 else {"bit_depth": bits}))
+    return out.getvalue()
+
+
+def set_ispe(data: bytes, width: int, height: int) -> bytes:
+    """Rewrite every image spatial extent (``ispe``) property of a HEIF/AVIF file."""
+    buf = bytearray(data)
+    at = buf.find(b"ispe")
+    while at >= 0:
+        struct.pack_into(">II", buf, at + 8, width, height)  # after the full box's version and flags
+        at = buf.find(b"ispe", at + 4)
+    return bytes(buf)
+
+
 def set_jpeg_size(data: bytes, width: int, height: int) -> bytes:
     at = data.index(b"\xff\xc0") + 5  # marker, length, precision, then height, width
     return data[:at] + struct.pack(">HH", height, width) + data[at + 4 :]
@@ -217,7 +266,9 @@ def build() -> dict[str, bytes]:
     rgb = photo()
     g = grey(rgb)
     rgb16 = rgb.astype(np.uint16) * 257
-    linear = ((rgb.astype(np.float32) / 255.0) ** 2.2).astype(np.float32)
+    # Through a table on a 2**-24 grid: numpy's vectorised power differs by an ulp between releases.
+    table = np.array([round((i / 255) ** 2.2 * 2**24) / 2**24 for i in range(256)], dtype=np.float32)
+    linear = table[rgb]
     files: dict[str, bytes] = {}
 
     # PNG
@@ -320,6 +371,41 @@ def build() -> dict[str, bytes]:
         "exr_truncated_half.exr": ok_exr[: len(ok_exr) // 2],
         "exr_empty.exr": b"",
     }
+
+    # WebP
+    ok_webp = webp(rgb)
+    files |= {
+        "webp_ok_lossy.webp": ok_webp,
+        "webp_ok_lossless_rgba.webp": webp(np.dstack([rgb, np.full(g.shape, 200, np.uint8)]), lossless=True),
+        "webp_animated.webp": webp(rgb, frames=2),
+        "webp_bad_frame_header.webp": ok_webp.replace(b"\x9d\x01\x2a", b"\x00\x00\x00", 1),  # VP8 start code
+        "webp_empty.webp": b"",
+        "webp_content_named.png": ok_webp,
+    }
+    files |= truncations("webp", ".webp", ok_webp, {"20": 20, "half": len(ok_webp) // 2})
+
+    # AVIF
+    ok_avif = avif(rgb)
+    codes10 = (rgb16 >> 6).astype(np.uint16)
+    files |= {
+        "avif_ok_rgb8.avif": ok_avif,
+        "avif_ok_10bit.avif": avif_wide(codes10, 10),
+        "avif_pq.avif": avif_wide(codes10, 10, transfer=16),
+        "avif_bomb_100000x100000.avif": set_ispe(ok_avif, BOMB, BOMB),
+        "avif_empty.avif": b"",
+    }
+    files |= truncations("avif", ".avif", ok_avif, {"30": 30, "half": len(ok_avif) // 2})
+
+    # HEIC
+    ok_heic = heic(rgb)
+    files |= {
+        "heic_ok_rgb8.heic": ok_heic,
+        "heic_ok_10bit.heic": heic(codes10 << 6, 10),
+        "heic_bomb_100000x100000.heic": set_ispe(ok_heic, BOMB, BOMB),
+        "heic_empty.heic": b"",
+        "heic_content_named.jpg": ok_heic,
+    }
+    files |= truncations("heic", ".heic", ok_heic, {"30": 30, "half": len(ok_heic) // 2})
 
     # Models
     files |= {

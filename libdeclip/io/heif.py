@@ -1,0 +1,197 @@
+"""HEIC/HEIF (phones' photos): read and written through pillow-heif (libheif), 8-bit or 10/12-bit,
+with the ICC profile or the colour signalling (``nclx``), EXIF and XMP; and what HEIF and AVIF share,
+the ISO base media file format they live in: which of the two a file is, and its ``nclx`` colour
+(primaries and transfer curve, the colour space of files that carry no ICC profile).
+
+Pixels of 10- and 12-bit files are held as uint16 over the whole 16-bit range, the file's code
+scaled so that its top code is 65535 (``Image.significant_bits`` records the file's depth and the
+writer scales back): the clip level of such a file is then the same 65535 as for any 16-bit file.
+
+HEIF transforms (rotation and mirror boxes) are applied by libheif when the picture is decoded, so
+the pixels come as the photo is seen and the EXIF orientation says 1; a repaired copy is written
+in that orientation.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any
+
+import numpy as np
+
+from libdeclip._tiffexif import with_orientation
+from libdeclip.color import Nclx, colorspace_from_nclx
+from libdeclip.errors import UnsupportedInputError
+from libdeclip.io.image import Image, check_dimensions
+
+__all__ = ["HEIF_BRANDS", "AVIF_BRANDS", "DEFAULT_HEIF_QUALITY", "isobmff_kind", "read_nclx", "read_pixi",
+           "to_wide_codes", "to_file_codes", "read_heif", "encode_heif"]
+
+#: ``ftyp`` brands of HEVC-coded HEIF (the major brand or a compatible one).
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
+#: ``ftyp`` brands of AV1-coded HEIF (AVIF).
+AVIF_BRANDS = frozenset({b"avif", b"avis"})
+#: Quality of HEIC output (libheif's 0-100; x265 at 90 keeps a photo's grain and texture).
+DEFAULT_HEIF_QUALITY = 90
+
+
+def isobmff_kind(head: bytes) -> str | None:
+    """``"heif"``, ``"avif"`` or None from a file's first bytes (its ``ftyp`` box; at least 32
+    bytes are needed to see the compatible brands)."""
+    if len(head) < 12 or head[4:8] != b"ftyp":
+        return None
+    size = struct.unpack(">I", head[:4])[0]
+    brands = [head[8:12]] + [head[i : i + 4] for i in range(16, min(size, len(head)) - 3, 4)]
+    if any(b in AVIF_BRANDS for b in brands):
+        return "avif"
+    if any(b in HEIF_BRANDS for b in brands):
+        return "heif"
+    return None
+
+
+# ------------------------------------------------------------------------------- colour (nclx)
+
+def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    """(type, payload start, end) of the boxes in ``data[start:end]``."""
+    found, pos = [], start
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        head = 8
+        if size == 1 and pos + 16 <= end:
+            size, head = struct.unpack_from(">Q", data, pos + 8)[0], 16
+        elif size == 0:
+            size = end - pos
+        if size < head or pos + size > end:
+            break
+        found.append((kind, pos + head, pos + size))
+        pos += size
+    return found
+
+
+def _child(data: bytes, boxes: list[tuple[bytes, int, int]], kind: bytes) -> tuple[int, int] | None:
+    return next(((s, e) for k, s, e in boxes if k == kind), None)
+
+
+def _properties(data: bytes) -> list[tuple[bytes, int, int]]:
+    """The item property boxes of a HEIF/AVIF file (meta > iprp > ipco), in file order."""
+    meta = _child(data, _boxes(data, 0, len(data)), b"meta")
+    if meta is None:
+        return []
+    iprp = _child(data, _boxes(data, meta[0] + 4, meta[1]), b"iprp")  # meta is a full box: +4
+    ipco = iprp and _child(data, _boxes(data, *iprp), b"ipco")
+    return _boxes(data, *ipco) if ipco else []
+
+
+def read_nclx(data: bytes) -> Nclx | None:
+    """The first ``nclx`` colour box among a HEIF/AVIF file's item properties, or None (none there,
+    or the file carries an ICC profile instead)."""
+    for kind, start, end in _properties(data):
+        if kind == b"colr" and end - start >= 10 and data[start : start + 4] == b"nclx":
+            primaries, curve = struct.unpack_from(">HH", data, start + 4)
+            return primaries, curve
+    return None
+
+
+def read_pixi(data: bytes) -> int | None:
+    """Bits per channel from the first pixel-information box (``pixi``) among a HEIF/AVIF file's
+    item properties, or None."""
+    for kind, start, end in _properties(data):
+        if kind == b"pixi" and end - start >= 6 and data[start + 4] >= 1:  # full box, channel count
+            return int(data[start + 5])
+    return None
+
+
+# ------------------------------------------------------------------------------ bit depth
+
+
+def to_wide_codes(codes: np.ndarray, bits: int) -> np.ndarray:
+    """``bits``-bit codes (uint16, 0 .. 2**bits - 1) over the 16-bit range, the top code at 65535
+    (bit replication: exact, and undone by :func:`to_file_codes`)."""
+    codes = codes.astype(np.uint16, copy=False)
+    return (codes << (16 - bits)) | (codes >> (2 * bits - 16))
+
+
+def to_file_codes(wide: np.ndarray, bits: int) -> np.ndarray:
+    """uint16 pixels over the 16-bit range as ``bits``-bit codes, rounded to the nearest."""
+    top = (1 << bits) - 1
+    return ((wide.astype(np.uint32) * top + 32767) // 65535).astype(np.uint16)
+
+
+# ---------------------------------------------------------------------------------------- HEIF
+
+
+def read_heif(data: bytes, limit: int) -> Image:
+    """A HEIC/HEIF file's bytes (its primary image) as an :class:`Image`, refused from its header
+    if above ``limit`` pixels."""
+    import pillow_heif
+
+    heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
+    check_dimensions(heif.size[0], heif.size[1], limit)
+    info = heif.info
+    bits = int(info.get("bit_depth") or 8)
+    mode = heif.mode
+    if mode not in ("L", "RGB", "RGBA", "L;16", "RGB;16", "RGBA;16"):
+        raise UnsupportedInputError(f"HEIF colour mode {mode} is not supported (grey, RGB or RGBA)")
+    pixels = np.asarray(heif)  # decodes; libheif has applied the rotation and mirror boxes
+    if bits > 8:  # pillow-heif shifts the codes to the top bits: undo, then spread over 16 bits
+        pixels = to_wide_codes(pixels >> (16 - bits), bits)
+    icc = info.get("icc_profile") or None
+    if icc is not None and info.get("icc_profile_type") != "prof":
+        icc = None  # a restricted ICC (rICC) describes no colour space we can use as is
+    nclx = None
+    profile = info.get("nclx_profile")
+    if icc is None and profile:
+        nclx = (int(profile["color_primaries"]), int(profile["transfer_characteristics"]))
+        colorspace_from_nclx(nclx)  # refuses HDR and unknown colour
+    exif = info.get("exif") or None
+    if exif is not None:  # the pixels come upright: an orientation other than 1 would turn them again
+        exif = with_orientation(exif[6:] if exif.startswith(b"Exif\x00\x00") else exif, 1)
+    chroma = info.get("chroma")
+    return Image(
+        pixels=pixels,
+        format="heif",
+        icc_profile=icc,
+        exif=exif,
+        xmp=info.get("xmp") or None,
+        orientation=1 if exif else None,
+        significant_bits=bits if bits > 8 else None,
+        nclx=nclx,
+        encoding={"chroma": int(chroma)} if chroma in (420, 422, 444) else {},
+    )
+
+
+def encode_heif(image: Image, quality: int | None, out: Any) -> None:
+    """Write ``image`` as HEIC to the stream ``out``: 8-bit, or 10/12-bit as read (16-bit pixels of
+    another source at 12 bits), at ``quality`` (default :data:`DEFAULT_HEIF_QUALITY`), with its
+    ICC profile or colour signalling, EXIF and XMP, and the source's chroma subsampling (else
+    4:2:0, what cameras write)."""
+    import pillow_heif
+
+    pixels = image.pixels
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise UnsupportedInputError(f"HEIC holds 8-, 10- or 12-bit integers, not {pixels.dtype}")
+    if pixels.ndim == 3 and pixels.shape[2] == 2:
+        pixels = pixels[..., [0, 0, 0, 1]]  # grey + alpha: HEIC has no such layout
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+    kwargs: dict[str, Any] = {"quality": quality if quality is not None else DEFAULT_HEIF_QUALITY,
+                              "chroma": image.encoding.get("chroma", 420)}
+    if pixels.dtype == np.uint16:
+        bits = image.significant_bits or 12
+        pixels = to_file_codes(pixels, bits) << (16 - bits)  # pillow-heif takes the top bits of 16
+        mode += ";16"
+        kwargs["bit_depth"] = bits
+    heif = pillow_heif.from_bytes(mode=mode, size=(pixels.shape[1], pixels.shape[0]),
+                                  data=np.ascontiguousarray(pixels).tobytes())
+    if image.icc_profile:
+        kwargs["icc_profile"] = image.icc_profile
+    else:
+        primaries, curve = image.nclx or (1, 13)  # sRGB
+        kwargs.update(color_primaries=primaries, transfer_characteristics=curve, matrix_coefficients=6,
+                      full_range_flag=1)
+    if image.exif:
+        kwargs["exif"] = b"Exif\x00\x00" + image.exif
+    if image.xmp:
+        kwargs["xmp"] = image.xmp
+    heif.save(out, **kwargs)
