@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from libdeclip.color import from_model
-from libdeclip.composite import band_parts, composite
+from libdeclip.composite import band_parts, composite, output_top
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.estimates import clipped_estimates, reconstruct
 from libdeclip.inputs import prepare
@@ -83,4 +83,5 @@ def declip_classic(
         new[hi | lo] = rec[hi | lo]
     bands, recovered = band_parts(h, w, pixels, new, hi | lo)
     # the bands cover the image: the fit curve's pass over the unclipped values goes band by band
-    return composite(image, colour, low, high, tolerance, 0, fit, bands, recovered, codes, threads)
+    top = output_top(image.dtype, low, high, opts.clip_levels is not None)
+    return composite(image, colour, low, high, tolerance, 0, fit, bands, recovered, codes, threads, top=top)

@@ -20,7 +20,7 @@ from libdeclip import _native
 from libdeclip.fit import DEFAULT_KNEE, DEFAULT_TOE, POLICY_CODES, Fit
 from libdeclip.tiling import Tile
 
-__all__ = ["BAND_ROWS", "Recovered", "band_parts", "composite"]
+__all__ = ["BAND_ROWS", "Recovered", "band_parts", "composite", "output_top"]
 
 #: Rows per band of :func:`band_parts`.
 BAND_ROWS = 256
@@ -38,14 +38,33 @@ class Recovered:
     part_of: Tile | None = None
 
 
+def output_top(dtype: np.dtype, low: np.ndarray, high: np.ndarray, levels_given: bool) -> float | None:
+    """The level an integer picture's output is fitted to when its clip levels were found in its
+    values below the dtype's top code (:func:`libdeclip.mask.levels_from_data`): that top code, so
+    that the codes between the level and the top hold recovered values (a photo clipped at 250 gets
+    251 to 255 back, with ``clamp`` too). None otherwise: the output is fitted to the run's levels
+    (a caller's ``clip_levels`` mean the output's range as well)."""
+    if levels_given or np.dtype(dtype).kind not in "ui" or np.any(low != 0):
+        return None
+    top = float(np.iinfo(dtype).max)
+    return top if float(high.max()) < top and np.all(high == high[0]) else None
+
+
 def composite(
     image: np.ndarray, colour: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float, feather: int,
     fit: Fit, tiles: Iterable[Tile], recovered: list[Recovered], codes: np.ndarray | None, threads: int,
-    out: np.ndarray | None = None,
+    out: np.ndarray | None = None, top: float | None = None,
 ) -> np.ndarray:
     """The output: a copy of ``image`` with each tile's recovered values written in through the
     fit policy (in the image's dtype). ``tiles`` covers the image. ``out``: that copy, when the
-    caller has made it (the run does while the model works)."""
+    caller has made it (the run does while the model works). ``top``: the high level the output is
+    fitted to, when not the run's (:func:`output_top`); ``recovered`` is then taken from the run's
+    clip-normalised scale to that one."""
+    if top is not None:  # the run's high level is one value for every channel (output_top)
+        factor = float(high[0]) / top
+        recovered = [Recovered(r.tile, (r.values * factor).astype(np.float32), r.vmin * factor,
+                               r.vmax * factor, r.part_of) for r in recovered]
+        high = np.full_like(high, top)
     out = image.copy() if out is None else out
     out_colour = out.reshape(out.shape[0], out.shape[1], -1)[..., : colour.shape[2]]
     vmax = max([1.0] + [r.vmax for r in recovered if r.values.size])

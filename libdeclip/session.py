@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from libdeclip.classic import declip_classic
-from libdeclip.composite import composite
+from libdeclip.composite import composite, output_top
 from libdeclip.engine import ModelInfo, OnnxEngine, resolve_model
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.inputs import prepare
@@ -260,8 +260,9 @@ class Declipper:
             recovered = tiles.run(progress, ticket, copy=(image, out))
         finally:
             self._turns.done(ticket)
+        top = output_top(image.dtype, low, high, opts.clip_levels is not None)
         return composite(
-            image, colour, low, high, tolerance, feather, fit, plan, recovered, codes, self._threads, out
+            image, colour, low, high, tolerance, feather, fit, plan, recovered, codes, self._threads, out, top
         )
 
 

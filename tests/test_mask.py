@@ -107,3 +107,57 @@ def test_a_float_picture_above_one_is_repaired_only_where_it_was_clipped() -> No
     assert not np.array_equal(forced[~at_level], clipped[~at_level])
     mask, summary = clip_mask(clipped)
     assert 0 < summary.any == at_level.mean() < 0.05
+
+
+def _demo_crop() -> np.ndarray:
+    from PIL import Image
+
+    from tests.conftest import REPO
+
+    with Image.open(REPO / "examples" / "night_lamps.png") as im:
+        return np.ascontiguousarray(np.asarray(im.convert("RGB")))
+
+
+def test_integer_levels_are_found_only_where_values_pile_up_below_the_top_code() -> None:
+    from libdeclip.mask import levels_from_data
+
+    photo = _demo_crop()
+    # a scene whose brightest point (a sun of one pixel at 235) is below 255: nothing piles up
+    yy, xx = np.mgrid[0:240, 0:320]
+    sun = np.exp(-((yy - 120) ** 2 + (xx - 160) ** 2) / (2 * 25.0**2))
+    noise = np.random.default_rng(0).normal(0, 2, (240, 320, 3))
+    dimmed = np.clip(np.rint(60 + 40 * np.sin(xx / 30)[..., None] + 135 * sun[..., None] + noise), 0, 254)
+    dimmed = dimmed.astype(np.uint8)
+    assert dimmed.max() < 255 and levels_from_data(dimmed) is None
+    assert levels_from_data(photo) is None  # reaches 255: the dtype's range already says it
+    # the demo's blown lamps, dimmed after clipping, are still clipped: at the code they moved to
+    lamps = levels_from_data((photo.astype(np.float64) * 0.9).astype(np.uint8))
+    assert lamps is not None and lamps.high == (229.0, 229.0, 229.0)
+    clipped = np.minimum(photo.astype(np.float64) * 1.1, 250).astype(np.uint8)  # a curve stopping at 250
+    found = levels_from_data(clipped)
+    assert found is not None and found.scale == 250 and found.high == (250.0, 250.0, 250.0)
+    assert "R clipped at 250 (values pile up there)" in found.describe()
+    wide = levels_from_data(np.minimum(photo.astype(np.uint16) * 257, 65280))  # a RAW developer's TIFF
+    assert wide is not None and wide.high == (65280.0,) * 3
+    # a flat graphic (no values running up to the top) and a few values on the top are not clipping
+    flat = np.full((64, 64, 3), 120, np.uint8)
+    flat[16:48, 16:48] = 240
+    assert levels_from_data(flat) is None
+    few = dimmed.copy()
+    few[:4, :4] = 250
+    assert levels_from_data(few) is None
+
+
+def test_a_photo_clipped_below_its_top_code_gets_the_codes_above_back() -> None:
+    import libdeclip
+
+    photo = _demo_crop()
+    truth = np.minimum(photo.astype(np.float64) * 1.1, 255)
+    clipped = np.minimum(truth, 250).astype(np.uint8)
+    at_level = (clipped >= 250).any(axis=2)
+    out = libdeclip.declip(clipped, method="cross-channel", fit="clamp")
+    assert np.array_equal(out[~at_level], clipped[~at_level])
+    assert out[at_level].max() > 250 and (out[at_level] >= clipped[at_level]).all()
+    assert np.abs(out[at_level] - truth[at_level]).mean() < np.abs(clipped[at_level] - truth[at_level]).mean()
+    # clip_levels= always wins: at the dtype's range nothing below 255 is clipped
+    assert np.array_equal(libdeclip.declip(clipped, method="cross-channel", clip_levels=(0, 255)), clipped)
