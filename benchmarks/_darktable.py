@@ -94,8 +94,9 @@ def _highlights_params(mode: str, clip_threshold: float) -> str:
     return struct.pack("<ifffffiiffif", *fields).hex()
 
 
-def _sidecar(mode: str, clip_threshold: float) -> str:
-    """An XMP sidecar whose only history item is the highlight reconstruction module."""
+def _sidecar(mode: str, clip_threshold: float, enabled: bool = True) -> str:
+    """An XMP sidecar whose only history item is the highlight reconstruction module (switched
+    off with ``enabled=False``, as the darktable plug-in's sidecar of a declipped DNG does)."""
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
  <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
@@ -103,7 +104,7 @@ def _sidecar(mode: str, clip_threshold: float) -> str:
     darktable:xmp_version="5" darktable:auto_presets_applied="0" darktable:history_end="1">
    <darktable:history>
     <rdf:Seq>
-     <rdf:li darktable:num="0" darktable:operation="highlights" darktable:enabled="1"
+     <rdf:li darktable:num="0" darktable:operation="highlights" darktable:enabled="{int(enabled)}"
       darktable:modversion="4" darktable:params="{_highlights_params(mode, clip_threshold)}"
       darktable:multi_name="" darktable:multi_priority="0"/>
     </rdf:Seq>
@@ -128,8 +129,11 @@ def _read_pfm(path: Path) -> np.ndarray:
     return pixels.reshape(height, width, 3)[::-1].astype(np.float32)
 
 
-def develop(raw_path: Path, mode: str, workdir: Path, clip_threshold: float = 1.0) -> np.ndarray:
-    """Develop ``raw_path`` with darktable's highlight reconstruction ``mode``.
+def develop(raw_path: Path, mode: str, workdir: Path, clip_threshold: float = 1.0,
+            highlights: bool = True) -> np.ndarray:
+    """Develop ``raw_path`` with darktable's highlight reconstruction ``mode`` (or, with
+    ``highlights=False``, with the module switched off: how the darktable plug-in's DNG of a
+    declipped RAW is developed).
 
     Returns a scene-linear float32 H x W x 3 array in linear Rec.709 / sRGB primaries (D65), camera
     white balance as shot, full sensor size with the geometry of ``rawpy``'s ``postprocess()`` (the
@@ -152,7 +156,7 @@ def develop(raw_path: Path, mode: str, workdir: Path, clip_threshold: float = 1.
     with tempfile.TemporaryDirectory(prefix=f"dt_{mode}_", dir=workdir) as tmp:
         tmpdir = Path(tmp)
         sidecar = tmpdir / "highlights.xmp"
-        sidecar.write_text(_sidecar(mode, float(clip_threshold)))
+        sidecar.write_text(_sidecar(mode, float(clip_threshold), highlights))
         out = tmpdir / "out.pfm"
         cmd = [
             cli, str(raw_path), str(sidecar), str(out),
@@ -179,6 +183,6 @@ def develop(raw_path: Path, mode: str, workdir: Path, clip_threshold: float = 1.
         tone = committed.intersection(_TONE_MODULES)
         if tone:
             raise RuntimeError(f"darktable ran non-linear modules {sorted(tone)}; output is not scene-linear")
-        if committed and "highlights" not in committed:  # an empty set: the log format changed
+        if highlights and committed and "highlights" not in committed:  # an empty set: the log format changed
             raise RuntimeError("darktable did not run the highlight reconstruction module")
         return _read_pfm(out)

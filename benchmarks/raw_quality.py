@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from libdeclip import Declipper, read_image
+from libdeclip import Declipper, read_image, write_image
 from libdeclip.color import get_colorspace, to_model
 from libdeclip.io import Image, dng
 from libdeclip.options import COMBINED
@@ -188,6 +188,23 @@ def darktable_method(mode: str, workdir: Path) -> Callable[[Pair], np.ndarray]:
     return run
 
 
+def darktable_plugin_method(session: Declipper, workdir: Path) -> Callable[[Pair], np.ndarray]:
+    """What a darktable user gets from the plug-in's default (plugins/darktable/libdeclip.lua): the
+    RAW's default repair written as a linear DNG (``libdeclip declip`` of the RAW), developed by
+    darktable with highlight reconstruction off, as the plug-in's sidecar sets it."""
+    from benchmarks import _darktable
+
+    def run(pair: Pair) -> np.ndarray:
+        dng = workdir / f"{pair.clipped_path.stem}_declip.dng"
+        write_image(dng, session.repair(pair.clipped, method=COMBINED), overwrite=True)
+        try:
+            return _darktable.develop(dng, "opposed", workdir, highlights=False).astype(np.float64)
+        finally:
+            dng.unlink(missing_ok=True)
+
+    return run
+
+
 # ----------------------------------------------------------------------------------- metrics
 
 
@@ -311,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         methods["libdeclip (declipnet-v1)"] = libdeclip_method(v1)
         for other in more:
             methods[f"libdeclip ({other.model_info.path.stem})"] = libdeclip_method(other)
+        if dt_version:
+            methods["libdeclip DNG in darktable (plug-in)"] = darktable_plugin_method(session, folder)
         grid_pair: tuple[int, Pair, dict[str, np.ndarray]] | None = None
         for file, rows, cols in SOURCES:
             for level in args.levels:

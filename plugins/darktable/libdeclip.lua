@@ -2,10 +2,18 @@
   libdeclip.lua: repair clipped highlights and shadows of the selected images with libdeclip
 
   Select images in the lighttable and press "declip" in the libdeclip panel (or its keyboard
-  shortcut, or choose the "declip with libdeclip" target in the export module). Each image is
-  exported at full size as a 16- or 32-bit float TIFF, repaired by the `libdeclip` command,
-  imported beside the original, grouped with it, and given its tags, rating and colour labels.
-  The temporary export is removed.
+  shortcut). By default libdeclip repairs each image's source file, what the camera recorded:
+  a camera RAW becomes a linear DNG beside it (<name>_declip.dng) with a sidecar
+  (<name>_declip.dng.xmp) that turns darktable's highlight reconstruction off for it, so the
+  recovered values above white reach the rest of the pipe; any other file (JPEG, PNG, TIFF, WebP,
+  AVIF, HEIC) is repaired into the same format beside it. The result is imported, grouped with
+  the original and given its tags, rating and colour labels; with "copy history" on (default) the
+  original's history stack is applied to it too, less highlight reconstruction and the sensor-level
+  modules that do not apply to a demosaiced DNG.
+
+  The preference "repair: darktable's rendering" (and the export module's target "declip with
+  libdeclip", whatever the preference) repairs what darktable renders instead: the image exported
+  through its whole history as a 16- or 32-bit TIFF, repaired and imported as <name>_declip.tif.
 
   INSTALLATION
     * script_manager: add this file to a lua-scripts folder (for example contrib/) and start it
@@ -48,8 +56,9 @@ local M = {}  -- the functions, also for the tests
 -- ---------------------------------------------------------------------------------- preferences
 
 local gui = dt.configuration.has_gui
+local SOURCE, RENDERING = "source file", "darktable's rendering"
 local DEFAULTS = {command = "libdeclip", fit = "compress", device = "auto", model = "automatic",
-                  suffix = "_declip", bpp = "16"}
+                  suffix = "_declip", bpp = "16", repair = SOURCE, copy_history = true}
 
 local function preference(key, kind)
   if gui then
@@ -63,6 +72,13 @@ end
 -- mode gets the defaults (registering them there would wait for a GUI forever). Registered once the
 -- commands below are defined: the model list is asked of the libdeclip command.
 local function register_preferences()
+  dt.preferences.register(MODULE, "repair", "enum", _("libdeclip: repair"),
+    _("the source file (a camera RAW becomes a linear DNG with darktable's highlight reconstruction "
+      .. "off) or darktable's rendering of the image (a TIFF through its whole history)"),
+    DEFAULTS.repair, SOURCE, RENDERING)
+  dt.preferences.register(MODULE, "copy_history", "bool", _("libdeclip: copy history"),
+    _("apply the original's history stack to the repaired source file, less highlight reconstruction"),
+    DEFAULTS.copy_history)
   dt.preferences.register(MODULE, "command", "string", _("libdeclip: command"),
     _("the libdeclip command, or a full path to it"), DEFAULTS.command)
   dt.preferences.register(MODULE, "fit", "enum", _("libdeclip: range"),
@@ -82,6 +98,8 @@ end
 
 function M.options()
   return {
+    repair = preference("repair", "enum") == RENDERING and "rendering" or "source",
+    copy_history = preference("copy_history", "bool"),
     command = preference("command", "string"),
     fit = preference("fit", "enum"),
     device = preference("device", "enum"),
@@ -147,14 +165,32 @@ local function stem(name)
 end
 
 -- A free name for the output beside the original: photo_declip.tif, photo_declip_2.tif, ...
-function M.output_path(image, suffix)
+-- ``ext``: its extension (default tif); ``with_sidecar``: NAME.xmp must be free as well.
+function M.output_path(image, suffix, ext, with_sidecar)
+  ext = ext or "tif"
   local base = image.path .. "/" .. stem(image.filename) .. suffix
-  local path, n = base .. ".tif", 2
-  while exists(path) do
-    path = base .. "_" .. n .. ".tif"
+  local path, n = base .. "." .. ext, 2
+  while exists(path) or (with_sidecar and exists(path .. ".xmp")) do
+    path = base .. "_" .. n .. "." .. ext
     n = n + 1
   end
   return path
+end
+
+-- Camera RAW suffixes libdeclip reads (libdeclip.io.RAW_SUFFIXES; tests/test_darktable.py checks
+-- that the two lists agree).
+local RAW_SUFFIXES = {}
+for s in ("3fr ari arw bay cr2 cr3 crw dcr dcs dng erf fff iiq k25 kdc mef mos mrw nef nrw orf pef ptx "
+          .. "raf raw rw2 rwl rwz sr2 srf srw x3f"):gmatch("%S+") do
+  RAW_SUFFIXES[s] = true
+end
+M.RAW_SUFFIXES = RAW_SUFFIXES
+
+-- Whether darktable reads ``image`` as a camera RAW. darktable sets ``is_raw`` once it has loaded
+-- the file; an image only imported (the library mode of a script) may not have it yet: the suffix.
+function M.is_raw(image)
+  local ext = (image.filename:match("%.([^.]+)$") or ""):lower()
+  return image.is_raw or RAW_SUFFIXES[ext] == true
 end
 
 -- Run libdeclip on a TIFF; returns true, or false and a message.
@@ -185,10 +221,166 @@ local function copy_metadata(from, to)
   to:group_with(from.group_leader)
 end
 
+-- ``dt_iop_highlights_params_t`` version 4 (darktable 4.2 to 5.x) with darktable's defaults
+-- (inpaint opposed, clipping threshold 1.0), little-endian: mode 5, blendL 1, blendC 0, strength 0,
+-- clip 1, noise 0, iterations 30, scales 6, candidating 0.4, combine 2, recovery 0, solid colour 0.
+-- The module is written disabled, so the parameters only say which version they are.
+local HIGHLIGHTS_PARAMS = "050000000000803f00000000000000000000803f000000001e00000006000000cdcccc3e"
+                          .. "000000400000000000000000"
+
+-- The sidecar of a declipped DNG: a history whose one item turns highlight reconstruction off.
+-- darktable reads NAME.xmp when it imports NAME; it applies its automatic presets (the workflow's
+-- exposure and tone mapper) on the first opening, as for any new image.
+M.HIGHLIGHTS_OFF_XMP = [[<?xml version="1.0" encoding="UTF-8"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:darktable="http://darktable.sf.net/"
+    darktable:xmp_version="5" darktable:auto_presets_applied="0" darktable:history_end="1">
+   <darktable:history>
+    <rdf:Seq>
+     <rdf:li darktable:num="0" darktable:operation="highlights" darktable:enabled="0"
+      darktable:modversion="4" darktable:params="]] .. HIGHLIGHTS_PARAMS .. [["
+      darktable:multi_name="" darktable:multi_priority="0"/>
+    </rdf:Seq>
+   </darktable:history>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+]]
+
+-- Write ``text`` to ``path`` through a temporary file beside it, renamed once complete.
+local function write_file(path, text)
+  local tmp = path .. ".part"
+  local f, err = io.open(tmp, "wb")
+  if not f then return false, err end
+  local ok, werr = f:write(text)
+  f:close()
+  if not ok then os.remove(tmp) return false, werr end
+  local renamed, rerr = os.rename(tmp, path)
+  if not renamed then os.remove(tmp) return false, rerr end
+  return true
+end
+
+-- Modules of a history that are not copied onto a repaired source file: highlight reconstruction
+-- (the recovered values must reach the pipe) and the sensor-level modules, whose parameters belong
+-- to the original's photosites (black and white points, the mosaic) and which a demosaiced linear
+-- DNG does not run.
+M.NOT_COPIED = {highlights = true, rawprepare = true, demosaic = true, rawdenoise = true,
+                hotpixels = true, cacorrect = true}
+
+-- darktable 4.2 crashes deleting a style when it has no GUI (it updates the GUI's shortcuts): a
+-- Lua program using darktable in library mode keeps the two scratch styles of each copy.
+local function delete_style(style)
+  if gui then dt.styles.delete(style) end
+end
+
+local function find_style(name)
+  for i = 1, #dt.styles do
+    if dt.styles[i].name == name then return dt.styles[i] end
+  end
+  return nil
+end
+
+-- Apply ``from``'s history stack to ``to``, less the modules of M.NOT_COPIED: through a darktable
+-- style (the Lua API has no history copy): created from ``from``, exported, its items filtered in
+-- the .dtstyle file, imported again, applied (appended to ``to``'s history), then deleted.
+-- Returns the number of items applied, or nil and a message.
+function M.copy_history(from, to)
+  local scratch = os.tmpname()  -- a name nobody else gets, in the temporary folder
+  os.remove(scratch)
+  local folder, unique = split_path(scratch)
+  local name, filtered = "libdeclip-" .. unique, "libdeclip-" .. unique .. "-copy"
+  local style = dt.styles.create(from, name, "libdeclip: history to copy")
+  if not style then return nil, _("could not read the original's history") end
+  local count = #style
+  local applied, message = 0, nil
+  if count > 0 then
+    dt.styles.export(style, folder, true)
+    local exported = folder .. "/" .. name .. ".dtstyle"
+    local f = io.open(exported, "rb")
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    os.remove(exported)
+    local head, body, tail = text:match("^(.-<style>)(.*)(</style>.*)$")
+    if not head then
+      message = _("darktable exported the history in an unknown form")
+    else
+      local kept = {}
+      for block in body:gmatch("<plugin>.-</plugin>") do
+        if not M.NOT_COPIED[block:match("<operation>(.-)</operation>") or ""] then kept[#kept + 1] = block end
+      end
+      if #kept > 0 then
+        head = head:gsub("<name>.-</name>", "<name>" .. filtered .. "</name>", 1)
+        local path = folder .. "/" .. filtered .. ".dtstyle"
+        local wrote, err = write_file(path, head .. table.concat(kept) .. tail)
+        if wrote then
+          dt.styles.import(path)
+          os.remove(path)
+          local copy = find_style(filtered)
+          if copy then
+            dt.styles.apply(copy, to)
+            delete_style(copy)
+            applied = #kept
+          else
+            message = _("darktable did not import the filtered history")
+          end
+        else
+          message = err
+        end
+      end
+    end
+  end
+  delete_style(style)
+  if message then return nil, message end
+  return applied
+end
+
+-- Repair ``image``'s source file (see the top of this file). Returns the new image, or nil and a
+-- message.
+function M.declip_source(image, opts)
+  local source = image.path .. "/" .. image.filename
+  local raw = M.is_raw(image)
+  local ext = raw and "dng" or (image.filename:match("%.([^.]+)$") or "tif")
+  local output = M.output_path(image, opts.suffix, ext, raw)
+  local ok, message = M.run_libdeclip(source, output, opts)
+  if not ok then return nil, message end
+  if raw then
+    local wrote, err = write_file(output .. ".xmp", M.HIGHLIGHTS_OFF_XMP)
+    if not wrote then
+      os.remove(output)
+      return nil, string.format(_("could not write the sidecar of %s (%s)"), output, tostring(err))
+    end
+  end
+  local new = dt.database.import(output)
+  if not new then return nil, string.format(_("could not import %s"), output) end
+  copy_metadata(image, new)
+  if opts.copy_history and not gui and api_at_least({9, 4, 0}) then
+    -- darktable 5 waits for ever creating a style without its GUI (a Lua program using it in
+    -- library mode): the repair stands, the history is not copied there.
+    dt.print_error(MODULE .. ": " .. string.format(_("history of %s not copied: darktable 5 copies "
+      .. "styles in its GUI only"), image.filename))
+  elseif opts.copy_history then
+    local applied, err = M.copy_history(image, new)
+    if not applied then  -- the repair stands; say why the edits did not come along
+      dt.print_error(MODULE .. ": " .. string.format(_("history of %s not copied: %s"), image.filename, err))
+    end
+  end
+  return new
+end
+
+-- Declip ``image``: its source file (``opts.repair`` "source", the default), or darktable's
+-- rendering of it. ``exported``: a TIFF already exported by darktable (the export storage): that
+-- rendering is repaired. Returns the new image (and, for a rendering, the export's path when
+-- ``opts.keep_export``), or nil and a message.
+function M.declip_image(image, opts, exported)
+  if exported or opts.repair == "rendering" then return M.declip_rendering(image, opts, exported) end
+  return M.declip_source(image, opts)
+end
+
 -- Export ``image`` at full size, declip it, import and group the result. ``exported``: a TIFF
 -- already exported by darktable (the export storage), else this exports one. Returns the new
 -- image (and the export's path when ``opts.keep_export``), or nil and a message.
-function M.declip_image(image, opts, exported)
+function M.declip_rendering(image, opts, exported)
   local tmp = exported
   if not tmp then
     local base = os.tmpname()  -- creates the file: a name nobody else gets
@@ -231,6 +423,12 @@ function M.declip_images(images, opts, job)
   return done, failures
 end
 
+-- What the panel says the button repairs (the "repair" preference).
+function M.mode_text()
+  return M.options().repair == "rendering" and _("repairs: darktable's rendering")
+    or _("repairs: the source file")
+end
+
 function M.declip_selection()
   local images = dt.gui.action_images
   if #images == 0 then
@@ -266,15 +464,20 @@ end
 local function install()
   if not gui then return end
   register_preferences()
+  M.mode_label = dt.new_widget("label") {label = M.mode_text()}
   M.button = dt.new_widget("button") {
     label = _("declip"),
     tooltip = _("repair clipped highlights and shadows of the selected images"),
-    clicked_callback = function() M.declip_selection() end,
+    clicked_callback = function()
+      M.mode_label.label = M.mode_text()  -- the preference may have changed since
+      M.declip_selection()
+    end,
   }
   dt.register_lib(MODULE, _("libdeclip"), true, false,
     {[dt.gui.views.lighttable] = {"DT_UI_CONTAINER_PANEL_RIGHT_CENTER", 700}},
     dt.new_widget("box") {
       orientation = "vertical",
+      M.mode_label,
       M.button,
     })
   register_hooks()
