@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,11 @@ def run_harness(work: Path, photos: list[Path], command: Path = COMMAND, env: di
                    if line.startswith("LIBDECLIP-RESULT ")]
         if results or "LIBDECLIP-" in proc.stdout:
             break
+        # A start that crashed leaves darktable's database locks behind, and every later start in
+        # this library then fails ("Starting darktable failed"): remove them, pause, try again.
+        for lock in [*work.glob("*.lock"), *work.glob("config/*.lock")]:
+            lock.unlink(missing_ok=True)
+        time.sleep(2)
     return results, log
 
 
