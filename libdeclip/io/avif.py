@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from libdeclip._tiffexif import orientation_of
-from libdeclip.color import nclx_of
+from libdeclip.color import colorspace_from_nclx, nclx_of
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.io.heif import read_nclx, read_pixi, to_file_codes, to_wide_codes
-from libdeclip.io.image import Image, check_dimensions
-from libdeclip.io.jpeg import EXIF_PREFIX, pil_metadata
+from libdeclip.io.image import Image
+from libdeclip.io.jpeg import EXIF_PREFIX, pil_still_metadata
 
 __all__ = ["DEFAULT_AVIF_QUALITY", "read_avif", "encode_avif"]
 
@@ -40,11 +40,7 @@ def read_avif(data: bytes, limit: int) -> Image:
 
     # The plugin's own class, not PIL.Image.open: that applies Pillow's global bomb limit.
     with AvifImagePlugin.AvifImageFile(io.BytesIO(data)) as im:
-        check_dimensions(im.width, im.height, limit)
-        if getattr(im, "n_frames", 1) > 1:
-            raise UnsupportedInputError(f"an animated AVIF ({im.n_frames} frames): libdeclip repairs stills")
-        meta = pil_metadata(im)
-        meta["xmp"] = im.info.get("xmp") or None
+        meta = pil_still_metadata(im, limit, "AVIF")
         bits = read_pixi(data) or 8
         if bits > 8:
             pixels = to_wide_codes(np.asarray(imagecodecs.avif_decode(data)), bits)
@@ -52,11 +48,10 @@ def read_avif(data: bytes, limit: int) -> Image:
             pixels = np.asarray(im.convert("RGBA" if "A" in im.mode else "RGB") if im.mode not in (
                 "L", "RGB", "RGBA") else im)
     nclx = None if meta["icc_profile"] else read_nclx(data)
-    image = Image(pixels=pixels, format="avif", significant_bits=bits if bits > 8 else None, nclx=nclx,
-                  **meta)
     if nclx is not None:
-        _ = image.colorspace  # refuses HDR (PQ, HLG) and colour libdeclip does not know
-    return image
+        colorspace_from_nclx(nclx)  # refuses HDR (PQ, HLG) and colour libdeclip does not know
+    return Image(pixels=pixels, format="avif", significant_bits=bits if bits > 8 else None, nclx=nclx,
+                 **meta)
 
 
 def encode_avif(image: Image, quality: int | None, out: Any) -> None:

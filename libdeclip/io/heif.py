@@ -24,6 +24,7 @@ from libdeclip._tiffexif import with_orientation
 from libdeclip.color import Nclx, colorspace_from_nclx
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.io.image import Image, check_dimensions
+from libdeclip.io.jpeg import EXIF_PREFIX
 
 __all__ = ["HEIF_BRANDS", "AVIF_BRANDS", "DEFAULT_HEIF_QUALITY", "isobmff_kind", "read_nclx", "read_pixi",
            "to_wide_codes", "to_file_codes", "read_heif", "encode_heif"]
@@ -146,7 +147,7 @@ def read_heif(data: bytes, limit: int) -> Image:
         colorspace_from_nclx(nclx)  # refuses HDR and unknown colour
     exif = info.get("exif") or None
     if exif is not None:  # the pixels come upright: an orientation other than 1 would turn them again
-        exif = with_orientation(exif[6:] if exif.startswith(b"Exif\x00\x00") else exif, 1)
+        exif = with_orientation(exif[len(EXIF_PREFIX):] if exif.startswith(EXIF_PREFIX) else exif, 1)
     chroma = info.get("chroma")
     return Image(
         pixels=pixels,
@@ -191,7 +192,7 @@ def encode_heif(image: Image, quality: int | None, out: Any) -> None:
         kwargs.update(color_primaries=primaries, transfer_characteristics=curve, matrix_coefficients=6,
                       full_range_flag=1)
     if image.exif:
-        kwargs["exif"] = b"Exif\x00\x00" + image.exif
+        kwargs["exif"] = EXIF_PREFIX + image.exif
     if image.xmp:
         kwargs["xmp"] = image.xmp
     heif.save(out, **kwargs)

@@ -13,7 +13,7 @@ from libdeclip.errors import UnsupportedInputError
 from libdeclip.io.image import Image, check_dimensions
 from libdeclip.io.tiff import TIFF_ORIENTATION
 
-__all__ = ["EXIF_PREFIX", "pil_metadata", "read_jpeg", "encode_jpeg"]
+__all__ = ["EXIF_PREFIX", "pil_metadata", "pil_still_metadata", "read_jpeg", "encode_jpeg"]
 
 #: What a JPEG's APP1 segment puts before its TIFF-structured EXIF (which :class:`Image` keeps without).
 EXIF_PREFIX = b"Exif\x00\x00"
@@ -38,6 +38,17 @@ def pil_metadata(im: Any) -> dict[str, Any]:
         "dpi": (float(dpi[0]), float(dpi[1])) if dpi else None,
         "orientation": orientation,
     }
+
+
+def pil_still_metadata(im: Any, limit: int, name: str) -> dict[str, Any]:
+    """:func:`pil_metadata` and the XMP of a file opened with a Pillow plugin that can hold
+    animations (WebP, AVIF), refused from its header if above ``limit`` pixels and if it holds more
+    than one frame; ``name``: the format, for the message."""
+    check_dimensions(im.width, im.height, limit)
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1:
+        raise UnsupportedInputError(f"an animated {name} ({frames} frames): libdeclip repairs stills")
+    return {**pil_metadata(im), "xmp": im.info.get("xmp") or None}
 
 
 def read_jpeg(data: bytes, limit: int) -> Image:

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from libdeclip.errors import UnsupportedInputError
-from libdeclip.io.image import Image, check_dimensions
-from libdeclip.io.jpeg import EXIF_PREFIX, pil_metadata
+from libdeclip.io.image import Image
+from libdeclip.io.jpeg import EXIF_PREFIX, pil_still_metadata
 
 __all__ = ["WEBP_MAGIC", "DEFAULT_WEBP_QUALITY", "is_webp", "read_webp", "encode_webp"]
 
@@ -43,11 +43,7 @@ def read_webp(data: bytes, limit: int) -> Image:
 
     # The plugin's own class, not PIL.Image.open: that applies Pillow's global bomb limit.
     with WebPImagePlugin.WebPImageFile(io.BytesIO(data)) as im:
-        check_dimensions(im.width, im.height, limit)
-        if getattr(im, "n_frames", 1) > 1:
-            raise UnsupportedInputError(f"an animated WebP ({im.n_frames} frames): libdeclip repairs stills")
-        meta = pil_metadata(im)
-        meta["xmp"] = im.info.get("xmp") or None
+        meta = pil_still_metadata(im, limit, "WebP")
         pixels = np.asarray(im if im.mode in ("RGB", "RGBA") else im.convert("RGBA"))
     return Image(pixels=pixels, format="webp", encoding={"lossless": _is_lossless(data)}, **meta)
 
