@@ -37,6 +37,7 @@ from libdeclip.mask import (
     INT_PILE_UP_PIXELS,
     INT_PILE_UP_SHARE,
     INT_SPIKE_RATIO,
+    band_evidence,
     clip_mask,
     levels_from_data,
 )
@@ -58,9 +59,8 @@ def photos(data: Path) -> list[tuple[str, np.ndarray]]:
 
 def top_statistics(rgb: np.ndarray) -> list[tuple[int, float, float]]:
     """(values on the top code, their share, ratio to the band's average) of each channel whose
-    top is below the dtype's top code."""
+    top is below the dtype's top code: what the rule weighs (``libdeclip.mask.band_evidence``)."""
     top_code = int(np.iinfo(rgb.dtype).max)
-    step = top_code / 255
     rows = []
     for c in range(rgb.shape[2]):
         values = rgb[..., c]
@@ -68,9 +68,7 @@ def top_statistics(rgb: np.ndarray) -> list[tuple[int, float, float]]:
         if top >= top_code:
             continue
         on_top = int(np.count_nonzero(values == top))
-        below = values[(values >= top - INT_BAND * step) & (values < top)]
-        codes = np.unique(below)
-        average = below.size / codes.size if codes.size else 0.0
+        average, _ = band_evidence(values, top, top_code)
         rows.append((on_top, on_top / values.size, on_top / average if average else float("inf")))
     return rows
 

@@ -119,30 +119,40 @@ def levels_from_data(colour: np.ndarray) -> DataLevels | None:
     return DataLevels(max(found) if found else max(tops), high)
 
 
-def integer_level(values: np.ndarray, top_code: int) -> int | None:
+def band_evidence(values: np.ndarray, top: int, top_code: int) -> tuple[float, int]:
+    """What the integer rule weighs below an integer channel's highest code ``top``: the average
+    count of the occupied codes of the :data:`INT_BAND` 8-bit steps just below it (0.0 if none is),
+    and how many of those steps hold a value."""
+    step = top_code / 255
+    below = values[(values >= top - INT_BAND * step) & (values < top)]
+    codes = np.unique(below)
+    average = below.size / codes.size if codes.size else 0.0
+    occupied = int(np.unique(np.floor((top - 1 - codes) / step)).size)  # 8-bit steps with values
+    return average, occupied
+
+
+def integer_level(values: np.ndarray, top_code: int, top: int | None = None) -> int | None:
     """The code below ``top_code`` at which an integer channel's ``values`` were clipped, by the
-    rule of :data:`INT_MIN_LEVEL` and the other ``INT_`` thresholds; None if there is none."""
-    top = int(values.max())
+    rule of :data:`INT_MIN_LEVEL` and the other ``INT_`` thresholds; None if there is none.
+    ``top``: the channel's highest value, when the caller has it."""
+    top = int(values.max()) if top is None else top
     if top >= top_code or top < INT_MIN_LEVEL * top_code:
         return None
     on_top = int(np.count_nonzero(values == top))
     if on_top < max(INT_PILE_UP_PIXELS, INT_PILE_UP_SHARE * values.size):
         return None
-    step = top_code / 255
-    below = values[(values >= top - INT_BAND * step) & (values < top)]
-    codes = np.unique(below) if below.size else below
-    occupied = np.unique(np.floor((top - 1 - codes) / step)).size  # 8-bit steps of the band with values
-    if occupied < INT_BAND_CODES or on_top < INT_SPIKE_RATIO * below.size / codes.size:
+    average, occupied = band_evidence(values, top, top_code)
+    if occupied < INT_BAND_CODES or on_top < INT_SPIKE_RATIO * average:
         return None
     return top
 
 
 def _integer_levels(colour: np.ndarray) -> DataLevels | None:
     top_code = int(np.iinfo(colour.dtype).max)
-    found = [integer_level(colour[..., c], top_code) for c in range(colour.shape[2])]
+    tops = [int(colour[..., c].max()) for c in range(colour.shape[2])]
+    found = [integer_level(colour[..., c], top_code, top) for c, top in enumerate(tops)]
     if all(level is None for level in found):
         return None
-    tops = [int(colour[..., c].max()) for c in range(colour.shape[2])]
     high = tuple(float(level) if level is not None else float(top_code) if top >= top_code else None
                  for level, top in zip(found, tops, strict=True))
     return DataLevels(max(h for h in high if h is not None), high)
