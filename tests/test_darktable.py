@@ -181,21 +181,28 @@ def photos(tmp_path: Path) -> list[Path]:
     return [tricky, tiff, raw]
 
 
+def _check_rendering(result: dict[str, object], log: str, tmp_path: Path) -> tuple[Path, Path]:
+    """One image repaired from darktable's rendering: no error, the output there and grouped with
+    the original, equal to libdeclip's own result on the export darktable made. (output, export)."""
+    assert "error" not in result, (result, log[-2000:])
+    output, export = Path(str(result["output"])), Path(str(result["export"]))
+    assert output.is_file() and result["grouped"] is True
+    expected = tmp_path / f"expected_{output.name}"
+    assert libdeclip_main(["declip", str(export), "-o", str(expected), "-q", "--device", "cpu"]) == 0
+    np.testing.assert_array_equal(read_image(output).pixels, read_image(expected).pixels)
+    return output, export
+
+
 def test_script_declips_groups_and_tags_in_darktable(tmp_path: Path, photos: list[Path]) -> None:
     work = tmp_path / "dt"
     work.mkdir()
     results, log = run_harness(work, photos, repair="rendering")
     assert len(results) == len(photos), log[-3000:]
     for result in results:
-        assert "error" not in result, (result, log[-2000:])
-        output, export = Path(str(result["output"])), Path(str(result["export"]))
-        assert output.is_file() and output.parent == photos[0].parent
-        assert result["grouped"] is True and result["rating"] == 4 and result["red"] is True
+        output, export = _check_rendering(result, log, tmp_path)
+        assert output.parent == photos[0].parent
+        assert result["rating"] == 4 and result["red"] is True
         assert "test|libdeclip" in str(result["tags"]).split(",")
-        # the same as libdeclip's own result on the TIFF darktable exported
-        expected = tmp_path / f"expected_{output.name}"
-        assert libdeclip_main(["declip", str(export), "-o", str(expected), "-q", "--device", "cpu"]) == 0
-        np.testing.assert_array_equal(read_image(output).pixels, read_image(expected).pixels)
         export.unlink()
     assert not list(tmp_path.rglob("PWNED")) and not (work / "PWNED").exists()  # nothing was run
     quoted = next(line for line in log.splitlines() if line.startswith("LIBDECLIP-QUOTE"))
@@ -220,12 +227,7 @@ def test_script_declips_webp_avif_heic(tmp_path: Path) -> None:
     results, log = run_harness(work, photos, repair="rendering")
     assert len(results) == len(photos), log[-3000:]
     for result in results:
-        assert "error" not in result, (result, log[-2000:])
-        output, export = Path(str(result["output"])), Path(str(result["export"]))
-        assert output.is_file() and result["grouped"] is True
-        expected = tmp_path / f"expected_{output.name}"
-        assert libdeclip_main(["declip", str(export), "-o", str(expected), "-q", "--device", "cpu"]) == 0
-        np.testing.assert_array_equal(read_image(output).pixels, read_image(expected).pixels)
+        _check_rendering(result, log, tmp_path)
 
 
 def test_the_model_preference_lists_and_runs_what_libdeclip_lists(tmp_path: Path,
