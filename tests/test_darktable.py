@@ -508,3 +508,16 @@ def test_a_raw_is_repaired_from_its_source_to_a_dng_with_highlights_off(tmp_path
     cap = clipped[region].max(axis=0)  # the clipped file's white, per channel, after white balance
     above = ((ours[region] * scale) > cap * 1.02).any(axis=1)
     assert above.mean() > 0.5, above.mean()
+
+
+def test_the_scripts_highlights_parameters_are_the_benchmarks() -> None:
+    """The script's sidecar and benchmarks/_darktable.py write the same module parameters (one is
+    Lua, the other Python, so each has its own copy): darktable's defaults, inpaint opposed at 1.0."""
+    import re
+
+    from benchmarks._darktable import _highlights_params
+
+    lua = SCRIPT.read_text()
+    parts = re.search(r'local HIGHLIGHTS_PARAMS = "([0-9a-f]+)"\s*\.\.\s*"([0-9a-f]+)"', lua)
+    assert parts is not None
+    assert parts.group(1) + parts.group(2) == _highlights_params("opposed", 1.0)
