@@ -33,7 +33,7 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: the v2 family, in the precision that device runs fastest without losing quality. On the CPU
 #: int8 (1.8x float32 v2's speed there, within 0.08 dB of it in every cell of the v2 quality
 #: benchmark); on CUDA and TensorRT float16, because that benchmark shows it within 0.1 dB of
-#: float32 in every cell (0.03 dB at most; tests/test_default_model.py reads the figures from
+#: float32 in every cell (0.03 dB at most; tests/test_engine.py reads the figures from
 #: benchmarks/results/model_v2_quality.md and holds this choice to that rule).
 AUTOMATIC_MODELS = {"cpu": "declipnet-v2-int8", "cuda": "declipnet-v2-fp16"}
 #: sha256 of each model shipped in MODELS_DIR (``sha256sum`` format): checked at every load of a

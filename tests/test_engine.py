@@ -61,6 +61,20 @@ def test_automatic_on_the_cpu_runs_v2_int8(demo_rgb: np.ndarray) -> None:
                                   libdeclip.declip(demo_rgb, model="declipnet-v2-int8", device="cpu"))
 
 
+@pytest.mark.parametrize("family", ["declipnet-v2", "declipnet-v3"])
+def test_an_int8_model_repairs_as_its_float32_does_on_this_cpu(family: str, demo_rgb: np.ndarray) -> None:
+    """The quality benchmark measures int8 on one machine; its kernels differ by CPU (uint8 x int8
+    products added in 16 bits saturate on CPUs without VNNI unless the weights have 7 bits), so
+    the agreement is checked wherever the tests run. The v2-int8 quantised with 8-bit weights was
+    off by 0.079 of the clip range on average here on an AVX2 CPU (0.27 at most)."""
+    photo = demo_rgb.astype(np.float32) / 255
+    reference = libdeclip.declip(photo, model=family, device="cpu")
+    int8 = libdeclip.declip(photo, model=f"{family}-int8", device="cpu")
+    repaired = reference != photo
+    error = np.abs(int8 - reference)[repaired]
+    assert repaired.mean() > 0.01 and error.mean() < 0.02 and error.max() < 0.1, (error.mean(), error.max())
+
+
 def test_a_gpu_asked_for_without_a_provider_gets_the_cpus_model() -> None:
     with pytest.warns(DeviceFallbackWarning, match="no GPU provider"):
         session = Declipper(device="cuda")
