@@ -186,3 +186,10 @@ def develop(raw_path: Path, mode: str, workdir: Path, clip_threshold: float = 1.
         if highlights and committed and "highlights" not in committed:  # an empty set: the log format changed
             raise RuntimeError("darktable did not run the highlight reconstruction module")
         return _read_pfm(out)
+
+
+def lua_string(s: str) -> str:
+    """A Lua long-bracket literal: taken verbatim, quotes, backslashes, $ and all."""
+    if "]==]" in s:
+        raise ValueError(f"{s!r} holds ]==], which a Lua long-bracket literal cannot")
+    return "[==[" + s + "]==]"

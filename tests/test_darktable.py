@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from benchmarks._darktable import lua_string
 from libdeclip import read_image
 from libdeclip.cli import main as libdeclip_main
 from tests.conftest import SHARED_DATA
@@ -118,23 +119,17 @@ _JSON = """function(t)
 end"""
 
 
-def _lua_string(s: str) -> str:
-    """A Lua long-bracket literal: taken verbatim, quotes, backslashes, $ and all."""
-    assert "]==]" not in s
-    return "[==[" + s + "]==]"
-
-
 def run_harness(work: Path, photos: list[Path], command: Path = COMMAND, env: dict[str, str] | None = None,
                 model: str | None = None, repair: str | None = None, copy_history: bool | None = None
                 ) -> tuple[list[dict[str, object]], str]:
     """Run the script's declip on ``photos`` in a fresh library; ``repair``: "source" (the script's
     default) or "rendering"."""
-    listed = ", ".join(_lua_string(str(p)) for p in photos)
+    listed = ", ".join(lua_string(str(p)) for p in photos)
     args = (
-        "{" + f"work = {_lua_string(str(work))}, script = {_lua_string(str(SCRIPT))}, "
-        f"command = {_lua_string(str(command))}, photos = {{{listed}}}, json = {_JSON}"
-        + (f", model = {_lua_string(model)}" if model else "")
-        + (f", repair = {_lua_string(repair)}" if repair else "")
+        "{" + f"work = {lua_string(str(work))}, script = {lua_string(str(SCRIPT))}, "
+        f"command = {lua_string(str(command))}, photos = {{{listed}}}, json = {_JSON}"
+        + (f", model = {lua_string(model)}" if model else "")
+        + (f", repair = {lua_string(repair)}" if repair else "")
         + (f", copy_history = {str(copy_history).lower()}" if copy_history is not None else "") + "}"
     )
     harness = work / "harness.lua"
@@ -326,9 +321,9 @@ def test_panel_button_in_the_darktable_gui(tmp_path: Path) -> None:
     _exposure_sidecar(photo, highlights=False)  # a history to copy: the scratch styles get made
     result = tmp_path / "result.txt"
     harness = tmp_path / "harness.lua"
-    harness.write_text(_GUI_HARNESS.format(result=_lua_string(str(result)), script=_lua_string(str(SCRIPT)),
-                                           command=_lua_string(str(COMMAND)), photo=_lua_string(str(photo)),
-                                           photo2=_lua_string(str(photo2))))
+    harness.write_text(_GUI_HARNESS.format(result=lua_string(str(result)), script=lua_string(str(SCRIPT)),
+                                           command=lua_string(str(COMMAND)), photo=lua_string(str(photo)),
+                                           photo2=lua_string(str(photo2))))
     log = _run_in_own_group(
         ["xvfb-run", "-a", "darktable", "--configdir", str(tmp_path / "config"),
          "--cachedir", str(tmp_path / "cache"), "--library", ":memory:", "--luacmd",
@@ -405,6 +400,21 @@ def _xmp_history(path: Path) -> list[tuple[str, bool]]:
     items = [li for li in ET.parse(path).getroot().iter("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}li")
              if li.get(f"{dt_ns}operation")]
     return [(li.get(f"{dt_ns}operation") or "", li.get(f"{dt_ns}enabled") == "1") for li in items]
+
+
+def _exposure_evs(path: Path) -> list[float]:
+    """The exposure (EV, ``dt_iop_exposure_params_t`` v6) of each exposure item of a .dtstyle file
+    or of an XMP sidecar, in its order."""
+    import struct
+    import xml.etree.ElementTree as ET
+
+    dt_ns, rdf_li = "{http://darktable.sf.net/}", "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}li"
+    root = ET.parse(path).getroot()
+    params = [p.findtext("op_params") or "" for p in root.iter("plugin")
+              if p.findtext("operation") == "exposure"]
+    params += [li.get(f"{dt_ns}params") or "" for li in root.iter(rdf_li)
+               if li.get(f"{dt_ns}operation") == "exposure"]
+    return [struct.unpack_from("<f", bytes.fromhex(h), 8)[0] for h in params]
 
 
 # highlight reconstruction on in mode "clip" (values stop at the white level): the clipped file's cap
@@ -492,9 +502,18 @@ def test_a_raw_is_repaired_from_its_source_to_a_dng_with_highlights_off(tmp_path
     assert repaired_jpeg.read_bytes() == expected_jpeg.read_bytes()
     # highlight reconstruction off, in the sidecar and in the library; the copied history's exposure
     sidecar = dng.with_name(dng.name + ".xmp")
-    for history in (_xmp_history(sidecar), _dtstyle_plugins(Path(str(results[0]["history"])))):
+    library = Path(str(results[0]["history"]))
+    for history in (_xmp_history(sidecar), _dtstyle_plugins(library)):
         assert ("exposure", True) in history, history
         assert [on for op, on in history if op == "highlights"] == [False], history  # not the original's
+    # the DNG's values are scaled down to fit what was recovered above white (its BaselineExposure
+    # says by how much; darktable does not read it): the copied exposure is the original's +1 EV
+    # plus as much, so the DNG renders as bright as the RAW (in the library, and in the sidecar
+    # as darktable writes it again after the import)
+    headroom = read_image(dng).raw.baseline_exposure - read_image(raw).raw.baseline_exposure
+    assert headroom >= 1.0
+    for history in (sidecar, library):
+        assert _exposure_evs(history)[-1] == pytest.approx(1.0 + headroom), (history, _exposure_evs(history))
     # darktable's own rendering of the DNG keeps what libdeclip recovered above the original's white
     ours = _darktable_pfm(dng, sidecar, work)
     clip_xmp = work / "clip.xmp"
@@ -508,6 +527,24 @@ def test_a_raw_is_repaired_from_its_source_to_a_dng_with_highlights_off(tmp_path
     cap = clipped[region].max(axis=0)  # the clipped file's white, per channel, after white balance
     above = ((ours[region] * scale) > cap * 1.02).any(axis=1)
     assert above.mean() > 0.5, above.mean()
+
+
+def test_a_raw_repaired_without_its_history_is_brightened_by_the_dngs_headroom(tmp_path: Path) -> None:
+    """With "copy history" off the DNG's history is the script's sidecar alone: highlight
+    reconstruction off and an exposure that makes up for the values' scaling (the DNG's
+    BaselineExposure, which darktable does not read)."""
+    from benchmarks.raw_quality import _write_pair
+
+    raw, _truth = _write_pair(SHARED_DATA / "raw" / "tinydng_colorchart.dng", None, None, 0.6, tmp_path)
+    work = tmp_path / "dt"
+    work.mkdir()
+    results, log = run_harness(work, [raw], copy_history=False)
+    assert len(results) == 1 and "error" not in results[0], (results, log[-3000:])
+    dng = Path(str(results[0]["output"]))
+    headroom = read_image(dng).raw.baseline_exposure - read_image(raw).raw.baseline_exposure
+    sidecar = dng.with_name(dng.name + ".xmp")
+    assert headroom >= 1.0 and _exposure_evs(sidecar) == pytest.approx([headroom])
+    assert [op for op, _on in _xmp_history(sidecar)] == ["highlights", "exposure"]
 
 
 def test_the_scripts_highlights_parameters_are_the_benchmarks() -> None:

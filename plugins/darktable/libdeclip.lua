@@ -228,25 +228,71 @@ end
 local HIGHLIGHTS_PARAMS = "050000000000803f00000000000000000000803f000000001e00000006000000cdcccc3e"
                           .. "000000400000000000000000"
 
--- The sidecar of a declipped DNG: a history whose one item turns highlight reconstruction off.
--- darktable reads NAME.xmp when it imports NAME; it applies its automatic presets (the workflow's
--- exposure and tone mapper) on the first opening, as for any new image.
-M.HIGHLIGHTS_OFF_XMP = [[<?xml version="1.0" encoding="UTF-8"?>
-<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
- <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
-  <rdf:Description rdf:about="" xmlns:darktable="http://darktable.sf.net/"
-    darktable:xmp_version="5" darktable:auto_presets_applied="0" darktable:history_end="1">
-   <darktable:history>
-    <rdf:Seq>
-     <rdf:li darktable:num="0" darktable:operation="highlights" darktable:enabled="0"
-      darktable:modversion="4" darktable:params="]] .. HIGHLIGHTS_PARAMS .. [["
-      darktable:multi_name="" darktable:multi_priority="0"/>
-    </rdf:Seq>
-   </darktable:history>
-  </rdf:Description>
- </rdf:RDF>
-</x:xmpmeta>
-]]
+-- The DNG's BaselineExposure (tag 50730 in the first IFD of a classic TIFF) in EV; 0 when the file
+-- has none or is not a TIFF (many camera RAW formats are not).
+function M.baseline_exposure(path)
+  local f = io.open(path, "rb")
+  if not f then return 0 end
+  local result = 0
+  local head = f:read(8)
+  local e = head and #head == 8 and ({II = "<", MM = ">"})[head:sub(1, 2)]
+  if e and string.unpack(e .. "I2", head, 3) == 42 then
+    f:seek("set", string.unpack(e .. "I4", head, 5))
+    local count = f:read(2)
+    count = count and #count == 2 and string.unpack(e .. "I2", count) or 0
+    local entries = f:read(12 * count) or ""
+    for i = 0, math.min(count, #entries // 12) - 1 do
+      local tag, kind, n, at = string.unpack(e .. "I2I2I4I4", entries, 12 * i + 1)
+      if tag == 50730 and kind == 10 and n == 1 then  -- one SRATIONAL, stored at ``at``
+        f:seek("set", at)
+        local value = f:read(8)
+        if value and #value == 8 then
+          local num, den = string.unpack(e .. "i4i4", value)
+          if den ~= 0 then result = num / den end
+        end
+        break
+      end
+    end
+  end
+  f:close()
+  return result
+end
+
+local function hex(bytes)
+  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+local function history_item(num, operation, enabled, version, params, name, priority)
+  return string.format('     <rdf:li darktable:num="%d" darktable:operation="%s" darktable:enabled="%d"\n'
+    .. '      darktable:modversion="%d" darktable:params="%s"\n'
+    .. '      darktable:multi_name="%s" darktable:multi_priority="%d"/>\n',
+    num, operation, enabled and 1 or 0, version, params, name, priority)
+end
+
+-- The sidecar of a declipped DNG (darktable reads NAME.xmp when it imports NAME): a history that
+-- turns highlight reconstruction off and, when libdeclip scaled the values down to fit what it
+-- recovered above white under the DNG's white level (``headroom_ev`` > 0, which the DNG's
+-- BaselineExposure says and darktable does not read), an exposure instance of its own,
+-- "libdeclip headroom", that brightens by as much, so the DNG looks as the original does.
+-- darktable applies its automatic presets (the workflow's exposure and tone mapper) on the first
+-- opening, as for any new image; the instance comes on top of the workflow's exposure.
+function M.dng_sidecar(headroom_ev)
+  local items = {history_item(0, "highlights", false, 4, HIGHLIGHTS_PARAMS, "", 0)}
+  if headroom_ev > 0.001 then
+    -- ``dt_iop_exposure_params_t`` version 6: manual mode, black 0, exposure, deflicker
+    -- percentile 50 and target -4 EV (unused in manual mode), no camera exposure bias
+    local exposure = hex(string.pack("<iffffi", 0, 0.0, headroom_ev, 50.0, -4.0, 0))
+    items[2] = history_item(1, "exposure", true, 6, exposure, "", 0)
+  end
+  return '<?xml version="1.0" encoding="UTF-8"?>\n'
+    .. '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">\n'
+    .. ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+    .. '  <rdf:Description rdf:about="" xmlns:darktable="http://darktable.sf.net/"\n'
+    .. string.format('    darktable:xmp_version="5" darktable:auto_presets_applied="0" '
+                     .. 'darktable:history_end="%d">\n', #items)
+    .. '   <darktable:history>\n    <rdf:Seq>\n' .. table.concat(items)
+    .. '    </rdf:Seq>\n   </darktable:history>\n  </rdf:Description>\n </rdf:RDF>\n</x:xmpmeta>\n'
+end
 
 -- Write ``text`` to ``path`` through a temporary file beside it, renamed once complete.
 local function write_file(path, text)
@@ -281,11 +327,28 @@ local function find_style(name)
   return nil
 end
 
+-- A .dtstyle ``<plugin>`` block of the exposure module (``dt_iop_exposure_params_t`` v6, its
+-- parameters as plain hex: darktable compresses only large ones) with ``ev`` added to its exposure
+-- (the float at byte 8); other blocks, and parameters in another form, as they are.
+function M.add_exposure(block, ev)
+  if ev <= 0.001 or block:match("<operation>(.-)</operation>") ~= "exposure"
+      or block:match("<multi_priority>(.-)</multi_priority>") ~= "0" then
+    return block
+  end
+  local params = block:match("<op_params>(%x+)</op_params>")
+  if not params or #params ~= 48 then return block end
+  local bytes = params:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+  local exposure = string.unpack("<f", bytes, 9)
+  bytes = bytes:sub(1, 8) .. string.pack("<f", exposure + ev) .. bytes:sub(13)
+  return (block:gsub("<op_params>%x+</op_params>", "<op_params>" .. hex(bytes) .. "</op_params>", 1))
+end
+
 -- Apply ``from``'s history stack to ``to``, less the modules of M.NOT_COPIED: through a darktable
 -- style (the Lua API has no history copy): created from ``from``, exported, its items filtered in
 -- the .dtstyle file, imported again, applied (appended to ``to``'s history), then deleted.
--- Returns the number of items applied, or nil and a message.
-function M.copy_history(from, to)
+-- ``headroom_ev`` (see M.dng_sidecar) is added to the copied exposure, which replaces the
+-- sidecar's. Returns the number of items applied, or nil and a message.
+function M.copy_history(from, to, headroom_ev)
   local scratch = os.tmpname()  -- a name nobody else gets, in the temporary folder
   os.remove(scratch)
   local folder, unique = split_path(scratch)
@@ -307,7 +370,9 @@ function M.copy_history(from, to)
     else
       local kept = {}
       for block in body:gmatch("<plugin>.-</plugin>") do
-        if not M.NOT_COPIED[block:match("<operation>(.-)</operation>") or ""] then kept[#kept + 1] = block end
+        if not M.NOT_COPIED[block:match("<operation>(.-)</operation>") or ""] then
+          kept[#kept + 1] = M.add_exposure(block, headroom_ev or 0)
+        end
       end
       if #kept > 0 then
         head = head:gsub("<name>.-</name>", "<name>" .. filtered .. "</name>", 1)
@@ -344,8 +409,9 @@ function M.declip_source(image, opts)
   local output = M.output_path(image, opts.suffix, ext, raw)
   local ok, message = M.run_libdeclip(source, output, opts)
   if not ok then return nil, message end
+  local headroom = raw and M.baseline_exposure(output) - M.baseline_exposure(source) or 0
   if raw then
-    local wrote, err = write_file(output .. ".xmp", M.HIGHLIGHTS_OFF_XMP)
+    local wrote, err = write_file(output .. ".xmp", M.dng_sidecar(headroom))
     if not wrote then
       os.remove(output)
       return nil, string.format(_("could not write the sidecar of %s (%s)"), output, tostring(err))
@@ -360,7 +426,7 @@ function M.declip_source(image, opts)
     dt.print_error(MODULE .. ": " .. string.format(_("history of %s not copied: darktable 5 copies "
       .. "styles in its GUI only"), image.filename))
   elseif opts.copy_history then
-    local applied, err = M.copy_history(image, new)
+    local applied, err = M.copy_history(image, new, headroom)
     if not applied then  -- the repair stands; say why the edits did not come along
       dt.print_error(MODULE .. ": " .. string.format(_("history of %s not copied: %s"), image.filename, err))
     end
