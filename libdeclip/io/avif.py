@@ -21,7 +21,7 @@ import numpy as np
 from libdeclip._tiffexif import orientation_of
 from libdeclip.color import colorspace_from_nclx, nclx_of
 from libdeclip.errors import UnsupportedInputError
-from libdeclip.io.heif import read_nclx, read_pixi, to_file_codes, to_wide_codes
+from libdeclip.io.heif import check_declared_size, read_nclx, read_pixi, to_file_codes, to_wide_codes
 from libdeclip.io.image import Image
 from libdeclip.io.jpeg import EXIF_PREFIX, pil_still_metadata
 
@@ -38,6 +38,7 @@ def read_avif(data: bytes, limit: int) -> Image:
     import imagecodecs
     from PIL import AvifImagePlugin
 
+    check_declared_size(data, limit)
     # The plugin's own class, not PIL.Image.open: that applies Pillow's global bomb limit.
     with AvifImagePlugin.AvifImageFile(io.BytesIO(data)) as im:
         meta = pil_still_metadata(im, limit, "AVIF")

@@ -103,6 +103,17 @@ def read_pixi(data: bytes) -> int | None:
     return None
 
 
+def check_declared_size(data: bytes, limit: int) -> None:
+    """Refuse a HEIF/AVIF file whose largest image-spatial-extents box (``ispe``: the primary
+    image's, or a grid's, full size) is above ``limit`` pixels, before libheif or libavif sees it:
+    they refuse such a file with their own security limit, in words that say it is damaged."""
+    sizes = [struct.unpack_from(">II", data, start + 4) for kind, start, end in _properties(data)
+             if kind == b"ispe" and end - start >= 12]
+    if sizes:
+        width, height = max(sizes, key=lambda wh: wh[0] * wh[1])
+        check_dimensions(width, height, limit)
+
+
 # ------------------------------------------------------------------------------ bit depth
 
 
@@ -127,6 +138,7 @@ def read_heif(data: bytes, limit: int) -> Image:
     if above ``limit`` pixels."""
     import pillow_heif
 
+    check_declared_size(data, limit)
     heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
     check_dimensions(heif.size[0], heif.size[1], limit)
     info = heif.info
