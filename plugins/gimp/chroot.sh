@@ -1,5 +1,6 @@
 #!/bin/sh
-# A Debian trixie chroot with GIMP 3.0 for testing the plug-in in real GIMP (Debian 12 ships 2.10).
+# A Debian trixie chroot with GIMP 3.0 for testing the plug-in in real GIMP (Debian 12 ships 2.10),
+# and darktable 5.0 for the darktable script (Debian 12 ships 4.2).
 #
 #   plugins/gimp/chroot.sh build     build or reuse it (idempotent), and (re)install libdeclip
 #                                    from this checkout into a venv inside it
@@ -37,9 +38,10 @@ build() {
     fi
     cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
     # GIMP 3 and its Python bindings; a compiler for libdeclip; an X server and tools for the
-    # GUI tests and screenshots (Xvfb, xdotool, xwd)
+    # GUI tests and screenshots (Xvfb, xdotool, xwd); darktable 5.0 and lua5.4 for the darktable
+    # script's test in a newer darktable than the host's 4.2 (about 10 s more)
     packages="gimp python3-gi gir1.2-gimp-3.0 gir1.2-gegl-0.4 gir1.2-babl-0.1 python3-numpy python3-venv
-              python3-dev g++ cmake make ca-certificates xvfb xauth xdotool x11-apps"
+              python3-dev g++ cmake make ca-certificates xvfb xauth xdotool x11-apps darktable lua5.4"
     missing=$(for p in $packages; do in_root dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null \
               | grep -q "install ok installed" || echo "$p"; done)
     if [ -n "$missing" ]; then
