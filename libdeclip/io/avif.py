@@ -1,27 +1,33 @@
 """AVIF: read and written through Pillow's AVIF support (libavif), with the ICC profile, EXIF,
 XMP and orientation (AVIF's rotation and mirror boxes, which Pillow gives as the EXIF orientation;
 the pixels stay as stored); 10- and 12-bit files through imagecodecs' libavif, which keeps every
-bit (Pillow decodes to 8).
+bit (Pillow decodes to 8) but takes no metadata: the ICC profile, EXIF and XMP are then added to the
+file's boxes (:func:`libdeclip.io.heif.add_metadata`).
 
 Pixels of 10- and 12-bit files are held as uint16 over the whole 16-bit range, as for HEIF
 (:func:`libdeclip.io.heif.to_wide_codes`). A 10/12-bit AVIF is written at its depth with its colour
-as ``nclx`` signalling; libavif's encoder there takes no ICC profile, EXIF or XMP, so a picture
-whose EXIF orientation is not 1 is turned upright first, and what could not be carried is said in a
-warning.
+as ``nclx`` signalling (and its ICC profile, where it has one); a picture whose EXIF orientation is
+not 1 is turned upright first (the encoder writes no rotation boxes) and its EXIF says 1.
 """
 
 from __future__ import annotations
 
 import io
-import warnings
 from typing import Any
 
 import numpy as np
 
-from libdeclip._tiffexif import orientation_of
+from libdeclip._tiffexif import orientation_of, with_orientation
 from libdeclip.color import colorspace_from_nclx, nclx_of
 from libdeclip.errors import UnsupportedInputError
-from libdeclip.io.heif import check_declared_size, read_nclx, read_pixi, to_file_codes, to_wide_codes
+from libdeclip.io.heif import (
+    add_metadata,
+    check_declared_size,
+    read_nclx,
+    read_pixi,
+    to_file_codes,
+    to_wide_codes,
+)
 from libdeclip.io.image import Image
 from libdeclip.io.jpeg import EXIF_PREFIX, pil_still_metadata
 
@@ -94,26 +100,19 @@ def _encode_wide(image: Image, quality: int, out: Any) -> None:
 
     bits = image.significant_bits or 12
     pixels = image.pixels
-    lost = []
     nclx = nclx_of(image.colorspace) if (image.icc_profile or image.nclx) else nclx_of("srgb")
-    if nclx is None:
+    if nclx is None:  # an ICC profile no H.273 colour matches: the profile says it, sRGB is signalled
         nclx = nclx_of("srgb")
-        lost.append("its ICC profile (no H.273 colour matches it; sRGB is signalled)")
-    orientation = image.orientation or orientation_of(image.exif)
-    if orientation not in (None, 1):
-        pixels = _upright(pixels, orientation)
-    if image.exif:
-        lost.append("EXIF")
-    if image.xmp:
-        lost.append("XMP")
-    if lost:
-        warnings.warn(f"a {bits}-bit AVIF is written without {', '.join(lost)} (libavif through "
-                      "imagecodecs takes none); write 8-bit AVIF, HEIC, PNG or TIFF to keep it", UserWarning,
-                      stacklevel=3)
     assert nclx is not None
+    exif = image.exif
+    orientation = image.orientation or orientation_of(exif)
+    if orientation not in (None, 1):  # libavif's encoder writes no rotation boxes: turned upright
+        pixels = _upright(pixels, orientation)
+        exif = with_orientation(exif, 1) if exif else None
     data = imagecodecs.avif_encode(np.ascontiguousarray(to_file_codes(pixels, bits)), level=quality,
                                    bitspersample=bits, primaries=nclx[0], transfer=nclx[1], matrix=6)
-    out.write(bytes(data))
+    # imagecodecs' libavif takes no metadata: it goes into the file's boxes afterwards
+    out.write(add_metadata(bytes(data), image.icc_profile, exif, image.xmp))
 
 
 #: What EXIF orientation 2-8 asks of the stored pixels to show them upright (Pillow's exif_transpose).

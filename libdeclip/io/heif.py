@@ -114,6 +114,161 @@ def check_declared_size(data: bytes, limit: int) -> None:
         check_dimensions(width, height, limit)
 
 
+#: An ``iloc`` entry: item_ID, construction_method, data_reference_index, base_offset, and its
+#: extents as (extent_index, offset, length).
+IlocItem = tuple[int, int, int, int, list[tuple[int, int, int]]]
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def _parse_iloc(payload: bytes) -> tuple[int, int, list[IlocItem]]:
+    """(version, index_size, items) of an ``iloc`` box's payload."""
+    version = payload[0]
+    sizes = struct.unpack_from(">H", payload, 4)[0]
+    offset_size, length_size, base_size = sizes >> 12, (sizes >> 8) & 15, (sizes >> 4) & 15
+    index_size = sizes & 15 if version in (1, 2) else 0
+    pos = 6
+
+    def number(size: int) -> int:
+        nonlocal pos
+        value = int.from_bytes(payload[pos : pos + size], "big") if size else 0
+        pos += size
+        return value
+
+    count = number(2 if version < 2 else 4)
+    items: list[IlocItem] = []
+    for _ in range(count):
+        item = number(2 if version < 2 else 4)
+        method = number(2) & 15 if version in (1, 2) else 0
+        reference, base = number(2), number(base_size)
+        extents = [(number(index_size), number(offset_size), number(length_size)) for _ in range(number(2))]
+        items.append((item, method, reference, base, extents))
+    return version, index_size, items
+
+
+def _write_iloc(items: list[IlocItem], index_size: int) -> bytes:
+    """An ``iloc`` box (version 1 or 2: 32-bit offsets, lengths and base offsets)."""
+    version = 2 if max(i[0] for i in items) > 0xFFFF else 1
+    out = bytearray(struct.pack(">B3xH", version, 0x4440 | index_size))
+    out += struct.pack(">H" if version < 2 else ">I", len(items))
+    for item, method, reference, base, extents in items:
+        out += struct.pack(">H" if version < 2 else ">I", item)
+        out += struct.pack(">HHIH", method, reference, base, len(extents))
+        for index, offset, length in extents:
+            out += index.to_bytes(index_size, "big") if index_size else b""
+            out += struct.pack(">II", offset, length)
+    return _box(b"iloc", bytes(out))
+
+
+def add_metadata(data: bytes, icc: bytes | None, exif: bytes | None, xmp: bytes | None) -> bytes:
+    """A HEIF/AVIF file (one whose encoder took no metadata: imagecodecs' libavif) with ``icc``
+    as a ``colr`` (``prof``) property of its primary image, and ``exif`` (TIFF bytes) and ``xmp``
+    as metadata items describing it (``Exif`` and ``mime`` items, ``cdsc`` references, their bytes
+    in an ``mdat`` box at the end), as ISO/IEC 23008-12 lays them out and libheif writes them.
+    The file's other boxes are kept; item locations after the grown ``meta`` box are moved."""
+    if not (icc or exif or xmp):
+        return data
+    top = _boxes(data, 0, len(data))
+    meta = next(((s, e) for k, s, e in top if k == b"meta"), None)
+    if meta is None:
+        raise UnsupportedInputError("the encoder wrote no 'meta' box: no place for the metadata")
+    children = _boxes(data, meta[0] + 4, meta[1])
+    kinds = [k for k, _s, _e in children]
+    body = {k: data[s:e] for k, s, e in children}
+    if data[meta[0] - 4 : meta[0]] != b"meta" or not {b"pitm", b"iloc", b"iinf", b"iprp"} <= set(body):
+        raise UnsupportedInputError("the encoder's meta box is not laid out as expected")
+    pitm = body[b"pitm"]
+    primary = struct.unpack_from(">H" if pitm[0] == 0 else ">I", pitm, 4)[0]
+    _version, index_size, items = _parse_iloc(body[b"iloc"])
+    new_items = [(name, payload) for name, payload in ((b"Exif", exif and b"\0\0\0\0" + exif), (b"mime", xmp))
+                 if payload]
+    next_id = max(i[0] for i in items) + 1
+    ids = list(range(next_id, next_id + len(new_items)))
+    # iinf: one infe (version 2) per new item
+    iinf = body[b"iinf"]
+    iinf_version = iinf[0]
+    count_format = ">H" if iinf_version == 0 else ">I"
+    count = struct.unpack_from(count_format, iinf, 4)[0]
+    entries = iinf[4 + struct.calcsize(count_format):]
+    for item, (name, _payload) in zip(ids, new_items, strict=True):
+        infe = struct.pack(">B3xHH4s", 2, item, 0, name) + b"\0"
+        if name == b"mime":
+            infe += b"application/rdf+xml\0"
+        entries += _box(b"infe", infe)
+    body[b"iinf"] = iinf[:4] + struct.pack(count_format, count + len(new_items)) + entries
+    # iref: each new item describes (cdsc) the primary image
+    if new_items:
+        refs = b"".join(_box(b"cdsc", struct.pack(">HHH", item, 1, primary)) for item in ids)
+        if b"iref" in body and body[b"iref"][0] == 0:
+            body[b"iref"] = body[b"iref"] + refs
+        elif b"iref" not in body:
+            body[b"iref"] = struct.pack(">B3x", 0) + refs
+            kinds.append(b"iref")
+        else:
+            raise UnsupportedInputError("the encoder wrote an iref box of version 1: not supported here")
+    # iprp: the ICC profile as a colr property of the primary image
+    if icc:
+        iprp = body[b"iprp"]
+        parts = _boxes(iprp, 0, len(iprp))
+        ipco = next((iprp[s:e] for k, s, e in parts if k == b"ipco"), b"")
+        ipma = next((iprp[s:e] for k, s, e in parts if k == b"ipma"), b"")
+        index = len(_boxes(ipco, 0, len(ipco))) + 1
+        ipco += _box(b"colr", b"prof" + icc)
+        ipma = _add_association(ipma, primary, index)
+        body[b"iprp"] = b"".join(_box(k, ipco if k == b"ipco" else ipma if k == b"ipma" else iprp[s:e])
+                                 for k, s, e in parts)
+
+    def build(shift: int, tail_start: int) -> bytes:
+        moved: list[IlocItem] = []
+        for item, method, reference, base, extents in items:
+            if method == 0 and base:  # a base offset into the file: it moves with what follows meta
+                moved.append((item, method, reference, base + shift if base >= meta[1] else base, extents))
+            elif method == 0:
+                moved.append((item, method, reference, base,
+                              [(i, o + shift if o >= meta[1] else o, n) for i, o, n in extents]))
+            else:
+                moved.append((item, method, reference, base, extents))
+        at = tail_start + 8
+        for item, (_name, payload) in zip(ids, new_items, strict=True):
+            moved.append((item, 0, 0, 0, [(0, at, len(payload))]))
+            at += len(payload)
+        parts = [data[meta[0] : meta[0] + 4]]
+        for kind in kinds:
+            parts.append(_write_iloc(moved, index_size) if kind == b"iloc" else _box(kind, body[kind]))
+        return _box(b"meta", b"".join(parts))
+
+    first = build(0, 0)
+    shift = len(first) - (meta[1] - meta[0] + 8)
+    tail_start = len(data) + shift
+    new_meta = build(shift, tail_start)
+    tail = _box(b"mdat", b"".join(payload for _name, payload in new_items)) if new_items else b""
+    return data[: meta[0] - 8] + new_meta + data[meta[1] :] + tail
+
+
+def _add_association(ipma: bytes, item: int, index: int) -> bytes:
+    """An ``ipma`` payload with property ``index`` (not essential) associated with ``item``."""
+    version, flags = ipma[0], int.from_bytes(ipma[1:4], "big")
+    wide_index, wide_item = flags & 1, version >= 1
+    if not wide_index and index > 127:
+        raise UnsupportedInputError("too many item properties for the file's ipma box")
+    count = struct.unpack_from(">I", ipma, 4)[0]
+    out, pos = bytearray(ipma[:8]), 8
+    for _ in range(count):
+        item_id = struct.unpack_from(">I" if wide_item else ">H", ipma, pos)[0]
+        pos += 4 if wide_item else 2
+        n = ipma[pos]
+        size = n * (2 if wide_index else 1)
+        links = ipma[pos + 1 : pos + 1 + size]
+        pos += 1 + size
+        if item_id == item:
+            links += struct.pack(">H", index) if wide_index else bytes([index])
+            n += 1
+        out += struct.pack(">I" if wide_item else ">H", item_id) + bytes([n]) + links
+    return bytes(out)
+
+
 # ------------------------------------------------------------------------------ bit depth
 
 
