@@ -193,3 +193,20 @@ def lua_string(s: str) -> str:
     if "]==]" in s:
         raise ValueError(f"{s!r} holds ]==], which a Lua long-bracket literal cannot")
     return "[==[" + s + "]==]"
+
+
+def gui_harness(result: str, body: str) -> str:
+    """A Lua program for ``darktable --luacmd 'dofile(...)'`` in darktable's GUI: ``body`` (Lua; it
+    may write lines to ``out``) run under ``pcall``, then ``OK`` or ``FAIL`` and the error written
+    to the file ``result`` and darktable quit. darktable exits 0 even on a Lua error and has no
+    quit call in its Lua API, hence the result file and the quit action."""
+    return (
+        'local dt = require "darktable"\n'
+        f'local out = io.open({lua_string(result)}, "w")\n'
+        "local ok, err = pcall(function()\n"
+        f"{body.rstrip()}\n"
+        "end)\n"
+        'out:write(ok and "OK\\n" or ("FAIL " .. tostring(err) .. "\\n"))\n'
+        "out:close()\n"
+        'dt.gui.action("global/quit", 0, "", "", 1.0)\n'
+    )

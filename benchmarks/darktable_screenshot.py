@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image, ImageGrab
 
-from benchmarks._darktable import lua_string
+from benchmarks._darktable import gui_harness, lua_string
 from benchmarks.raw_quality import RAW_DIR, _write_pair
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,9 +34,6 @@ SCREEN = (1440, 900)
 # The harness runs in the GUI's Lua thread; it waits (dt.control.sleep lets the GUI draw) until the
 # screenshot is taken, then quits darktable.
 _HARNESS = """
-local dt = require "darktable"
-local out = io.open({result}, "w")
-local ok, err = pcall(function()
   local script = dofile({script})
   local M = script.libdeclip
   dt.preferences.write("libdeclip", "command", "string", {command})
@@ -57,10 +54,6 @@ local ok, err = pcall(function()
     if shot then shot:close() break end
     dt.control.sleep(200)
   end
-end)
-out:write(ok and "OK\\n" or ("FAIL " .. tostring(err) .. "\\n"))
-out:close()
-dt.gui.action("global/quit", 0, "", "", 1.0)
 """
 
 # darktable's own settings for the shot: its window filling the screen, groups shown expanded
@@ -104,9 +97,9 @@ def make_screenshot(out: Path = OUT) -> Path:
         (config / "darktablerc").write_text(_DARKTABLERC.format(w=SCREEN[0], h=SCREEN[1]))
         result, shot = work / "result.txt", work / "shot"
         harness = work / "harness.lua"
-        harness.write_text(_HARNESS.format(
-            result=lua_string(str(result)), script=lua_string(str(SCRIPT)),
-            command=lua_string(str(COMMAND)), raw=lua_string(str(raw)), shot=lua_string(str(shot))))
+        harness.write_text(gui_harness(str(result), _HARNESS.format(
+            script=lua_string(str(SCRIPT)), command=lua_string(str(COMMAND)), raw=lua_string(str(raw)),
+            shot=lua_string(str(shot)))))
         display = f":{_free_display()}"
         xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten",
                                  "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from benchmarks._darktable import lua_string
+from benchmarks._darktable import gui_harness, lua_string
 from libdeclip import read_image
 from libdeclip.cli import main as libdeclip_main
 from tests.conftest import SHARED_DATA
@@ -248,9 +248,6 @@ def test_the_model_preference_lists_and_runs_what_libdeclip_lists(tmp_path: Path
 
 
 _GUI_HARNESS = """
-local dt = require "darktable"
-local out = io.open({result}, "w")
-local ok, err = pcall(function()
   local script = dofile({script})
   local M = script.libdeclip
   out:write("panel ", tostring(dt.gui.libs["libdeclip"] ~= nil), "\\n")
@@ -287,10 +284,6 @@ local ok, err = pcall(function()
   script.destroy()
   out:write("hidden ", tostring(not dt.gui.libs["libdeclip"].visible), "\\n")
   script.restart()
-end)
-out:write(ok and "OK\\n" or ("FAIL " .. tostring(err) .. "\\n"))
-out:close()
-dt.gui.action("global/quit", 0, "", "", 1.0)
 """
 
 
@@ -321,9 +314,9 @@ def test_panel_button_in_the_darktable_gui(tmp_path: Path) -> None:
     _exposure_sidecar(photo, highlights=False)  # a history to copy: the scratch styles get made
     result = tmp_path / "result.txt"
     harness = tmp_path / "harness.lua"
-    harness.write_text(_GUI_HARNESS.format(result=lua_string(str(result)), script=lua_string(str(SCRIPT)),
-                                           command=lua_string(str(COMMAND)), photo=lua_string(str(photo)),
-                                           photo2=lua_string(str(photo2))))
+    harness.write_text(gui_harness(str(result), _GUI_HARNESS.format(
+        script=lua_string(str(SCRIPT)), command=lua_string(str(COMMAND)), photo=lua_string(str(photo)),
+        photo2=lua_string(str(photo2)))))
     log = _run_in_own_group(
         ["xvfb-run", "-a", "darktable", "--configdir", str(tmp_path / "config"),
          "--cachedir", str(tmp_path / "cache"), "--library", ":memory:", "--luacmd",

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks._darktable import lua_string
+from benchmarks._darktable import gui_harness, lua_string
 from libdeclip import read_image
 from tests.conftest import SHARED_DATA
 from tests.test_darktable import (
@@ -51,9 +51,6 @@ def _unavailable() -> str | None:
 pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
 
 _GUI_HARNESS = """
-local dt = require "darktable"
-local out = io.open({result}, "w")
-local ok, err = pcall(function()
   local script = dofile({script})
   local M = script.libdeclip
   out:write("darktable ", dt.configuration.version, "\\n")
@@ -77,10 +74,6 @@ local ok, err = pcall(function()
     if dt.styles[i].name:match("^libdeclip%-") then scratch = scratch + 1 end
   end
   out:write("scratch styles ", scratch, "\\n")
-end)
-out:write(ok and "OK\\n" or ("FAIL " .. tostring(err) .. "\\n"))
-out:close()
-dt.gui.action("global/quit", 0, "", "", 1.0)
 """
 
 
@@ -106,9 +99,9 @@ def test_a_raw_is_repaired_from_its_source_in_darktable_5(work: Path) -> None:
     script = work / "libdeclip.lua"
     shutil.copy(REPO / "plugins" / "darktable" / "libdeclip.lua", script)
     result, harness = work / "result.txt", work / "harness.lua"
-    harness.write_text(_GUI_HARNESS.format(
-        result=lua_string(_inside(result)), script=lua_string(_inside(script)), command=lua_string(COMMAND),
-        raw=lua_string(_inside(raw)), work=lua_string(_inside(work))))
+    harness.write_text(gui_harness(_inside(result), _GUI_HARNESS.format(
+        script=lua_string(_inside(script)), command=lua_string(COMMAND), raw=lua_string(_inside(raw)),
+        work=lua_string(_inside(work)))))
     log = _run_in_own_group(
         [str(CHROOT_SH), "run", "xvfb-run", "-a", "darktable", "--configdir", _inside(work / "config"),
          "--cachedir", _inside(work / "cache"), "--library", ":memory:", "--luacmd",
