@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 ABLATION_DIR = REPO / "training" / "checkpoints" / "v2_ablation"
 #: Rows: label -> (model file, consistency constraint).
 MODELS: dict[str, tuple[Path, bool]] = {
-    "v1 (default)": (MODELS_DIR / "declipnet-v1.onnx", True),
+    "v1": (MODELS_DIR / "declipnet-v1.onnx", True),
     "v2": (MODELS_DIR / "declipnet-v2.onnx", True),
     "v2, no consistency": (MODELS_DIR / "declipnet-v2.onnx", False),
     "v2 int8": (MODELS_DIR / "declipnet-v2-int8.onnx", True),
@@ -64,10 +64,10 @@ MODELS: dict[str, tuple[Path, bool]] = {
 #: Rows computed once and shown twice: (shown as, computed as).
 SAME_AS = {"+ perceptual (stage 3) = v2": "v2"}
 GRID_COLUMNS = (
-    "v1 (default)", "MSE only (stage 2)", "+ perceptual (stage 2)", "+ adversarial (stage 2)",
+    "v1", "MSE only (stage 2)", "+ perceptual (stage 2)", "+ adversarial (stage 2)",
     "+ adversarial, no mask (stage 2)", "v2", "v2 int8",
 )
-SPEED_MODELS = ("v1 (default)", "v2", "v2 int8", "v2 float16")
+SPEED_MODELS = ("v1", "v2", "v2 int8", "v2 float16")
 TABLE_KEYS = (
     "region_psnr", "partial_psnr", "full_psnr", "region_ciede2000", "full_ciede2000", "region_ssim",
     "haarpsi",
@@ -146,7 +146,7 @@ def tables(results: list[dict[str, object]]) -> str:
     out.append("|---|---|---|---|---|")
     met = True
 
-    def d(s: str, protocol: str, key: str, a: str = "v2", b: str = "v1 (default)") -> float:
+    def d(s: str, protocol: str, key: str, a: str = "v2", b: str = "v1") -> float:
         return _pool(results, a, s, protocol, key) - _pool(results, b, s, protocol, key)
 
     for protocol in q.PROTOCOLS:
@@ -211,7 +211,7 @@ def speed() -> str:
             f"| {m} | {network} | {info.receptive_field_radius} px / {halo} px "
             f"| {min(times) / mp:.3f} | {mp / min(times):.2f} | {min(ort_times):.3f} s ({window} px window) |"
         )
-    v1, v2, i8 = per_mp["v1 (default)"], per_mp["v2"], per_mp["v2 int8"]
+    v1, v2, i8 = per_mp["v1"], per_mp["v2"], per_mp["v2 int8"]
     return "\n".join([
         f"Whole `Declipper.run` on a {photo.shape[1]} x {photo.shape[0]} real photo ({mp:.1f} MP), "
         "every tile run, tile 512, 2 threads, CPU; best of 3 after a warm-up.\n",
