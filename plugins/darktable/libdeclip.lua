@@ -272,10 +272,11 @@ end
 -- The sidecar of a declipped DNG (darktable reads NAME.xmp when it imports NAME): a history that
 -- turns highlight reconstruction off and, when libdeclip scaled the values down to fit what it
 -- recovered above white under the DNG's white level (``headroom_ev`` > 0, which the DNG's
--- BaselineExposure says and darktable does not read), an exposure instance of its own,
--- "libdeclip headroom", that brightens by as much, so the DNG looks as the original does.
--- darktable applies its automatic presets (the workflow's exposure and tone mapper) on the first
--- opening, as for any new image; the instance comes on top of the workflow's exposure.
+-- BaselineExposure says and darktable does not read), an exposure that brightens by as much, so
+-- the DNG looks as the original does. It is the module's first instance: a second one
+-- (multi_priority 1) rendered darker still in darktable 4.2. A copied history's exposure replaces
+-- it, with the headroom added (M.add_exposure). darktable applies its automatic presets (the
+-- workflow's exposure and tone mapper) on the first opening, as for any new image.
 function M.dng_sidecar(headroom_ev)
   local items = {history_item(0, "highlights", false, 4, HIGHLIGHTS_PARAMS, "", 0)}
   if headroom_ev > 0.001 then
