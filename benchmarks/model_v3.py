@@ -3,8 +3,8 @@
     python -m benchmarks.model_v3 [--sections quality real speed] [--data ../shared/data/eval]
         [--sets kodak24 cbsd68] [--limit N] [--grid N] [--out-dir benchmarks/results]
     python -m benchmarks.model_v3 --merge A.csv B.csv    # the tables of runs on separate sets
-    python -m benchmarks.model_v3 --sections quality --candidate NEW.onnx --rows v2 v3
-                                                   # a new v3 model (e.g. a later training stage)
+    python -m benchmarks.model_v3 --sections quality --candidate NEW.onnx [MORE.onnx] --rows v2 v3
+                                                   # new v3 models (e.g. a later training stage)
 
 ``--sets`` with ``--csv OUT`` runs the quality section on some sets only (e.g. one process per
 set on a 2-core machine) and writes its rows; ``--merge`` writes ``model_v3_quality.md`` from them.
@@ -22,9 +22,11 @@ The report checks the issue's quality targets from the same run: v3 >= v2 + 1.0 
 every set and protocol; v3 best of all rows in each split on PSNR and on CIEDE2000; int8 within
 0.1 dB of float32.
 
-``--candidate`` adds a row for another v3 model file (e.g. the export of a later training stage's
-checkpoint) and a table of its gain over v3 in each split: the evidence for releasing it; ``--rows``
-runs only some rows (labels as in the tables; "v3" and the candidate are always run with it).
+``--candidate`` adds a row for each other v3 model file given (e.g. the export of a later training
+stage's checkpoint, or of an ablation's), labelled "candidate <file name>", and a table of each one's
+gain over v3 in each split: the evidence for releasing it, or an ablation's result on the same
+photos; ``--rows`` runs only some rows (labels as in the tables; "v3" and the candidates are always
+run with it).
 
 Real: crops of real clipped photos (``../shared/data/clipped``, no truth) for inpaint opposed, v2
 and v3, chosen by a rule fixed before v3's output was seen: hdrcnn's ``img_007`` and the four
@@ -77,14 +79,22 @@ INT8_TOLERANCE_DB = 0.1
 SECTIONS = ("quality", "real", "speed")
 
 
-CANDIDATE = "candidate"
+CANDIDATE = "candidate"  # the label of a --candidate row: "candidate <file stem>"
+
+
+def candidate_label(path: Path) -> str:
+    return f"{CANDIDATE} {path.stem}"
+
+
+def is_candidate(label: str) -> bool:
+    return label == CANDIDATE or label.startswith(CANDIDATE + " ")
 
 
 def quality(data: Path, sets: list[str], limit: int | None, grid: int, out_dir: Path,
             rows: dict[str, tuple[str, Path | None]]) -> tuple[str, list[dict[str, object]]]:
     paths = q._photos(data, sets, limit)
     pickers = {pr: q.GridPicker(grid) for pr in q.PROTOCOLS}
-    columns = [c for c in GRID_COLUMNS if c in rows] + ([CANDIDATE] if CANDIDATE in rows else [])
+    columns = [c for c in GRID_COLUMNS if c in rows] + [c for c in rows if is_candidate(c)]
     results: list[dict[str, object]] = []
     bar = tqdm(total=len(paths) * len(q.PROTOCOLS), desc="photos", unit="case", file=sys.stderr)
     for s, path in paths:
@@ -124,10 +134,11 @@ def _pool(results: list[dict[str, object]], label: str, s: str, protocol: str, k
     return q.pooled(rows, key)
 
 
-def _delta(results: list[dict[str, object]], s: str, protocol: str, key: str, sign: float) -> str:
-    """The candidate's gain over v3 on ``key`` (``sign`` -1 where lower is better)."""
-    gain = _pool(results, CANDIDATE, s, protocol, key) - _pool(results, "v3", s, protocol, key)
-    return f"{sign * gain:+.2f}"
+def _delta(results: list[dict[str, object]], label: str, s: str, protocol: str, key: str,
+           sign: float) -> str:
+    """Candidate ``label``'s gain over v3 on ``key`` (``sign`` -1 where lower is better)."""
+    gain = _pool(results, label, s, protocol, key) - _pool(results, "v3", s, protocol, key)
+    return f"{sign * gain + 0.0:+.2f}"  # + 0.0: no "-0.00" for no change
 
 
 def tables(results: list[dict[str, object]]) -> str:
@@ -148,16 +159,17 @@ def tables(results: list[dict[str, object]]) -> str:
                     f"/ {v['full_ciede2000']:.2f} | {v['full_chroma']:.2f} | {v['region_ssim']:.4f} |"
                 )
             out.append("")
-    if CANDIDATE in labels:
-        out.append("### The candidate against v3 (same run; positive: the candidate is better)\n")
+    for label in (c for c in labels if is_candidate(c)):
+        out.append(f"### {label[0].upper() + label[1:]} against v3 (same run; positive: the candidate "
+                   "is better)\n")
         out.append("| set, protocol | PSNR region / some survive / all clipped (dB) "
                    "| CIEDE2000 region / some / all (lower is better: v3 − candidate) |")
         out.append("|---|---|---|")
         for protocol in q.PROTOCOLS:
             for s in sets:
-                psnr = " / ".join(_delta(results, s, protocol, f"{k}_psnr", 1.0)
+                psnr = " / ".join(_delta(results, label, s, protocol, f"{k}_psnr", 1.0)
                                   for k in ("region", "partial", "full"))
-                de = " / ".join(_delta(results, s, protocol, f"{k}_ciede2000", -1.0)
+                de = " / ".join(_delta(results, label, s, protocol, f"{k}_ciede2000", -1.0)
                                 for k in ("region", "partial", "full"))
                 out.append(f"| {s}, {protocol} | {psnr} | {de} |")
         out.append("")
@@ -168,7 +180,7 @@ def tables(results: list[dict[str, object]]) -> str:
                "| v3 best CIEDE2000 some / all | int8 − v3 region PSNR |")
     out.append("|---|---|---|---|---|")
     met = True
-    others = [r for r in labels if not r.startswith("v3") and r != CANDIDATE]
+    others = [r for r in labels if not r.startswith("v3") and not is_candidate(r)]
 
     def best(s: str, protocol: str, key: str, higher: bool) -> str:
         mine = _pool(results, "v3", s, protocol, key)
@@ -261,13 +273,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="first N photos of each set only (quick look)")
     p.add_argument("--grid", type=int, default=4, help="photos per protocol grid (0: none)")
     p.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
-    p.add_argument("--candidate", type=Path, metavar="ONNX", help="another v3 model file, as a row")
+    p.add_argument("--candidate", type=Path, nargs="+", metavar="ONNX", default=[],
+                   help="other v3 model files, a row each")
     p.add_argument("--rows", nargs="+", choices=list(ROWS), metavar="ROW",
                    help=f"run only these rows (of: {', '.join(ROWS)})")
     args = p.parse_args(argv)
     rows = {k: v for k, v in ROWS.items() if not args.rows or k in args.rows or k == "v3"}
-    if args.candidate:
-        rows[CANDIDATE] = ("declipnet", args.candidate)
+    for path in args.candidate:
+        if candidate_label(path) in rows:
+            print(f"error: two candidates named {path.stem}: give the files different names", file=sys.stderr)
+            return 2
+        rows[candidate_label(path)] = ("declipnet", path)
     missing = [str(m) for _, m in rows.values() if m is not None and not m.is_file()]
     if missing:
         print(f"error: model files missing: {', '.join(missing)}", file=sys.stderr)
@@ -303,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         if section == "quality" and args.rows:
             limit += f", rows {' '.join(args.rows)}"
         if section == "quality" and args.candidate:
-            limit += f", candidate {args.candidate.name}"
+            limit += f", candidate {' '.join(path.name for path in args.candidate)}"
         header = (f"<!-- python -m benchmarks.model_v3 --sections {section}{limit}; "
                   f"{time.perf_counter() - started:.0f} s so far -->\n\n")
         name = f"model_v3_{section}.md" if section != "quality" or not args.csv else args.csv.stem + ".md"

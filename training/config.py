@@ -60,8 +60,9 @@ class Config:
     # ~65,000x those on a 0..1 scale and would drown the pixel loss whatever the weights. Features
     # are multiplied by this before the distance: 1/255 measures them as if pixels were on 0..1.
     perceptual_feature_scale: float = 1.0 / 255.0
-    # pixel loss: "mse" (the paper's, on clip-normalised values) or "encoded-l1" (model v3: L1 in a
-    # mu-law encoding, the clipped values weighted clipped_weight times the others)
+    # pixel loss: "mse" (the paper's, on clip-normalised values), "encoded-l1" (model v3: L1 in a
+    # mu-law encoding, the clipped values weighted clipped_weight times the others) or "encoded-l2"
+    # (the same, squared)
     pixel_loss: str = "mse"
     encoding_mu: float = 16.0
     clipped_weight: float = 1.0

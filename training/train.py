@@ -44,7 +44,7 @@ from training.vgg import build_perceptual_net
 # from (what v3 must beat), base_chroma likewise.
 CSV_FIELDS = ["step", "total", "mse", "perceptual", "adversarial", "disc", "sec_per_step", "identity_mse",
               "pixel", "base_pixel", "chroma", "base_chroma", "lr"]
-PIXEL_LOSSES = ("mse", "encoded-l1")
+PIXEL_LOSSES = ("mse", "encoded-l1", "encoded-l2")
 LR_SCHEDULES = ("constant", "linear")
 
 
@@ -320,22 +320,24 @@ class Trainer:
             self.opt_d.step()
             stats["disc"] = loss_d.item()
         l_mse = mse_loss(out, y)
-        if cfg.pixel_loss == "encoded-l1":
+        if cfg.pixel_loss in ("encoded-l1", "encoded-l2"):
+            power = 2 if cfg.pixel_loss == "encoded-l2" else 1
             clipped = x[:, 3:6] != 0 if x.shape[1] >= 6 else torch.zeros_like(y, dtype=torch.bool)
             all_clipped = (x[:, 3:6] > 0.5).all(dim=1, keepdim=True) if x.shape[1] >= 6 else clipped[:, :1]
-            l_pixel = encoded_l1(out, y, clipped, cfg.encoding_mu, cfg.clipped_weight, known)
+            l_pixel = encoded_l1(out, y, clipped, cfg.encoding_mu, cfg.clipped_weight, known, power)
             total = cfg.w_mse * l_pixel
             stats["pixel"] = l_pixel.item()
             if cfg.w_chroma > 0:
-                l_chroma = chroma_l1(out, y, all_clipped, cfg.encoding_mu, known)
+                l_chroma = chroma_l1(out, y, all_clipped, cfg.encoding_mu, known, power)
                 total = total + cfg.w_chroma * l_chroma
                 stats["chroma"] = l_chroma.item()
             if self.prior:
                 with torch.no_grad():
                     base = _unwrap(self.g).classical(x)
                     stats["base_pixel"] = encoded_l1(
-                        base, y, clipped, cfg.encoding_mu, cfg.clipped_weight, known).item()
-                    stats["base_chroma"] = chroma_l1(base, y, all_clipped, cfg.encoding_mu, known).item()
+                        base, y, clipped, cfg.encoding_mu, cfg.clipped_weight, known, power).item()
+                    stats["base_chroma"] = chroma_l1(
+                        base, y, all_clipped, cfg.encoding_mu, known, power).item()
         else:
             total = cfg.w_mse * l_mse
         if self.vgg is not None:
