@@ -159,6 +159,38 @@ def test_the_sampler_computes_estimates_on_the_whole_photo(photo_folder: Path) -
         assert torch.equal(a, b)  # a pure function of the step: what makes resume exact
 
 
+def test_shrinking_a_photo_keeps_where_it_was_blown() -> None:
+    from training.data import OWN_CLIP_CODE, shrink_to_fit
+
+    photo = np.full((800, 1200, 3), 120, np.uint8)
+    photo[100:140, 600:660] = 255  # a blown patch
+    photo[700, 100] = (255, 90, 90)  # one blown value in a red pixel
+    small, own = shrink_to_fit(photo, 300, 128)
+    assert small.shape == (200, 300, 3) and own.shape == (200, 300)
+    # every shrunk pixel that the patch (or the single value) reaches is marked, and nothing far off
+    assert own[25:35, 150:165].all() and own[175, 25]
+    assert not own[60:, 50:140].any() and not own[:20].any() and own.sum() < 40 * 60 / 16 + 80
+    assert small[30, 157].min() >= OWN_CLIP_CODE and small[175, 25, 0] < OWN_CLIP_CODE  # blurred away
+    small, own = shrink_to_fit(photo[:200], 300, 128)  # a wide strip: its short side stays the crop
+    assert small.shape[0] == 128 and small.shape[1] == 768
+
+
+def test_the_sampler_shows_large_photos_whole_when_asked(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.open(DEMO_PHOTO).convert("RGB").resize((1024, 683)).save(tmp_path / "large.png")
+    spec = ClipSpec(quantise=True, camera_probability=0.5, flips=True)
+    kwargs = {"crop": 32, "batch": 2, "spec": spec, "seed": 3, "pool": 4, "block_steps": 2, "max_side": 96}
+    shrunk = PriorSampler(tmp_path, downscale=1.0, **kwargs)  # type: ignore[arg-type]
+    windows = PriorSampler(tmp_path, **kwargs)  # type: ignore[arg-type]
+    for slot in range(4):
+        assert shrunk.variant(0, slot).truth.shape == (3, 64, 96)  # the whole scene, 1024 x 683 shrunk
+        assert windows.variant(0, slot).truth.shape == (3, 96, 96)  # a window at the photo's scale
+    again = PriorSampler(tmp_path, downscale=1.0, **kwargs).batch_at(3)  # type: ignore[arg-type]
+    for a, b in zip(shrunk.batch_at(3), again, strict=True):
+        assert torch.equal(a, b)
+
+
 @pytest.fixture(scope="module")
 def v3_model(tmp_path_factory: pytest.TempPathFactory, photo_folder: Path) -> Path:
     """A few steps of v3 training (tiny), its checkpoint given a random last layer (so the output

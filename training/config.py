@@ -42,6 +42,10 @@ class Config:
     prior_block_steps: int = 150  # steps that draw their crops from one pool
     hard_share: float = 0.75  # share of crops centred on a clipped pixel
     prior_max_side: int = 512  # larger photos: a window of this size stands for the photo
+    # share of the larger photos shrunk first so that the whole scene fits that window (as a photo
+    # exported for the web, or a small camera's), the rest seen at their own scale (a window of a
+    # large photo: smooth, zoomed in); 0 keeps the batches of the configs from before it
+    prior_downscale: float = 0.0
     sensor_probability: float = 0.0  # share of sensor-space samples (training.sensor; "prior" only)
     raw_root: str = "../shared/data/raw"  # the real camera RAWs whose colour matrices they use
     # networks

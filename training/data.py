@@ -318,6 +318,24 @@ class _Variant:
 OWN_CLIP_CODE = 254
 
 
+def shrink_to_fit(rgb: np.ndarray, side: int, crop: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rgb`` (H x W x 3 uint8) shrunk with Lanczos until its longer side is ``side`` (its shorter
+    side kept at least ``crop``), and where the photo itself was blown (a value at
+    :data:`OWN_CLIP_CODE` or above) on the shrunk grid: every output pixel whose footprint holds one,
+    since the filter mixes a blown value into values that no longer look blown."""
+    h, w = rgb.shape[:2]
+    scale = max(side / max(h, w), crop / min(h, w))
+    size = (max(crop, round(w * scale)), max(crop, round(h * scale)))
+    small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
+    blown = Image.fromarray(((rgb >= OWN_CLIP_CODE).any(axis=2) * 255).astype(np.uint8))
+    # a box filter of a 0/255 mask is above 0 wherever the footprint held a blown pixel; Lanczos'
+    # footprint is wider (3 lobes), so the mask is grown by a pixel on the shrunk grid afterwards
+    from scipy.ndimage import maximum_filter
+
+    own = maximum_filter(np.asarray(blown.resize(size, Image.Resampling.BOX)) > 0, size=3)
+    return small, own
+
+
 class PriorSampler:
     """Deterministic batches for a prior-input model (v3): (inputs, truth, context).
 
@@ -328,7 +346,10 @@ class PriorSampler:
     estimates and context computed by :mod:`libdeclip.priors`, and only then cropped. The estimates
     cost ~0.5 s a photo on one core, so each photo clipped this way serves many crops: the steps
     of a block of ``block_steps`` draw their crops from the block's ``pool`` clipped photos, and
-    ``hard_share`` of the crops are centred on a clipped pixel.
+    ``hard_share`` of the crops are centred on a clipped pixel. With ``downscale``, that share of the
+    photos larger than ``max_side`` are first shrunk (Lanczos, on the 8-bit sRGB values, as an
+    exported copy is) until the whole scene fits the window, so the model sees whole scenes at
+    small sizes as well as windows of large photos at their own scale.
 
     A batch is a pure function of ``(seed, step)``, as for :class:`ClipSampler` (the pool is a
     cache of pure functions of ``(seed, block, slot)``), which keeps resume exact.
@@ -347,6 +368,7 @@ class PriorSampler:
         hard_share: float = 0.75,
         max_side: int = 512,
         raw_root: str | Path = "../shared/data/raw",
+        downscale: float = 0.0,
     ) -> None:
         if max_side < crop:
             raise ValueError(f"max_side {max_side} must be at least the crop {crop}")
@@ -357,6 +379,7 @@ class PriorSampler:
         self._photos: dict[int, np.ndarray | None] = {}
         self._variants: dict[tuple[int, int], _Variant] = {}
         self.raw_root = Path(raw_root)
+        self.downscale = downscale
         self._camera_list: list[Any] | None = None
 
     def _cameras(self) -> list[Any]:
@@ -387,12 +410,18 @@ class PriorSampler:
         rgb = None
         while rgb is None:
             rgb = self._photo(int(rng.integers(0, len(self.paths))))
+        own: np.ndarray | None = None  # the photo's own blown highlights, where known before cropping
+        # (no draw at all without downscaling: configs from before it keep their batches)
+        if self.downscale > 0 and max(rgb.shape[:2]) > self.max_side and rng.random() < self.downscale:
+            rgb, own = shrink_to_fit(rgb, self.max_side, self.crop)
         h, w = rgb.shape[:2]
         wh, ww = min(h, self.max_side), min(w, self.max_side)
         y, x = int(rng.integers(0, h - wh + 1)), int(rng.integers(0, w - ww + 1))
         photo = rgb[y : y + wh, x : x + ww]
+        own = None if own is None else own[y : y + wh, x : x + ww]
         if self.spec.flips and rng.random() < 0.5:
             photo = photo[:, ::-1]
+            own = None if own is None else own[:, ::-1]
         # (no draw at all without sensor samples: configs from before them keep their batches)
         if self.spec.sensor_probability > 0 and rng.random() < self.spec.sensor_probability:
             from training.sensor import clip_sensor
@@ -411,7 +440,7 @@ class PriorSampler:
         # "truth" is itself clipped, so those pixels (and their 3 x 3 neighbours) carry no loss.
         from scipy.ndimage import maximum_filter
 
-        own = maximum_filter((photo >= OWN_CLIP_CODE).any(axis=2), size=3)
+        own = maximum_filter((photo >= OWN_CLIP_CODE).any(axis=2) if own is None else own, size=3)
         known = (~own)[None].astype(np.float32)
         return _Variant(inputs, truth, priors.context(hwc, high, low), known,
                         np.flatnonzero((mask != 0).any(axis=0)))

@@ -220,6 +220,7 @@ class Trainer:
                 cfg.data_root, crop=cfg.crop, batch=cfg.batch, spec=spec, seed=cfg.seed,
                 max_images=cfg.max_images, pool=cfg.prior_pool, block_steps=cfg.prior_block_steps,
                 hard_share=cfg.hard_share, max_side=cfg.prior_max_side, raw_root=cfg.raw_root,
+                downscale=cfg.prior_downscale,
             )
         else:
             self.sampler = ClipSampler(
@@ -405,6 +406,7 @@ class Trainer:
             "layout": self.cfg.layout,
             "mask_input": self.cfg.mask_input,
             "camera_probability": self.cfg.camera_probability,
+            "prior_downscale": self.cfg.prior_downscale,
             "camera_stops_over": list(self.cfg.camera_stops_over),
             "jpeg_probability": self.cfg.jpeg_probability,
             "pixel_loss": self.cfg.pixel_loss,
