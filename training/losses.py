@@ -64,19 +64,13 @@ def encoded_l1(output: torch.Tensor, truth: torch.Tensor, clipped: torch.Tensor,
     """L1 distance in :func:`mu_law`, the ``clipped`` values (N x 3 x H x W bool) weighted
     ``clipped_weight`` times the others (Santos et al. 2020 weight saturated pixels 6x); pixels
     where ``known`` (N x 1 x H x W) is 0 count for nothing. With ``power`` 2, the squared distance
-    (:func:`encoded_l2`)."""
+    (pixel_loss "encoded-l2"): L1 pulls a clipped value towards the median of what it could be,
+    which for a highlight (a long tail of brighter truths) is the dimmer side; the square pulls it
+    to the mean."""
     weight = 1.0 + (clipped_weight - 1.0) * clipped.float()
     if known is not None:
         weight = weight * known
     return (weight * (mu_law(output, mu) - mu_law(truth, mu)).abs() ** power).sum() / weight.sum()
-
-
-def encoded_l2(output: torch.Tensor, truth: torch.Tensor, clipped: torch.Tensor, mu: float,
-               clipped_weight: float, known: torch.Tensor | None = None) -> torch.Tensor:
-    """:func:`encoded_l1` with the squared distance: L1 pulls a clipped value towards the median
-    of what it could be, which for a highlight (a long tail of brighter truths) is the dimmer
-    side; the square pulls it to the mean."""
-    return encoded_l1(output, truth, clipped, mu, clipped_weight, known, power=2)
 
 
 def chroma_l1(output: torch.Tensor, truth: torch.Tensor, all_clipped: torch.Tensor, mu: float,
@@ -85,7 +79,7 @@ def chroma_l1(output: torch.Tensor, truth: torch.Tensor, all_clipped: torch.Tens
     them, a log-chromaticity) over the pixels where every channel is clipped (``all_clipped``,
     N x 1 x H x W bool): there the hue has to come from the surroundings, and an invented one
     (a pink cloud) is what a viewer sees first. 0 where no pixel is all clipped. With ``power`` 2,
-    the squared distance (to weigh against :func:`encoded_l2` as the L1 against :func:`encoded_l1`)."""
+    the squared distance (to weigh against :func:`encoded_l1`'s squared one as its L1 does)."""
     def chroma(v: torch.Tensor) -> torch.Tensor:
         e = mu_law(v, mu)
         return e - e.mean(dim=1, keepdim=True)

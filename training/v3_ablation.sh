@@ -21,17 +21,7 @@ NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(v3-ft-l1 v3-ft-l2)  # v3-ft-scale v3-ft-crop256: prepared, not yet run
 
 train_one() {  # train config $1 to its planned steps, chunk after chunk
-    until "$PY" - "$1" <<'PYEOF'
-import sys, torch
-from pathlib import Path
-from training.config import load_config
-cfg = load_config(f"training/configs/{sys.argv[1]}.toml")
-ck = Path(cfg.out_dir) / "checkpoint.pt"
-sys.exit(0 if ck.exists() and torch.load(ck, map_location="cpu", weights_only=True)["step"] >= cfg.steps else 1)
-PYEOF
-    do
-        "$PY" -m training.train --config "training/configs/$1.toml" --max-seconds "$CHUNK_SECONDS"
-    done
+    CONFIG="training/configs/$1.toml" CHUNK_SECONDS="$CHUNK_SECONDS" bash training/v3_schedule.sh
 }
 
 for ((i = 0; i < ${#NAMES[@]}; i += 2)); do  # two at a time: one thread and one data worker each

@@ -16,12 +16,14 @@ PY=${PYTHON:-.venv/bin/python}
 CHUNK_SECONDS=${CHUNK_SECONDS:-1800}
 CONFIG=${CONFIG:-training/configs/v3.toml}
 export CONFIG
-# The milestone of each stage kept in git (full checkpoint), and the run folder it resumes in.
+# The milestone of each stage kept in git (full checkpoint), and the run folder it resumes in;
+# other configs (the ablations of training/v3_ablation.sh) have none and start from init_from.
 case "$CONFIG" in
     *v3-sensor.toml) MILESTONE=training/checkpoints/declipnet-v3-sensor.pt RUN=runs/v3-sensor ;;
-    *) MILESTONE=training/checkpoints/declipnet-v3.pt RUN=runs/v3 ;;
+    *v3.toml) MILESTONE=training/checkpoints/declipnet-v3.pt RUN=runs/v3 ;;
+    *) MILESTONE="" RUN="" ;;
 esac
-if [ ! -f "$RUN/checkpoint.pt" ] && [ -f "$MILESTONE" ]; then
+if [ -n "$MILESTONE" ] && [ ! -f "$RUN/checkpoint.pt" ] && [ -f "$MILESTONE" ]; then
     mkdir -p "$RUN"
     cp "$MILESTONE" "$RUN/checkpoint.pt"
     echo "$CONFIG: resuming from the milestone $MILESTONE"
@@ -38,4 +40,4 @@ PYEOF
 do
     "$PY" -m training.train --config "$CONFIG" --max-seconds "$CHUNK_SECONDS"
 done
-echo "training done ($CONFIG): $RUN/checkpoint.pt"
+echo "training done ($CONFIG)${RUN:+: $RUN/checkpoint.pt}"
