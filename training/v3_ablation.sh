@@ -2,7 +2,7 @@
 # The 3,000-step ablations of v3's training (issue #21), from the finished first stage, and their
 # comparison on the quality harness, reproducible from this one command on a 2-core CPU:
 #
-#     bash training/v3_ablation.sh [CONFIG ...]   # default: the first two below; two run at a time
+#     bash training/v3_ablation.sh [CONFIG ...]   # default: the four below; two run at a time
 #
 #   v3-ft-l1       the first stage's loss, trained on (the control: what 3,000 more steps give)
 #   v3-ft-l2       the same batches, the encoded distances squared (the loss, point 4)
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 CHUNK_SECONDS=${CHUNK_SECONDS:-1800}
 NAMES=("$@")
-[ ${#NAMES[@]} -gt 0 ] || NAMES=(v3-ft-l1 v3-ft-l2)  # v3-ft-scale v3-ft-crop256: prepared, not yet run
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(v3-ft-l1 v3-ft-l2 v3-ft-scale v3-ft-crop256)
 
 train_one() {  # train config $1 to its planned steps, chunk after chunk
     CONFIG="training/configs/$1.toml" CHUNK_SECONDS="$CHUNK_SECONDS" bash training/v3_schedule.sh
