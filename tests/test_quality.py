@@ -14,6 +14,7 @@ from benchmarks.quality import (
     make_case,
     metrics,
     pooled,
+    read_truth,
     wins_line,
 )
 from libdeclip.mask import clip_masks
@@ -80,6 +81,32 @@ def test_metrics_perfect_output_and_identity(protocol: str) -> None:
         assert identity[f"{split}_mae"] > 1
     # all channels clipped is the hard part: no repair is worse there than where a channel survives
     assert identity["full_mae"] > identity["partial_mae"]
+
+
+@needs_eval
+def test_bound_aware_psnr_takes_a_truth_at_255_as_a_lower_bound() -> None:
+    truth = read_truth(first_photo()).copy()
+    truth[:40, :60] = 255.0  # the original file's own blown patch
+    case = make_case(first_photo(), "camera", truth)
+    blown = np.zeros(truth.shape[:2], bool)
+    blown[:40, :60] = True
+    assert (case.region & blown).sum() == blown.sum()  # the patch is in the clipped region
+    exact = (case.truth - case.offset) / case.gain
+    brighter = exact.copy()
+    brighter[blown] += 60.0 / case.gain  # above the bound: no error by the bound, 60 by the value
+    perfect, over = metrics(case, exact), metrics(case, brighter)
+    assert perfect["region_psnr_bound"] > 100 and perfect["region_psnr"] > 100
+    assert over["region_psnr_bound"] > 100
+    assert over["region_psnr"] < 40
+    dimmer = exact.copy()
+    dimmer[blown] -= 30.0 / case.gain  # below the bound: the same error either way
+    under = metrics(case, dimmer)
+    assert under["region_psnr_bound"] == pytest.approx(under["region_psnr"])
+    assert under["region_psnr"] < 40
+    rows = [{"region_pixels": 10, "region_psnr_bound": 20.0},
+            {"region_pixels": 30, "region_psnr_bound": 30.0}]
+    mse = (10 * 255**2 * 10 ** -2.0 + 30 * 255**2 * 10 ** -3.0) / 40
+    assert pooled(rows, "region_psnr_bound") == pytest.approx(10 * math.log10(255**2 / mse))
 
 
 def test_pooled_region_metrics_weigh_photos_by_clipped_pixels() -> None:
