@@ -44,9 +44,8 @@ partition the region. A value exactly at a threshold counts as clipped: the file
 from a clipped one (so no repair is exact there). The eval photos are 8-bit files with a few blown
 areas of their own: there the truth is 255, itself a clipped value, and a method that recovers
 more than 255 is scored as wrong by the excess (unclamped metrics) or not at all (clamped ones);
-the bound-aware PSNR below scores it as what it is, a lower bound. Such values are not rare in the
-region: on the camera protocol 70% (Kodak24) and 60% (CBSD68) of the all-clipped pixels have a
-channel at 255 in the truth.
+the bound-aware PSNR below scores it as what it is, a lower bound (how often that happens:
+BENCHMARKS.md, "Ablations of v3's training").
 
 Metrics, on the photo's own 0..255 scale after mapping a method's output back (paper:
 ``v * (over - under) + under``; camera: ``v * 255``), with the truth as the 8-bit photo:
