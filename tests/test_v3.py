@@ -106,9 +106,10 @@ def test_estimates_in_any_tile_equal_the_whole_image_window(demo_clipped: np.nda
     np.testing.assert_array_equal(whole[:3, :h, :w][:, free], picture[:, :h, :w][:, free])
 
 
-def test_the_output_is_outward_only_for_any_weights() -> None:
+@pytest.mark.parametrize("detail", [0, 4], ids=["prior", "prior-detail"])
+def test_the_output_is_outward_only_for_any_weights(detail: int) -> None:
     torch.manual_seed(0)
-    model = PriorGenerator(width=8).eval()
+    model = PriorGenerator(width=8, detail=detail).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.5)  # the last layer too: far from the identity start
@@ -123,8 +124,9 @@ def test_the_output_is_outward_only_for_any_weights() -> None:
     assert (out[mask > 0] > picture[mask > 0]).any()  # and it does move the clipped ones
 
 
-def test_with_its_last_layer_at_zero_it_returns_the_classical_answer() -> None:
-    model = PriorGenerator(width=8).eval()  # a new model: the head starts at zero
+@pytest.mark.parametrize("detail", [0, 4], ids=["prior", "prior-detail"])
+def test_with_its_last_layer_at_zero_it_returns_the_classical_answer(detail: int) -> None:
+    model = PriorGenerator(width=8, detail=detail).eval()  # a new model: the heads start at zero
     x = torch.rand(2, 12, 32, 32)
     mask = torch.zeros(2, 3, 32, 32)
     mask[:, :, 4:12, 4:12] = 1.0  # all three clipped high: the base is inpaint opposed's
@@ -138,6 +140,23 @@ def test_with_its_last_layer_at_zero_it_returns_the_classical_answer() -> None:
     assert torch.equal(out[:, 0, 20:28, 20:28], x[:, 6, 20:28, 20:28])
     assert torch.equal(out[:, 2, 0:4, 24:30], x[:, 8, 0:4, 24:30])
     assert receptive_field_radius(model) > 0  # the body's reach, not the output form's
+
+
+def test_detail_layers_start_from_a_v3_checkpoint_unchanged_and_widen_the_reach(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    v3 = PriorGenerator(width=8).eval()
+    with torch.no_grad():
+        for p in v3.parameters():
+            p.normal_(0.0, 0.3)
+    detailed = PriorGenerator(width=8, detail=4).eval()
+    missing, unexpected = detailed.load_state_dict(v3.state_dict(), strict=False)
+    assert not unexpected and missing and all(key.startswith("detail.") for key in missing)
+    x, context = torch.rand(2, 12, 32, 32), torch.rand(2, 6)
+    x[:, 3:6] = torch.randint(-1, 2, (2, 3, 32, 32)).float()
+    with torch.no_grad():
+        assert torch.equal(detailed(x, context), v3(x, context))
+    # two 3x3 convolutions at full resolution: 2 px more reach than the body's
+    assert receptive_field_radius(detailed) == receptive_field_radius(v3) + 2
 
 
 def test_the_sampler_computes_estimates_on_the_whole_photo(photo_folder: Path) -> None:

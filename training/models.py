@@ -162,10 +162,24 @@ class PriorGenerator(nn.Module):
     multiple = 16
     channels = 12
 
-    def __init__(self, width: int = 32, context_size: int = 6) -> None:
+    def __init__(self, width: int = 32, context_size: int = 6, detail: int = 0) -> None:
         super().__init__()
         self.width, self.in_channels, self.context_size = width, self.channels, context_size
         self.body = LiteGenerator(width, self.channels, context_size, smooth_head=True)
+        # With ``detail`` (layout "prior-detail"): two 3x3 convolutions at full resolution over the
+        # input and the body's smooth residual add a correction of their own. The body ends at 1/2
+        # resolution, so it cannot follow a surviving channel's pixel-scale texture into the
+        # clipped one (v3 trails v2 there). Its last layer starts at zero: a "prior" checkpoint
+        # loaded into it gives the same output.
+        self.detail: nn.Sequential | None = None
+        if detail:
+            self.detail = nn.Sequential(
+                nn.Conv2d(self.channels + 3, detail, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(detail, 3, 3, padding=1),
+            )
+            nn.init.zeros_(self.detail[2].weight)
+            nn.init.zeros_(self.detail[2].bias)
 
     @staticmethod
     def base(x: torch.Tensor) -> torch.Tensor:
@@ -185,8 +199,28 @@ class PriorGenerator(nn.Module):
         """The output with a zero residual: the classical base, projected outward."""
         return self.outward(x, self.base(x))
 
+    def residual(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """The learned correction of the base (N x 3 x H x W), before the outward form."""
+        residual = self.body(x, context)
+        if self.detail is not None:
+            residual = residual + self.detail(torch.cat([x, residual], dim=1))
+        return residual
+
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        return self.outward(x, self.base(x) + self.body(x, context))
+        return self.outward(x, self.base(x) + self.residual(x, context))
+
+
+class _PriorCorrection(nn.Module):
+    """A v3 generator's convolutional part alone: its :meth:`PriorGenerator.residual`."""
+
+    def __init__(self, model: PriorGenerator) -> None:
+        super().__init__()
+        self.model = model
+        self.in_channels, self.context_size = model.in_channels, model.context_size
+        self.multiple = model.multiple
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.model.residual(x, context)
 
 
 class Discriminator(nn.Module):
@@ -223,22 +257,27 @@ LAYOUTS: dict[str, tuple[type[nn.Module], int]] = {
     "small": (Generator, 16),
     "lite": (LiteGenerator, 48),
     "prior": (PriorGenerator, 32),
+    "prior-detail": (PriorGenerator, 32),  # v3 with its full-resolution detail layers
 }
 
 AnyGenerator = Generator | LiteGenerator | PriorGenerator
+PRIOR_LAYOUTS = ("prior", "prior-detail")  # the layouts of model v3 (12 input channels and a context)
+
+#: Channels of the "prior-detail" layout's full-resolution layer (5.2 GFLOP per megapixel).
+DETAIL_WIDTH = 16
 
 
 def build_generator(
     layout: str = "paper", width: int | None = None, in_channels: int | None = None
 ) -> AnyGenerator:
     """A generator of a named layout; ``in_channels`` 3 (RGB) or, for "lite", 6 (RGB + mask);
-    "prior" (v3) always takes its 12 channels and the context."""
+    "prior" and "prior-detail" (v3) always take their 12 channels and the context."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown generator layout {layout!r}; known: {sorted(LAYOUTS)}")
     cls, default_width = LAYOUTS[layout]
     kwargs: dict[str, int] = {"width": width or default_width}
     if cls is PriorGenerator:
-        return PriorGenerator(**kwargs)
+        return PriorGenerator(**kwargs, detail=DETAIL_WIDTH if layout == "prior-detail" else 0)
     if in_channels is not None:
         kwargs["in_channels"] = in_channels
     return cls(**kwargs)  # type: ignore[return-value]
@@ -250,9 +289,9 @@ def spatial_multiple(model: nn.Module) -> int:
 
 
 def _convolutional(model: nn.Module) -> nn.Module:
-    """The convolutional network of a generator (a v3 generator's body: its output form adds no
-    convolution and, on an all-zero probe, would hide the body's reach)."""
-    return model.body if isinstance(model, PriorGenerator) else model
+    """The convolutional network of a generator (a v3 generator's correction: its output form adds
+    no convolution and, on an all-zero probe, would hide the correction's reach)."""
+    return _PriorCorrection(model) if isinstance(model, PriorGenerator) else model
 
 
 def _probe(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,7 @@ from training.losses import (
     mse_loss,
     perceptual_loss,
 )
-from training.models import AnyGenerator, Discriminator, PriorGenerator, build_generator
+from training.models import PRIOR_LAYOUTS, AnyGenerator, Discriminator, PriorGenerator, build_generator
 from training.vgg import build_perceptual_net
 
 # identity_mse: the MSE of the clipped input itself, the baseline the generator must beat.
@@ -196,7 +196,7 @@ class Trainer:
             raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, not {cfg.pixel_loss!r}")
         if cfg.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, not {cfg.lr_schedule!r}")
-        self.prior = cfg.layout == "prior"
+        self.prior = cfg.layout in PRIOR_LAYOUTS
         spec = ClipSpec(
                 over_range=cfg.over_range,
                 under_range=cfg.under_range,
@@ -227,8 +227,8 @@ class Trainer:
                 cfg.data_root, crop=cfg.crop, batch=cfg.batch, spec=spec, seed=cfg.seed,
                 rank=self.rank, world_size=self.world, max_images=cfg.max_images,
             )
-        if cfg.mask_input and cfg.layout not in ("lite", "prior"):
-            raise ValueError(f"mask_input needs the 'lite' or 'prior' layout, not {cfg.layout!r}")
+        if cfg.mask_input and cfg.layout not in ("lite", *PRIOR_LAYOUTS):
+            raise ValueError(f"mask_input needs the 'lite' or a 'prior' layout, not {cfg.layout!r}")
         channels = input_channels(cfg.to_dict()) if cfg.layout == "lite" else None
         g: nn.Module = build_generator(cfg.layout, cfg.width, channels).to(self.device)
         if self.device.type == "cuda":
@@ -268,6 +268,11 @@ class Trainer:
             if self.prior and ck["config"]["layout"] == "lite":
                 assert isinstance(g, PriorGenerator)
                 transplant_lite(g, ck["generator"])
+            elif ck["config"]["layout"] == "prior" and cfg.layout == "prior-detail":
+                # v3 going on with detail layers: those start at zero, so the output is unchanged
+                missing, unexpected = g.load_state_dict(ck["generator"], strict=False)
+                if unexpected or any(not key.startswith("detail.") for key in missing):
+                    raise ValueError(f"{cfg.init_from}: not a v3 generator state ({unexpected or missing})")
             else:
                 g.load_state_dict(ck["generator"])
             if d is not None and ck.get("discriminator") is not None:  # a GAN stage going on
