@@ -3,6 +3,7 @@
 # comparison on the quality harness, reproducible from this one command on a 2-core CPU:
 #
 #     bash training/v3_ablation.sh [CONFIG ...]   # default: the four below; two run at a time
+#     RESULT=model_v3_detail bash training/v3_ablation.sh v3-ft-scale-l2 v3-detail
 #
 #   v3-ft-l1       the first stage's loss, trained on (the control: what 3,000 more steps give)
 #   v3-ft-l2       the same batches, the encoded distances squared (the loss, point 4)
@@ -12,11 +13,14 @@
 # Each run stops on a time budget with a checkpoint that resumes exactly (runs/NAME/checkpoint.pt;
 # run the script again after an interruption). Then each is exported to runs/NAME/NAME.onnx and
 # benchmarks.model_v3 compares them with v3, v2 and the classical methods on the same photos
-# (one process per set, merged), writing benchmarks/results/model_v3_ablation.md.
+# (one process per set, merged), writing benchmarks/results/$RESULT.md and .csv (default RESULT:
+# model_v3_ablation, the four runs above; the second line: the combined fine-tune and the detail
+# layers, model_v3_detail).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 CHUNK_SECONDS=${CHUNK_SECONDS:-1800}
+RESULT=${RESULT:-model_v3_ablation}
 NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(v3-ft-l1 v3-ft-l2 v3-ft-scale v3-ft-crop256)
 
@@ -43,9 +47,9 @@ done
 wait
 "$PY" -m benchmarks.model_v3 --merge "$OUT/kodak24.csv" "$OUT/cbsd68.csv" --out-dir "$OUT"
 {
-    echo "<!-- bash training/v3_ablation.sh ${NAMES[*]} (per set: python -m benchmarks.model_v3 --sections quality --sets SET --grid 0 --rows cross-channel inpaint-opposed v2 --candidate runs/NAME/NAME.onnx ... --csv SET.csv; then --merge) -->"
+    echo "<!-- RESULT=$RESULT bash training/v3_ablation.sh ${NAMES[*]} (per set: python -m benchmarks.model_v3 --sections quality --sets SET --grid 0 --rows cross-channel inpaint-opposed v2 --candidate runs/NAME/NAME.onnx ... --csv SET.csv; then --merge) -->"
     echo
     sed 1d "$OUT/model_v3_quality.md"
-} > benchmarks/results/model_v3_ablation.md
-cp "$OUT/model_v3.csv" benchmarks/results/model_v3_ablation.csv
-echo "written: benchmarks/results/model_v3_ablation.md"
+} > "benchmarks/results/$RESULT.md"
+cp "$OUT/model_v3.csv" "benchmarks/results/$RESULT.csv"
+echo "written: benchmarks/results/$RESULT.md"

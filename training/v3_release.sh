@@ -20,8 +20,10 @@ trap 'rm -f "$BASE"' EXIT
 "$PY" - "$CKPT" "$BASE" <<'PYEOF'
 import sys, torch
 ck = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
-for key in ("body.head.weight", "body.head.bias"):
-    ck["generator"][key] = torch.zeros_like(ck["generator"][key])
+# the last layers of the body and (layout "prior-detail") of the detail layers
+for key in ("body.head.weight", "body.head.bias", "detail.2.weight", "detail.2.bias"):
+    if key in ck["generator"]:
+        ck["generator"][key] = torch.zeros_like(ck["generator"][key])
 torch.save(ck, sys.argv[2])
 PYEOF
 "$PY" -m training.export "$BASE" training/checkpoints/v3_ablation/v3_base.onnx --version 3-base
