@@ -229,6 +229,30 @@ def v3_model(tmp_path_factory: pytest.TempPathFactory, photo_folder: Path) -> Pa
     return out
 
 
+def test_a_detail_run_starts_from_a_v3_checkpoint(tmp_path: Path, photo_folder: Path) -> None:
+    v3 = tmp_path / "v3.toml"
+    v3.write_text(tiny_config_text(photo_folder, tmp_path / "v3", 2, **PRIOR_RUN))
+    Trainer(load_config(v3)).run()
+    start = tmp_path / "v3" / "checkpoint.pt"
+    detail = tmp_path / "detail.toml"
+    detail.write_text(tiny_config_text(photo_folder, tmp_path / "detail", 2, **{
+        **PRIOR_RUN, "layout": "prior-detail", "init_from": str(start)}))
+    trainer = Trainer(load_config(detail))
+    assert isinstance(trainer.g, PriorGenerator) and trainer.g.detail is not None
+    for name, tensor in load_checkpoint(start)["generator"].items():
+        assert torch.equal(trainer.g.state_dict()[name], tensor), f"{name} not taken from the v3 state"
+    trainer.run()
+    assert load_checkpoint(tmp_path / "detail" / "checkpoint.pt")["config"]["layout"] == "prior-detail"
+    # a state that is not a v3 generator's is refused by name
+    ck = load_checkpoint(start)
+    ck["generator"]["stray.weight"] = torch.zeros(1)
+    torch.save(ck, tmp_path / "stray.pt")
+    detail.write_text(tiny_config_text(photo_folder, tmp_path / "stray", 2, **{
+        **PRIOR_RUN, "layout": "prior-detail", "init_from": str(tmp_path / "stray.pt")}))
+    with pytest.raises(ValueError, match="not a v3 generator state"):
+        Trainer(load_config(detail))
+
+
 def test_resume_is_bit_exact(tmp_path: Path, photo_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "a.toml"
     cfg.write_text(tiny_config_text(photo_folder, tmp_path / "straight", 4, **PRIOR_RUN))
