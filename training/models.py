@@ -173,13 +173,10 @@ class PriorGenerator(nn.Module):
         # loaded into it gives the same output.
         self.detail: nn.Sequential | None = None
         if detail:
-            self.detail = nn.Sequential(
-                nn.Conv2d(self.channels + 3, detail, 3, padding=1),
-                nn.ReLU(),
-                nn.Conv2d(detail, 3, 3, padding=1),
-            )
-            nn.init.zeros_(self.detail[2].weight)
-            nn.init.zeros_(self.detail[2].bias)
+            last = nn.Conv2d(detail, 3, 3, padding=1)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            self.detail = nn.Sequential(nn.Conv2d(self.channels + 3, detail, 3, padding=1), nn.ReLU(), last)
 
     @staticmethod
     def base(x: torch.Tensor) -> torch.Tensor:
