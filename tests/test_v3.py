@@ -142,7 +142,7 @@ def test_with_its_last_layer_at_zero_it_returns_the_classical_answer(detail: int
     assert receptive_field_radius(model) > 0  # the body's reach, not the output form's
 
 
-def test_detail_layers_start_from_a_v3_checkpoint_unchanged_and_widen_the_reach(tmp_path: Path) -> None:
+def test_detail_layers_start_from_a_v3_checkpoint_unchanged_and_widen_the_reach() -> None:
     torch.manual_seed(1)
     v3 = PriorGenerator(width=8).eval()
     with torch.no_grad():

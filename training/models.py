@@ -258,7 +258,8 @@ LAYOUTS: dict[str, tuple[type[nn.Module], int]] = {
 }
 
 AnyGenerator = Generator | LiteGenerator | PriorGenerator
-PRIOR_LAYOUTS = ("prior", "prior-detail")  # the layouts of model v3 (12 input channels and a context)
+# the layouts of model v3 (12 input channels and a context)
+PRIOR_LAYOUTS = tuple(name for name, (cls, _) in LAYOUTS.items() if cls is PriorGenerator)
 
 #: Channels of the "prior-detail" layout's full-resolution layer (5.2 GFLOP per megapixel).
 DETAIL_WIDTH = 16
