@@ -63,6 +63,8 @@ MASK_CHANNELS = ("R", "G", "B", "clip_R", "clip_G", "clip_B")
 #: takes a second input ``context``, N x 6 (:data:`libdeclip.priors.CONTEXT_NAMES`).
 PRIOR_CHANNELS = MASK_CHANNELS + tuple(f"{method}_{c}" for method in PRIOR_METHODS for c in "RGB")
 CHANNEL_LAYOUTS = (RGB_CHANNELS, MASK_CHANNELS, PRIOR_CHANNELS)
+#: What a prior-input model may take as its estimates on a camera RAW (:attr:`ModelInfo.raw_prior`).
+RAW_PRIORS = ("demosaiced", "photosite")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,14 @@ class ModelInfo:
         """Whether the model takes the classical estimates and the image context (v3)."""
         return self.input_channels == PRIOR_CHANNELS
 
+    @property
+    def raw_prior(self) -> str:
+        """What a prior-input model is given as its classical estimates on a camera RAW:
+        ``"photosite"`` (the photosite inpaint-opposed estimate, in both of its estimates' places:
+        metadata ``raw_prior``) or ``"demosaiced"`` (:data:`~libdeclip.priors.PRIOR_METHODS` on the
+        demosaiced picture, as on RGB; models without the key)."""
+        return self.metadata.get("raw_prior", "demosaiced") if self.prior_input else "demosaiced"
+
 
 def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
     missing = [k for k in _REQUIRED if k not in metadata]
@@ -99,6 +109,8 @@ def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
             f"{path}: model contract {metadata['contract']!r} is not supported "
             f"(this libdeclip reads {CONTRACT!r})"
         )
+    if metadata.get("raw_prior", "demosaiced") not in RAW_PRIORS:
+        raise ModelError(f"{path}: raw_prior {metadata['raw_prior']!r} is not one of {', '.join(RAW_PRIORS)}")
     channels = tuple(metadata["input_channels"].split(","))
     if channels not in CHANNEL_LAYOUTS:
         raise ModelError(

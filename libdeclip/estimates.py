@@ -28,6 +28,12 @@ _REGRESSION_MIN_PIXELS = 24
 # Ridge on the surviving channels' covariance (a standard deviation of 0.01 of the range): keeps
 # the slope finite in flat neighbourhoods, where it matters least.
 _REGRESSION_RIDGE = 1e-4
+# The most a regressed value may reach, in model space (sRGB-encoded, 1.0 = the clip level): three
+# stops over the clip level in linear light. A steep slope fitted in a box of dim pixels otherwise
+# extrapolates without bound (a linear DNG's blown sky came out at 30 times its clip level in
+# blue). No sample the networks train on is exposed more than two stops over (training.data,
+# training.sensor); the third is margin.
+_REGRESSION_TOP = 1.055 * 8.0 ** (1 / 2.4) - 0.055
 # inpaint-opposed: border width around a clipped region, and the border a region needs for its
 # own chrominance
 _OPPOSED_BORDER = 3
@@ -99,7 +105,7 @@ def _cross_channel(x: np.ndarray, clipped: np.ndarray) -> np.ndarray:
             c_kl = c[:, kept][:, :, lost]
             slope = np.linalg.solve(c_kk, c_kl)  # n x kept x lost
             dev = (v[:, kept] - m[:, kept])[:, None, :]
-            est = m[:, lost] + (dev @ slope)[:, 0, :]
+            est = np.minimum(m[:, lost] + (dev @ slope)[:, 0, :], _REGRESSION_TOP)
             values = out[rows, cols]
             values[:, lost] = est
             out[rows, cols] = values
@@ -282,11 +288,14 @@ def clipped_estimates(method: str, colour: np.ndarray, low: np.ndarray, high: np
     if method == "inpaint-opposed":
         return _native.opposed_rgb(colour, low.tolist(), high.tolist(), space.native, codes, _OPPOSED_BORDER,
                                    _OPPOSED_MIN_BORDER, threads)
-    if method == "cross-channel":
-        return _native.cross_channel_rgb(colour, low.tolist(), high.tolist(), space.native, codes,
-                                         list(_REGRESSION_BOXES), _REGRESSION_MIN_PIXELS, _REGRESSION_RIDGE,
-                                         threads)
     channels = colour.shape[2]
+    if method == "cross-channel":
+        pixels, values = _native.cross_channel_rgb(colour, low.tolist(), high.tolist(), space.native, codes,
+                                                   list(_REGRESSION_BOXES), _REGRESSION_MIN_PIXELS,
+                                                   _REGRESSION_RIDGE, threads)
+        low_m, high_m = codes_to_masks(codes.ravel()[pixels][:, None], channels)
+        lost = as_rgb(low_m | high_m)[:, 0]
+        return pixels, np.where(lost, np.minimum(values, _REGRESSION_TOP), values)
     span = high - low
 
     def model_space(window: tuple[slice, slice]) -> np.ndarray:

@@ -134,11 +134,15 @@ class ImagePriors:
 
 
 def image_priors(colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: ColorSpace,
-                 codes: np.ndarray) -> ImagePriors:
+                 codes: np.ndarray, given: np.ndarray | None = None) -> ImagePriors:
     """:func:`estimates` and :func:`context` of an image (H x W x C in its own encoding, its clip
     levels, colour space and clip codes), computed natively at the clipped pixels only: the same
     values as on the whole image, in memory that follows the clipped area (plus one pass over the
-    image for the context's means)."""
+    image for the context's means).
+
+    ``given`` (H x W x 3, the image's encoding): an estimate made elsewhere (a camera RAW's
+    photosite inpaint opposed, :mod:`libdeclip.photosites`) that takes the place of every
+    method's, projected outward as they are."""
     from libdeclip.color import to_model
     from libdeclip.estimates import as_rgb, clipped_estimates
     from libdeclip.mask import codes_to_masks
@@ -151,8 +155,14 @@ def image_priors(colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: C
     x = to_model(as_rgb(((flat - low) / span)[:, None, :]), space)[:, 0, :]
     lo, hi = (as_rgb(m)[:, 0] for m in codes_to_masks(codes.ravel()[pixels][:, None], channels))
     values = np.empty((len(pixels), 3 * len(PRIOR_METHODS)), dtype=np.float32)
+    if given is not None:
+        if given.shape[:2] != colour.shape[:2] or channels != 3:
+            raise ValueError(f"the given estimate is {given.shape}, the picture {colour.shape}")
+        at = given.reshape(-1, 3)[pixels].astype(np.float64)
+        given_model = to_model(as_rgb(((at - low) / span)[:, None, :]), space)[:, 0, :]
     for i, method in enumerate(PRIOR_METHODS):
-        rec = clipped_estimates(method, colour, low, high, space, codes)[1]  # at ``pixels``
+        rec = (given_model if given is not None
+               else clipped_estimates(method, colour, low, high, space, codes)[1])  # at ``pixels``
         values[:, 3 * i : 3 * i + 3] = np.where(hi, np.maximum(rec, x), np.where(lo, np.minimum(rec, x), x))
     return ImagePriors(h, w, pixels, values, _image_context(colour, low, high, space, codes))
 

@@ -228,18 +228,23 @@ class Declipper:
         opts = options_from(options, fields)
         self._check_model(opts)
         if image.raw is not None:
-            def run(pixels: np.ndarray, raw_options: RepairOptions, mask: np.ndarray) -> np.ndarray:
+            def run(pixels: np.ndarray, raw_options: RepairOptions, mask: np.ndarray,
+                    estimate: np.ndarray | None) -> np.ndarray:
+                if estimate is not None:  # the network, told the photosite estimate
+                    return self._run_network(pixels, raw_options, mask, progress, estimate)
                 return self.run(pixels, raw_options, mask=mask, progress=progress)
 
-            pixels = repair_raw(image, opts.method_for(raw=True), run)
+            method = opts.method_for(raw=True)
+            photosite_prior = method in ("declipnet", COMBINED) and self.model_info.raw_prior == "photosite"
+            pixels = repair_raw(image, method, run, photosite_prior=photosite_prior)
         else:
             colorspace = image.icc_profile or opts.colorspace or image.colorspace
             pixels = self.run(image.pixels, opts.replace(colorspace=colorspace), progress=progress)
         return image.with_pixels(pixels)
 
     def _run_network(self, image: np.ndarray, opts: RepairOptions,
-                     mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None, progress: Progress
-                     ) -> np.ndarray:
+                     mask: np.ndarray | tuple[np.ndarray, np.ndarray] | None, progress: Progress,
+                     estimate: np.ndarray | None = None) -> np.ndarray:
         ticket = self._turns.ticket()  # this run's place in the queue for the model
         tolerance, feather = opts.tolerance, opts.feather
         try:
@@ -248,7 +253,8 @@ class Declipper:
             plan = self.plan(image.shape[0], image.shape[1])
             low, high, codes = self._codes(colour, low, high, opts, mask)
             # A prior-input model's estimates and context: once per image, before any tile.
-            estimates = (image_priors(colour, low, high, space, codes)
+            # (``estimate``: a camera RAW's photosite estimate, which the model starts from)
+            estimates = (image_priors(colour, low, high, space, codes, estimate)
                          if self.model_info.prior_input and codes.any() else None)
 
             # The output starts as a copy of the input, made band by band while the model runs.

@@ -82,6 +82,31 @@ def test_cross_channel_recovers_a_linear_colour_relation() -> None:
     assert np.abs(x[high] - truth[high]).max() > 0.2  # what was lost
 
 
+def test_cross_channel_does_not_extrapolate_past_three_stops() -> None:
+    """A steep relation fitted on dim neighbours (blue rising 20 times faster than red) is not
+    carried far past what any photo holds: the regressed values stop at three stops over the clip
+    level, in the reference and in the native estimates alike (a linear DNG's sky came out at 30
+    times its clip level before)."""
+    from libdeclip.color import get_colorspace
+    from libdeclip.estimates import _REGRESSION_TOP, clipped_estimates
+    from libdeclip.mask import clip_codes
+
+    ramp = np.tile(np.linspace(0.30, 0.70, 64), (64, 1))
+    truth = np.stack([ramp, 0.5 * np.ones_like(ramp), 20 * (ramp - 0.3) + 0.2], axis=-1)
+    x = np.minimum(truth, 1.0)
+    high = truth >= 1.0
+    assert high[..., 2].mean() > 0.5 and not high[..., :2].any()
+    rec = reconstruct("cross-channel", x, high, np.zeros_like(high))
+    assert rec[high].max() == pytest.approx(_REGRESSION_TOP)
+    np.testing.assert_array_equal(rec[~high], x[~high])
+    colour = x.astype(np.float32)
+    codes = clip_codes(colour, np.zeros(3), np.ones(3), 0.0)
+    pixels, values = clipped_estimates("cross-channel", colour, np.zeros(3), np.ones(3),
+                                       get_colorspace("srgb"), codes)
+    assert values.max() <= _REGRESSION_TOP + 1e-9 and values.max() > 2.0
+    np.testing.assert_allclose(values, rec.reshape(-1, 3)[pixels], atol=1e-4)
+
+
 def test_biharmonic_fills_a_smooth_dome_above_the_level() -> None:
     # a specular highlight's size: larger regions are filled more and more like a membrane
     yy, xx = np.mgrid[-1:1:24j, -1:1:24j]

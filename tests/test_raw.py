@@ -562,8 +562,8 @@ def test_the_network_sees_every_measured_value_with_each_channels_own_level(
     np.testing.assert_allclose(seen["clip_levels"][1], [1.0, 0.5, 1 / 0.7 / 2], rtol=1e-6)  # type: ignore[index]
     np.testing.assert_array_equal(seen["mask"], image.raw_mask)
     space = seen["colorspace"]
-    expected = image.raw.balanced_colorspace.to_linear_srgb @ np.diag([1.0, 0.5, 1 / 0.7 / 2])
-    np.testing.assert_allclose(space.to_linear_srgb, expected)  # type: ignore[attr-defined]
+    # the camera's own channels (no matrix mixing a clipped channel into the others)
+    np.testing.assert_allclose(space.to_linear_srgb, np.diag([1.0, 0.5, 1 / 0.7 / 2]))  # type: ignore[attr-defined]
     mask = image.raw_mask
     assert (result[mask] >= camera[mask]).all()
     np.testing.assert_array_equal(result[~mask], camera[~mask])
@@ -611,3 +611,50 @@ def test_the_raw_default_combines_the_photosite_estimate_and_the_network(tmp_pat
 
     expected = develop(image.with_pixels(combined), "tiff32").pixels
     np.testing.assert_allclose(read_image(out).pixels, expected, rtol=0, atol=1e-6)
+
+
+def _photosite_prior_model(source: Path, out: Path, raw_prior: str = "photosite") -> Path:
+    """``source`` (a v3 file) with its metadata's raw_prior set."""
+    import onnx
+
+    proto = onnx.load(str(source))
+    meta = {p.key: p.value for p in proto.metadata_props} | {"raw_prior": raw_prior}
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(proto, str(out))
+    return out
+
+
+def test_a_photosite_prior_model_starts_from_the_photosite_estimate(tmp_path: Path) -> None:
+    """A v3 model exported with raw_prior = photosite is given a Bayer RAW's photosite inpaint
+    opposed as both of its estimates: with its residual at zero (v3's base) it returns that
+    estimate, where the same model reading the demosaiced picture's estimates does not."""
+    from libdeclip.engine import MODELS_DIR
+    from libdeclip.errors import ModelError
+
+    base = Path(__file__).resolve().parents[1] / "training" / "checkpoints" / "v3_ablation" / "v3_base.onnx"
+    yy, xx = np.mgrid[0:H, 0:W]
+    lum = 0.1 + 1.7 * np.exp(-((yy - 32) ** 2 + (xx - 48) ** 2) / (2 * 9.0**2))
+    scene = np.stack([(lum + 0.6) / 2, lum, lum * 0.7], axis=2)
+    data = np.clip(np.rint(256 + _mosaic(scene) * (4095 - 256)), 0, 4095).astype(np.uint16)
+    image = read_image(_write_cfa(tmp_path / "light.dng", data, [256], 4095))
+    mask = image.raw_mask
+    assert mask is not None and mask.any()
+    opposed = Declipper(load=False).repair(image, method="inpaint-opposed").pixels
+    photosite = _photosite_prior_model(base, tmp_path / "base_photosite.onnx")
+    with Declipper(photosite, device="cpu") as session:
+        assert session.model_info.raw_prior == "photosite"
+        started = session.repair(image, method="declipnet").pixels
+    np.testing.assert_array_equal(started[~mask], image.pixels[~mask])
+    with Declipper(base, device="cpu") as session:
+        assert session.model_info.raw_prior == "demosaiced"  # no key: the estimates of the picture
+        demosaiced = session.repair(image, method="declipnet").pixels
+    np.testing.assert_allclose(started[mask], opposed[mask], rtol=0, atol=1e-5)
+    assert np.abs(demosaiced[mask] - opposed[mask]).mean() > 1e-3
+    # the shipped v3 files say what they take; a value the runtime does not know is refused
+    assert Declipper(MODELS_DIR / "declipnet-v3.onnx", device="cpu").model_info.raw_prior in ("demosaiced",
+                                                                                               "photosite")
+    with pytest.raises(ModelError, match="raw_prior 'mosaic'"):
+        Declipper(_photosite_prior_model(base, tmp_path / "bad.onnx", "mosaic"), device="cpu").load()

@@ -54,7 +54,7 @@ def test_samples_are_what_the_raw_path_shows() -> None:
     photo = np.asarray(Image.open(DEMO_PHOTO).convert("RGB"))[::2, ::2]
     cameras = _cameras()
     assert all(not np.allclose(c.cam_to_srgb, np.eye(3)) for c in cameras)
-    clipped, truth, mask = clip_sensor(photo, cameras, np.random.default_rng(4), stops=(1.5, 1.5))
+    clipped, truth, mask, _ = clip_sensor(photo, cameras, np.random.default_rng(4), stops=(1.5, 1.5))
     assert clipped.shape == truth.shape == mask.shape == (3, 240, 320)
     assert set(np.unique(mask)) <= {0.0, 1.0} and 0.001 < mask.mean() < 0.9
     # where no channel of a pixel is flagged, nothing it was interpolated from saturated
@@ -82,3 +82,38 @@ def test_the_prior_sampler_draws_sensor_samples(photo_folder: object) -> None:
     high = (mask > 0).transpose(1, 2, 0)
     expected = priors.estimates(hwc, high, np.zeros_like(high)).transpose(2, 0, 1)
     np.testing.assert_array_equal(v.inputs[6:], expected)
+    # with sensor_photosite_prior both estimates are the photosite one, projected outward
+    spec = ClipSpec(sensor_probability=1.0, sensor_photosite_prior=True)
+    sampler = PriorSampler(photo_folder, crop=32, batch=2, spec=spec, seed=1, pool=1, max_side=96,
+                           raw_root=SHARED_DATA / "raw")
+    w = sampler.variant(0, 0)
+    np.testing.assert_array_equal(w.inputs[:6], v.inputs[:6])
+    np.testing.assert_array_equal(w.inputs[6:9], w.inputs[9:12])
+    assert (w.inputs[6:9] >= w.inputs[:3])[mask > 0].all()
+    assert not np.array_equal(w.inputs[6:], v.inputs[6:])
+
+
+def test_the_photosite_estimate_of_a_sensor_sample() -> None:
+    """With photosite_prior the sample is the same, and its estimate is the photosite inpaint
+    opposed of the clipped mosaic: the picture's own values where nothing is clipped, brighter
+    under the mask and nearer the truth there than what was recorded."""
+    from PIL import Image
+
+    from tests.conftest import DEMO_PHOTO
+
+    photo = np.asarray(Image.open(DEMO_PHOTO).convert("RGB"))[::2, ::2]
+    cameras = _cameras()
+    plain = clip_sensor(photo, cameras, np.random.default_rng(4), stops=(1.5, 1.5), camera_rgb=True)
+    clipped, truth, mask, estimate = clip_sensor(photo, cameras, np.random.default_rng(4), stops=(1.5, 1.5),
+                                                 photosite_prior=True, camera_rgb=True)
+    # shown in the camera's own channels, the same draws as through the camera's matrix
+    matrix = clip_sensor(photo, cameras, np.random.default_rng(4), stops=(1.5, 1.5))
+    np.testing.assert_array_equal(matrix[2], mask)
+    assert not np.allclose(matrix[0], clipped)
+    assert plain[3] is None and estimate is not None and estimate.shape == clipped.shape
+    for a, b in zip(plain[:3], (clipped, truth, mask), strict=True):
+        np.testing.assert_array_equal(a, b)
+    flagged = mask > 0
+    free = ~flagged.any(axis=0)
+    np.testing.assert_allclose(estimate[:, free], clipped[:, free], atol=1e-5)
+    assert np.abs(estimate - truth)[flagged].mean() < np.abs(clipped - truth)[flagged].mean()

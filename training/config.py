@@ -47,6 +47,12 @@ class Config:
     # large photo: smooth, zoomed in); 0 keeps the batches of the configs from before it
     prior_downscale: float = 0.0
     sensor_probability: float = 0.0  # share of sensor-space samples (training.sensor; "prior" only)
+    # the sensor samples' estimates: the photosite inpaint opposed in both places (what the runtime
+    # gives a model exported with raw_prior = photosite), instead of the demosaiced picture's
+    sensor_photosite_prior: bool = False
+    # the sensor samples shown in white-balanced camera RGB (the RAW path since 2026-12-03), not
+    # converted to sRGB by the camera's matrix
+    sensor_camera_rgb: bool = False
     raw_root: str = "../shared/data/raw"  # the real camera RAWs whose colour matrices they use
     # networks
     layout: str = "paper"

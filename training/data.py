@@ -80,6 +80,10 @@ class ClipSpec:
     # Model v3 (PriorSampler only): the share of sensor-space samples (training.sensor), drawn before
     # the camera-like and paper protocols share the rest.
     sensor_probability: float = 0.0
+    # ... and whether their estimates are the photosite inpaint opposed (both places), as the RAW
+    # path gives them to a model with raw_prior = photosite (libdeclip.photosites)
+    sensor_photosite_prior: bool = False
+    sensor_camera_rgb: bool = False  # ... shown in camera RGB, as the RAW path does (training.sensor)
 
 
 def clip_and_normalise(
@@ -423,10 +427,13 @@ class PriorSampler:
             photo = photo[:, ::-1]
             own = None if own is None else own[:, ::-1]
         # (no draw at all without sensor samples: configs from before them keep their batches)
+        given: np.ndarray | None = None  # an estimate that takes every method's place (3 x H x W)
         if self.spec.sensor_probability > 0 and rng.random() < self.spec.sensor_probability:
             from training.sensor import clip_sensor
 
-            clipped, truth, mask = clip_sensor(photo, self._cameras(), rng)
+            clipped, truth, mask, given = clip_sensor(photo, self._cameras(), rng,
+                                                      photosite_prior=self.spec.sensor_photosite_prior,
+                                                      camera_rgb=self.spec.sensor_camera_rgb)
         elif rng.random() < self.spec.camera_probability:
             clipped, truth, mask = clip_camera(photo, self.spec, rng)
         else:
@@ -434,7 +441,12 @@ class PriorSampler:
             mask = signed_mask(clipped, float(rng.uniform(*MASK_TOLERANCE)))
         hwc = clipped.transpose(1, 2, 0)
         high, low = (mask > 0).transpose(1, 2, 0), (mask < 0).transpose(1, 2, 0)
-        est = priors.estimates(hwc, high, low).transpose(2, 0, 1)
+        if given is not None:  # as libdeclip.priors.image_priors projects a given estimate
+            outward = np.where(mask > 0, np.maximum(given, clipped),
+                               np.where(mask < 0, np.minimum(given, clipped), clipped))
+            est = np.concatenate([outward] * len(priors.PRIOR_METHODS))
+        else:
+            est = priors.estimates(hwc, high, low).transpose(2, 0, 1)
         inputs = np.ascontiguousarray(np.concatenate([clipped, mask, est]), dtype=np.float32)
         # Camera originals (and some web photos) hold their own blown highlights: there the
         # "truth" is itself clipped, so those pixels (and their 3 x 3 neighbours) carry no loss.

@@ -129,6 +129,9 @@ def metadata(
             "prior_encoding": "each method's estimate of the clipped values in model space, projected "
             "outward; the input picture's values elsewhere (libdeclip.priors.estimates)",
             "context_names": ",".join(priors.CONTEXT_NAMES),
+            # trained with the photosite estimate on its sensor-space samples: the runtime gives it
+            # that estimate on a camera RAW (libdeclip.engine.ModelInfo.raw_prior)
+            "raw_prior": "photosite" if cfg.get("sensor_photosite_prior") else "demosaiced",
             "output_form": "residual = repaired - input picture; repaired is outward only by the "
             "network's form (max(picture, base + r) clipped high, min(...) low, picture elsewhere)",
         }

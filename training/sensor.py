@@ -11,7 +11,8 @@ Then, as the RAW path does: the mask is found on the photosites (a pixel's chann
 where a clipped photosite of that colour lies within :data:`libdeclip.io.raw.DEMOSAIC_REACH`); the
 mosaic is demosaiced (bilinearly here; LibRaw's AHD at run time) and white balanced; each channel
 keeps its own clip level (white times its gain, the highest scaled to 1); and the colour space
-that carries those levels takes it to the model's encoding with :func:`libdeclip.color.to_model`.
+that carries those levels takes it to the model's encoding with :func:`libdeclip.color.to_model`
+(with ``camera_rgb``, as the RAW path does now, without the camera's matrix).
 The truth is the same mosaic unclipped.
 """
 
@@ -101,16 +102,24 @@ def photosite_mask(clipped_sites: np.ndarray, colours: np.ndarray) -> np.ndarray
 
 def balanced_space(cam_to_srgb: np.ndarray, relative: np.ndarray) -> ColorSpace:
     """The colour space the RAW path gives the runtime: clip-normalised white-balanced camera RGB
-    (each channel divided by its level ``relative``) -> linear sRGB."""
+    (each channel divided by its level ``relative``) -> linear sRGB by ``cam_to_srgb`` (the
+    identity: the camera's own channels, as the RAW path shows them since 2026-12-03)."""
     linear = ToneCurve("linear")
     return ColorSpace("camera (sampled)", (linear, linear, linear), cam_to_srgb @ np.diag(relative))
 
 
 def clip_sensor(photo: np.ndarray, cameras: list[Camera], rng: np.random.Generator,
-                stops: tuple[float, float] = (0.0, 2.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One sensor-space sample of a photo (H x W x 3 uint8): (clipped, truth, mask), each
+                stops: tuple[float, float] = (0.0, 2.0), photosite_prior: bool = False,
+                camera_rgb: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """One sensor-space sample of a photo (H x W x 3 uint8): (clipped, truth, mask, estimate), each
     3 x H x W float32 in the model's encoding, as the RAW path shows a RAW to the network; the
-    mask +1 where a value is clipped (RAW shadows are not masked)."""
+    mask +1 where a value is clipped (RAW shadows are not masked). With ``photosite_prior`` the
+    estimate is the photosite inpaint opposed of the clipped mosaic
+    (:func:`libdeclip.photosites.photosite_opposed`, what the RAW path gives a model with
+    ``raw_prior = photosite``), else None. With ``camera_rgb`` the model's encoding is the
+    white-balanced camera RGB itself (as the RAW path shows it since 2026-12-03), else camera RGB
+    taken to sRGB by the camera's matrix (as it did before; configs from then keep their samples).
+    Neither draws from ``rng``: the draws are the same either way."""
     from training.data import srgb_decode
 
     a, b = (cameras[int(i)] for i in rng.integers(0, len(cameras), size=2))
@@ -132,16 +141,24 @@ def clip_sensor(photo: np.ndarray, cameras: list[Camera], rng: np.random.Generat
     mask = photosite_mask(clipped_sites, colours)
     levels = gains  # white level 1.0 times each channel's gain
     relative = levels / levels.max()
-    space = balanced_space(cam_to_srgb, relative)
+    space = balanced_space(np.eye(3) if camera_rgb else cam_to_srgb, relative)
 
     def shown(sites: np.ndarray) -> np.ndarray:
         camera = demosaic_bilinear(sites, colours)
         x = camera * gains / levels.max() / relative  # white balanced, clip-normalised per channel
         return to_model(x, space)
 
-    clipped = shown(np.minimum(values, 1.0))
+    sites = np.minimum(values, 1.0)
+    clipped = shown(sites)
     truth = shown(values)
     chw = (2, 0, 1)
+    estimate = None
+    if photosite_prior:
+        from libdeclip.photosites import photosite_opposed
+
+        camera = photosite_opposed(sites, colours, demosaic_bilinear(sites, colours), np.ones(3), gains)
+        est = to_model(camera * gains / levels.max() / relative, space)
+        estimate = np.ascontiguousarray(est.transpose(chw), dtype=np.float32)
     return (np.ascontiguousarray(clipped.transpose(chw), dtype=np.float32),
             np.ascontiguousarray(truth.transpose(chw), dtype=np.float32),
-            np.ascontiguousarray(mask.transpose(chw), dtype=np.float32))
+            np.ascontiguousarray(mask.transpose(chw), dtype=np.float32), estimate)

@@ -209,6 +209,8 @@ class Trainer:
                 camera_stops_over=cfg.camera_stops_over,
                 mask_channels=cfg.mask_input,
                 sensor_probability=cfg.sensor_probability,
+                sensor_photosite_prior=cfg.sensor_photosite_prior,
+                sensor_camera_rgb=cfg.sensor_camera_rgb,
         )
         if cfg.sensor_probability > 0 and not self.prior:
             raise ValueError("sensor_probability needs the 'prior' layout (training.data.PriorSampler)")
