@@ -290,12 +290,12 @@ def clipped_estimates(method: str, colour: np.ndarray, low: np.ndarray, high: np
                                    _OPPOSED_MIN_BORDER, threads)
     channels = colour.shape[2]
     if method == "cross-channel":
-        pixels, values = _native.cross_channel_rgb(colour, low.tolist(), high.tolist(), space.native, codes,
-                                                   list(_REGRESSION_BOXES), _REGRESSION_MIN_PIXELS,
-                                                   _REGRESSION_RIDGE, threads)
-        low_m, high_m = codes_to_masks(codes.ravel()[pixels][:, None], channels)
+        at, regressed = _native.cross_channel_rgb(colour, low.tolist(), high.tolist(), space.native, codes,
+                                                  list(_REGRESSION_BOXES), _REGRESSION_MIN_PIXELS,
+                                                  _REGRESSION_RIDGE, threads)
+        low_m, high_m = codes_to_masks(codes.ravel()[at][:, None], channels)
         lost = as_rgb(low_m | high_m)[:, 0]
-        return pixels, np.where(lost, np.minimum(values, _REGRESSION_TOP), values)
+        return at, np.where(lost, np.minimum(regressed, _REGRESSION_TOP), regressed)
     span = high - low
 
     def model_space(window: tuple[slice, slice]) -> np.ndarray:
