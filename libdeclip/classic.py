@@ -6,7 +6,9 @@ Three methods, after the descriptions in their papers and darktable's documentat
   by linear regression on the colour statistics of nearby unclipped pixels (the conditional mean
   of a local Gaussian colour model, in the spirit of Zhang & Brainard 2004 and Masood et al.
   2009). The neighbourhood grows (17, 65, 257 px boxes) until it holds enough unclipped pixels.
-  Pixels with every channel clipped have nothing to regress on and are left as they are.
+  A regressed value stops at three stops over the clip level (a steep slope fitted on dim
+  neighbours otherwise extrapolates without bound). Pixels with every channel clipped have
+  nothing to regress on and are left as they are.
 - ``inpaint-opposed``: in the spirit of darktable's default RAW method. In linear light, a clipped
   channel becomes the mean of the other two channels (cube-root average over the 3 x 3
   neighbourhood) plus the chrominance offset of that channel measured on the unclipped border of
