@@ -104,7 +104,8 @@ train-v1: $(VENV)/.dev
 # run it again), then the ONNX files, their int8/fp16 variants and the network-off ablation.
 train-v3: $(VENV)/.dev
 	PYTHON=$(PY) bash training/v3_schedule.sh
-	PYTHON=$(PY) bash training/v3_release.sh
+	PYTHON=$(PY) CONFIG=training/configs/v3-detail.toml bash training/v3_schedule.sh
+	PYTHON=$(PY) bash training/v3_release.sh runs/v3-detail/checkpoint.pt
 
 train-v2: $(VENV)/.dev
 	STAGE3=225 PYTHON=$(PY) bash training/v2_schedule.sh

@@ -42,9 +42,9 @@ def repair_raw(image: Image, method: str, run: RawRun, *, photosite_prior: bool 
     ``method``: one of :data:`~libdeclip.options.RAW_METHODS`. :data:`~libdeclip.options.COMBINED`
     (what a RAW gets by default) takes the photosite ``"inpaint-opposed"`` where a channel survives
     and the network where all three are clipped, with a ramp of :data:`COMBINED_RAMP` pixels
-    between them (in the RAW benchmark the photosite method is 3 dB ahead of the network where a
-    channel survives, 27.00 against 24.01 dB linear, mean of 12 pairs, and the network 1.2 dB ahead
-    where all are clipped, 18.35 against 17.20: benchmarks/raw_quality.py); ``"declipnet"`` runs
+    between them (in the RAW benchmark the photosite method is 2.8 dB ahead of the network where a
+    channel survives, 27.03 against 24.26 dB linear, mean of 12 pairs, and the network 1.2 dB ahead
+    where all are clipped, 18.34 against 17.18: benchmarks/raw_quality.py); ``"declipnet"`` runs
     the network alone, the classical methods none.
 
     Nothing a photosite measured is clipped away before the repair. After white balance a sensor's

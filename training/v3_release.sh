@@ -5,7 +5,11 @@
 #
 # writes libdeclip/models/declipnet-v3{,-int8,-fp16}.onnx (and their SHA256SUMS lines), the
 # ablation training/checkpoints/v3_ablation/v3_base.onnx (the same model with its last layer at
-# zero: its classical base), and the checkpoint for git, training/checkpoints/declipnet-v3.pt.
+# zero: its classical base), and the checkpoint for git under its run's name,
+# training/checkpoints/declipnet-NAME.pt (declipnet-v3.pt for the first stage's run,
+# declipnet-v3-detail.pt for the detail stage's: the files released on 2026-12-03). So the first
+# stage's milestone, which v3_schedule.sh resumes and the later stages' configs start from, is
+# never replaced by a later stage's checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -27,6 +31,8 @@ for key in ("body.head.weight", "body.head.bias", "detail.2.weight", "detail.2.b
 torch.save(ck, sys.argv[2])
 PYEOF
 "$PY" -m training.export "$BASE" training/checkpoints/v3_ablation/v3_base.onnx --version 3-base
-cp "$CKPT" training/checkpoints/declipnet-v3.pt
+NAME=$("$PY" -c "import sys, torch; print(torch.load(sys.argv[1], map_location='cpu', weights_only=True)['config']['name'])" "$CKPT")
+KEPT=training/checkpoints/declipnet-$NAME.pt
+[ "$(realpath "$CKPT")" = "$(realpath -m "$KEPT")" ] || cp "$CKPT" "$KEPT"
 (cd "$MODELS" && sha256sum -- *.onnx > SHA256SUMS)
 echo "v3 released: $MODELS/declipnet-v3*.onnx"

@@ -2,7 +2,8 @@
 # Model v3's training, reproducible from this one command on a 2-core CPU:
 #
 #     bash training/v3_schedule.sh            # runs (or resumes) chunk after chunk until done
-#     CONFIG=training/configs/v3-sensor.toml bash training/v3_schedule.sh   # the second stage
+#     CONFIG=training/configs/v3-detail.toml bash training/v3_schedule.sh   # the detail stage (released)
+#     CONFIG=training/configs/v3-sensor.toml bash training/v3_schedule.sh   # sensor samples (not released)
 #
 # Each chunk stops on a time budget with a checkpoint (runs/v3/checkpoint.pt) that resumes exactly;
 # run it again after an interruption. CHUNK_SECONDS sets the chunk length (default 30 min).
@@ -20,6 +21,7 @@ export CONFIG
 # other configs (the ablations of training/v3_ablation.sh) have none and start from init_from.
 case "$CONFIG" in
     *v3-sensor.toml) MILESTONE=training/checkpoints/declipnet-v3-sensor.pt RUN=runs/v3-sensor ;;
+    *v3-detail.toml) MILESTONE=training/checkpoints/declipnet-v3-detail.pt RUN=runs/v3-detail ;;
     *v3.toml) MILESTONE=training/checkpoints/declipnet-v3.pt RUN=runs/v3 ;;
     *) MILESTONE="" RUN="" ;;
 esac
