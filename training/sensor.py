@@ -143,21 +143,20 @@ def clip_sensor(photo: np.ndarray, cameras: list[Camera], rng: np.random.Generat
     relative = levels / levels.max()
     space = balanced_space(np.eye(3) if camera_rgb else cam_to_srgb, relative)
 
-    def shown(sites: np.ndarray) -> np.ndarray:
-        camera = demosaic_bilinear(sites, colours)
+    def shown(camera: np.ndarray) -> np.ndarray:
         x = camera * gains / levels.max() / relative  # white balanced, clip-normalised per channel
         return to_model(x, space)
 
     sites = np.minimum(values, 1.0)
-    clipped = shown(sites)
-    truth = shown(values)
+    recorded_camera = demosaic_bilinear(sites, colours)
+    clipped = shown(recorded_camera)
+    truth = shown(demosaic_bilinear(values, colours))
     chw = (2, 0, 1)
     estimate = None
     if photosite_prior:
         from libdeclip.photosites import photosite_opposed
 
-        camera = photosite_opposed(sites, colours, demosaic_bilinear(sites, colours), np.ones(3), gains)
-        est = to_model(camera * gains / levels.max() / relative, space)
+        est = shown(photosite_opposed(sites, colours, recorded_camera, np.ones(3), gains))
         estimate = np.ascontiguousarray(est.transpose(chw), dtype=np.float32)
     return (np.ascontiguousarray(clipped.transpose(chw), dtype=np.float32),
             np.ascontiguousarray(truth.transpose(chw), dtype=np.float32),
