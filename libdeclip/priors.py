@@ -38,6 +38,18 @@ CONTEXT_RING = 16
 _NEUTRAL = 0.5
 
 
+def project_outward(estimate: np.ndarray, x: np.ndarray, high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """``estimate`` made consistent with the recorded values ``x``: never below ``x`` where it is
+    clipped ``high``, never above it where clipped ``low``, equal to ``x`` wherever nothing is
+    clipped (all arrays of one shape, or broadcasting to it).
+
+    >>> project_outward(np.array([0.8, 0.2, 0.7]), np.array([1.0, 0.0, 0.5]),
+    ...                 np.array([True, False, False]), np.array([False, True, False])).tolist()
+    [1.0, 0.0, 0.5]
+    """
+    return np.where(high, np.maximum(estimate, x), np.where(low, np.minimum(estimate, x), x))
+
+
 def estimates(x: np.ndarray, high: np.ndarray, low: np.ndarray) -> np.ndarray:
     """The :data:`PRIOR_METHODS` estimates of model-space values ``x`` (H x W x 3), given the masks of
     values clipped ``high`` and ``low``: H x W x 6 float32 (three channels per method, in order),
@@ -54,9 +66,7 @@ def estimates(x: np.ndarray, high: np.ndarray, low: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     out = np.empty(x.shape[:2] + (3 * len(PRIOR_METHODS),), dtype=np.float32)
     for i, method in enumerate(PRIOR_METHODS):
-        rec = reconstruct(method, x, high, low)
-        rec = np.where(high, np.maximum(rec, x), np.where(low, np.minimum(rec, x), x))
-        out[..., 3 * i : 3 * i + 3] = rec
+        out[..., 3 * i : 3 * i + 3] = project_outward(reconstruct(method, x, high, low), x, high, low)
     return out
 
 
@@ -163,7 +173,7 @@ def image_priors(colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: C
     for i, method in enumerate(PRIOR_METHODS):
         rec = (given_model if given is not None
                else clipped_estimates(method, colour, low, high, space, codes)[1])  # at ``pixels``
-        values[:, 3 * i : 3 * i + 3] = np.where(hi, np.maximum(rec, x), np.where(lo, np.minimum(rec, x), x))
+        values[:, 3 * i : 3 * i + 3] = project_outward(rec, x, hi, lo)
     return ImagePriors(h, w, pixels, values, _image_context(colour, low, high, space, codes))
 
 

@@ -614,15 +614,14 @@ def test_the_raw_default_combines_the_photosite_estimate_and_the_network(tmp_pat
 
 
 def _photosite_prior_model(source: Path, out: Path, raw_prior: str = "photosite") -> Path:
-    """``source`` (a v3 file) with its metadata's raw_prior set."""
+    """``source`` (a v3 file) with its metadata's raw_prior set, as the exporter writes metadata."""
     import onnx
+
+    from training.export import set_metadata
 
     proto = onnx.load(str(source))
     meta = {p.key: p.value for p in proto.metadata_props} | {"raw_prior": raw_prior}
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
+    set_metadata(proto, meta, proto.producer_name)
     onnx.save(proto, str(out))
     return out
 

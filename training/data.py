@@ -442,8 +442,7 @@ class PriorSampler:
         hwc = clipped.transpose(1, 2, 0)
         high, low = (mask > 0).transpose(1, 2, 0), (mask < 0).transpose(1, 2, 0)
         if given is not None:  # as libdeclip.priors.image_priors projects a given estimate
-            outward = np.where(mask > 0, np.maximum(given, clipped),
-                               np.where(mask < 0, np.minimum(given, clipped), clipped))
+            outward = priors.project_outward(given, clipped, mask > 0, mask < 0)
             est = np.concatenate([outward] * len(priors.PRIOR_METHODS))
         else:
             est = priors.estimates(hwc, high, low).transpose(2, 0, 1)
