@@ -12,8 +12,8 @@ Every method develops the clipped file:
   the network (the default model, and v1 for comparison) on the white-balanced picture with each
   channel's own clip level, `--method inpaint-opposed` on the photosites, and the default for RAW,
   `opposed+declipnet` (the photosite estimate where a channel survives, the network where all
-  three are clipped); with `--models`, the network path of each of those models too (a row each,
-  e.g. `--models declipnet-v3`);
+  three are clipped); with `--models`, the network path of each of those models too, alone and in
+  `opposed+declipnet` (two rows each, e.g. `--models declipnet-v3`);
 - LibRaw through rawpy: highlight modes Clip, Blend and Reconstruct (level 5);
 - darktable-cli (when installed): highlight reconstruction modes clip, inpaint opposed, reconstruct
   in LCh, reconstruct color, guided laplacians (segmentation equals inpaint opposed with its
@@ -327,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         methods[combined] = libdeclip_method(session, COMBINED)
         methods["libdeclip (declipnet-v1)"] = libdeclip_method(v1)
         for other in more:
-            methods[f"libdeclip ({other.model_info.path.stem})"] = libdeclip_method(other)
+            stem = other.model_info.path.stem
+            methods[f"libdeclip ({stem})"] = libdeclip_method(other)
+            methods[f"libdeclip {COMBINED} ({stem})"] = libdeclip_method(other, COMBINED)
         if dt_version:
             methods["libdeclip DNG in darktable (plug-in)"] = darktable_plugin_method(session, folder)
         grid_pair: tuple[int, Pair, dict[str, np.ndarray]] | None = None

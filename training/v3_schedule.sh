@@ -4,6 +4,7 @@
 #     bash training/v3_schedule.sh            # runs (or resumes) chunk after chunk until done
 #     CONFIG=training/configs/v3-detail.toml bash training/v3_schedule.sh   # the detail stage (released)
 #     CONFIG=training/configs/v3-sensor.toml bash training/v3_schedule.sh   # sensor samples (not released)
+#     CONFIG=training/configs/v3-raw.toml bash training/v3_schedule.sh      # a RAW-only candidate (not released)
 #
 # Each chunk stops on a time budget with a checkpoint (runs/v3/checkpoint.pt) that resumes exactly;
 # run it again after an interruption. CHUNK_SECONDS sets the chunk length (default 30 min).
@@ -22,6 +23,7 @@ export CONFIG
 case "$CONFIG" in
     *v3-sensor.toml) MILESTONE=training/checkpoints/declipnet-v3-sensor.pt RUN=runs/v3-sensor ;;
     *v3-detail.toml) MILESTONE=training/checkpoints/declipnet-v3-detail.pt RUN=runs/v3-detail ;;
+    *v3-raw.toml) MILESTONE=training/checkpoints/declipnet-v3-raw.pt RUN=runs/v3-raw ;;
     *v3.toml) MILESTONE=training/checkpoints/declipnet-v3.pt RUN=runs/v3 ;;
     *) MILESTONE="" RUN="" ;;
 esac
