@@ -160,20 +160,24 @@ def image_priors(colour: np.ndarray, low: np.ndarray, high: np.ndarray, space: C
     h, w, channels = colour.shape
     span = high - low
 
+    def in_model_space(at: np.ndarray) -> np.ndarray:
+        """n x C values in the image's encoding -> n x 3 in model space."""
+        return to_model(as_rgb(((at.astype(np.float64) - low) / span)[:, None, :]), space)[:, 0, :]
+
     pixels = np.flatnonzero(codes.ravel())
-    flat = colour.reshape(-1, channels)[pixels].astype(np.float64)
-    x = to_model(as_rgb(((flat - low) / span)[:, None, :]), space)[:, 0, :]
+    x = in_model_space(colour.reshape(-1, channels)[pixels])
     lo, hi = (as_rgb(m)[:, 0] for m in codes_to_masks(codes.ravel()[pixels][:, None], channels))
     values = np.empty((len(pixels), 3 * len(PRIOR_METHODS)), dtype=np.float32)
     if given is not None:
         if given.shape[:2] != colour.shape[:2] or channels != 3:
             raise ValueError(f"the given estimate is {given.shape}, the picture {colour.shape}")
-        at = given.reshape(-1, 3)[pixels].astype(np.float64)
-        given_model = to_model(as_rgb(((at - low) / span)[:, None, :]), space)[:, 0, :]
-    for i, method in enumerate(PRIOR_METHODS):
-        rec = (given_model if given is not None
-               else clipped_estimates(method, colour, low, high, space, codes)[1])  # at ``pixels``
-        values[:, 3 * i : 3 * i + 3] = project_outward(rec, x, hi, lo)
+        # one estimate in every method's place: projected once
+        values[:] = np.tile(project_outward(in_model_space(given.reshape(-1, 3)[pixels]), x, hi, lo),
+                            len(PRIOR_METHODS))
+    else:
+        for i, method in enumerate(PRIOR_METHODS):
+            rec = clipped_estimates(method, colour, low, high, space, codes)[1]  # at ``pixels``
+            values[:, 3 * i : 3 * i + 3] = project_outward(rec, x, hi, lo)
     return ImagePriors(h, w, pixels, values, _image_context(colour, low, high, space, codes))
 
 
