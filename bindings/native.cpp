@@ -32,6 +32,7 @@ using namespace declip;
 
 void register_opposed(pybind11::module_& m);        // bindings/opposed.cpp
 void register_cross_channel(pybind11::module_& m);  // bindings/cross_channel.cpp
+void register_specks(pybind11::module_& m);         // bindings/specks.cpp
 
 namespace {
 
@@ -958,4 +959,5 @@ PYBIND11_MODULE(_native, m) {
           py::arg("table") = py::none());
     register_opposed(m);
     register_cross_channel(m);
+    register_specks(m);
 }

@@ -48,6 +48,7 @@ def opposed_photosites(
 def clip_codes(
     image: np.ndarray, low: list[float], high: list[float], tolerance: float, threads: int = 0
 ) -> np.ndarray: ...
+def without_specks(codes: np.ndarray, max_pixels: int) -> tuple[np.ndarray, int]: ...
 def opposed_rgb(
     image: np.ndarray, low: list[float], high: list[float], space: Space, codes: np.ndarray, border: int,
     min_border: int, threads: int = 0,

@@ -255,35 +255,10 @@ def without_specks(codes: np.ndarray, max_pixels: int = SPECK_PIXELS) -> tuple[n
     with nothing to clear it is returned as it is."""
     if max_pixels <= 0:
         return codes, 0
-    from scipy import ndimage
-
-    clipped = codes != 0
-    # Components are labelled in bands of rows (bounded memory: int32 labels of a band, not of the
-    # image); a component cut by a band edge is only counted whole, so one that reaches a band's first
-    # or last row is never a speck there (a speck is small: it is judged in the band holding it whole).
-    out: np.ndarray | None = None
-    cleared = 0
-    band, reach = 1024, max_pixels  # a speck spans at most max_pixels rows
-    h = codes.shape[0]
-    for a in range(0, h, band):
-        lo, hi = max(0, a - reach), min(h, a + band + reach)
-        labels, n = ndimage.label(clipped[lo:hi], structure=np.ones((3, 3), dtype=bool))
-        if n == 0:
-            continue
-        sizes = np.bincount(labels.ravel(), minlength=n + 1)
-        small = sizes <= max_pixels
-        small[0] = False
-        # components touching the band's padded edge (not the image's) may continue beyond it
-        for edge_row in ([0] if lo > 0 else []) + ([hi - lo - 1] if hi < h else []):
-            small[labels[edge_row]] = False
-        core = labels[a - lo : a - lo + min(band, h - a)]
-        speck = small[core]
-        if speck.any():
-            if out is None:
-                out = codes.copy()
-            out[a : a + core.shape[0]][speck] = 0
-            cleared += int(speck.sum())
-    return (codes if out is None else out), cleared
+    # native: one raster pass with a byte of state a pixel, each search stopping past max_pixels
+    # (bindings/specks.cpp); the same as labelling the whole image and clearing the small components
+    out, cleared = _native.without_specks(codes, int(max_pixels))
+    return (codes if cleared == 0 else out), int(cleared)
 
 
 def any_clipped(

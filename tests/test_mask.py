@@ -51,6 +51,27 @@ def test_specks_are_small_components_only() -> None:
     assert without_specks(codes, 0)[0] is codes
 
 
+def test_specks_equal_labelling_the_whole_image() -> None:
+    # the native raster pass against scipy's labelling (8-connected) of random codes of every
+    # density, with components that snake, touch the edges and span many rows
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        codes = (rng.random((h, w)) < rng.random()).astype(np.uint8) * np.uint8(rng.integers(1, 64))
+        max_pixels = int(rng.integers(1, 20))
+        labels, _ = ndimage.label(codes != 0, structure=np.ones((3, 3), bool))
+        sizes = np.bincount(labels.ravel())
+        small = sizes <= max_pixels
+        small[0] = False
+        expected = np.where(small[labels], 0, codes)
+        got, cleared = without_specks(codes, max_pixels)
+        np.testing.assert_array_equal(got, expected, err_msg=f"trial {trial}")
+        assert cleared == int(small[labels].sum())
+        assert (got is codes) == (cleared == 0)
+
+
 def test_mask_planes_are_signed_and_padded_like_the_pixels() -> None:
     colour = np.zeros((5, 6, 3), np.float32)
     colour[0, 0] = 1.0
