@@ -484,6 +484,44 @@ inline long symmetric(long i, long n) {
     return k < n ? k : 2 * n - 1 - k;
 }
 
+// A mask-input model's clip planes of the window [wy0, wy1) x [wx0, wx1), from the run's clip codes,
+// as 3 x h x w float32: +1 where a channel is clipped high, -1 low, 0 elsewhere (both: 0), padded past
+// the bottom/right edge as gather pads the pixels; a grey image's one channel goes to all three planes.
+void mask_planes(const py::array_t<uint8_t, py::array::c_style | py::array::forcecast>& codes, int channels,
+                 long wy0, long wy1, long wx0, long wx1, py::array& out) {
+    if (codes.ndim() != 2) throw py::value_error("clip codes must be H x W uint8");
+    if (channels != 1 && channels != 3) throw py::value_error("channels must be 1 or 3");
+    const long ih = static_cast<long>(codes.shape(0)), iw = static_cast<long>(codes.shape(1));
+    const long h = wy1 - wy0, w = wx1 - wx0;
+    if (!py::isinstance<py::array_t<float>>(out) || !(out.flags() & py::array::c_style) || !out.writeable() ||
+        out.ndim() != 3 || out.shape(0) != 3 || out.shape(1) != h || out.shape(2) != w)
+        throw py::value_error("out must be a writable C-contiguous 3 x h x w float32 array of the window's size");
+    if (wy0 < 0 || wx0 < 0 || wy0 >= ih || wx0 >= iw || h <= 0 || w <= 0)
+        throw py::value_error("window must start inside the image and be non-empty");
+    const uint8_t* src = codes.data();
+    float* dst = static_cast<float*>(out.mutable_data());
+    py::gil_scoped_release release;
+    float table[256][3];
+    for (int code = 0; code < 256; ++code)
+        for (int k = 0; k < 3; ++k) {
+            const int c = channels == 1 ? 0 : k;
+            table[code][k] = static_cast<float>(((code >> c) & 1) - ((code >> (3 + c)) & 1));
+        }
+    const long inside = std::min(w, iw - wx0);
+    for (long r = 0; r < h; ++r) {
+        const uint8_t* row = src + symmetric(wy0 + r, ih) * iw;
+        float* d0 = dst + r * w;
+        float* d1 = dst + (h + r) * w;
+        float* d2 = dst + (2 * h + r) * w;
+        for (long c = 0; c < w; ++c) {
+            const float* t = table[row[c < inside ? wx0 + c : symmetric(wx0 + c, iw)]];
+            d0[c] = t[0];
+            d1[c] = t[1];
+            d2[c] = t[2];
+        }
+    }
+}
+
 // Window [wy0, wy1) x [wx0, wx1) of the image, padded symmetrically past the bottom/right edge
 // (numpy.pad mode "symmetric"), clip-normalised, in model space, as 3 x h x w float32.
 void gather(const py::array& image, const std::vector<double>& low, const std::vector<double>& high,
@@ -945,6 +983,9 @@ PYBIND11_MODULE(_native, m) {
           py::arg("knee"), py::arg("toe"));
     m.def("gather", &gather, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("space"),
           py::arg("wy0"), py::arg("wy1"), py::arg("wx0"), py::arg("wx1"), py::arg("out"), py::arg("threads") = 0);
+    m.def("mask_planes", &mask_planes, py::arg("codes"), py::arg("channels"), py::arg("wy0"), py::arg("wy1"),
+          py::arg("wx0"), py::arg("wx1"), py::arg("out"),
+          "A mask-input model's 3 x h x w clip planes (+1 high, -1 low) of a window, from clip codes.");
     m.def("context_sums", &context_sums, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("space"),
           py::arg("codes"), py::arg("ring"), py::arg("threads") = 0,
           "Ring and unclipped (count, model-space R, G, B sums) of an image: a prior-input model's context.");

@@ -48,6 +48,9 @@ def opposed_photosites(
 def clip_codes(
     image: np.ndarray, low: list[float], high: list[float], tolerance: float, threads: int = 0
 ) -> np.ndarray: ...
+def mask_planes(
+    codes: np.ndarray, channels: int, wy0: int, wy1: int, wx0: int, wx1: int, out: np.ndarray
+) -> None: ...
 def without_specks(codes: np.ndarray, max_pixels: int) -> tuple[np.ndarray, int]: ...
 def opposed_rgb(
     image: np.ndarray, low: list[float], high: list[float], space: Space, codes: np.ndarray, border: int,

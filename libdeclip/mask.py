@@ -335,25 +335,13 @@ def mask_codes(mask: np.ndarray | tuple[np.ndarray, np.ndarray], shape: tuple[in
     return codes
 
 
-def mask_planes(
-    colour: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float, codes: np.ndarray | None,
-    tile: Tile, out: np.ndarray,
-) -> None:
-    """Write a mask-input model's clip channels of ``tile``'s window into ``out`` (3 x h x w):
-    +1 where a channel is clipped high, -1 low, 0 elsewhere. The mask is the one the run uses (the
-    caller's ``codes`` or the detection at ``tolerance``), padded past the bottom/right edge the way
-    the native gather pads the pixels (numpy's "symmetric")."""
-    h, w = colour.shape[:2]
-    ys, xs = slice(tile.wy0, min(tile.wy1, h)), slice(tile.wx0, min(tile.wx1, w))
-    if codes is None:
-        low_m, high_m = clip_masks(colour[ys, xs], low, high, tolerance)
-    else:
-        low_m, high_m = codes_to_masks(codes[ys, xs], colour.shape[2])  # grey: 1 channel
-    planes = high_m.astype(np.float32) - low_m.astype(np.float32)
-    pad = ((0, tile.wy1 - tile.wy0 - planes.shape[0]), (0, tile.wx1 - tile.wx0 - planes.shape[1]), (0, 0))
-    if pad[0][1] or pad[1][1]:
-        planes = np.pad(planes, pad, mode="symmetric")
-    out[...] = planes.transpose(2, 0, 1)  # a grey image's one plane goes to all three
+def mask_planes(codes: np.ndarray, channels: int, tile: Tile, out: np.ndarray) -> None:
+    """Write a mask-input model's clip channels of ``tile``'s window into ``out`` (3 x h x w
+    float32): +1 where a channel is clipped high, -1 low, 0 elsewhere, from the run's clip
+    ``codes`` of an image of ``channels`` channels (a grey image's one plane goes to all three),
+    padded past the bottom/right edge the way the native gather pads the pixels (numpy's
+    "symmetric"). Native: a table lookup a pixel."""
+    _native.mask_planes(codes, int(channels), tile.wy0, tile.wy1, tile.wx0, tile.wx1, out)
 
 
 def feather_weights(clipped_pixels: np.ndarray, radius: int) -> np.ndarray:

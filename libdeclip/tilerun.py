@@ -165,7 +165,7 @@ class TileRun:
         for i, t in enumerate(batch):
             gather_window(self.colour, self.lo, self.hi, self.space, t, model_in[i, :3], self.threads)
             if self.info.mask_input:
-                mask_planes(self.colour, self.low, self.high, self.tolerance, self.codes, t, model_in[i, 3:6])
+                mask_planes(self.codes, self.colour.shape[2], t, model_in[i, 3:6])
             if self.estimates is not None:
                 self.estimates.fill(t, model_in[i, :3], model_in[i, 6:])
         return model_in

@@ -78,10 +78,29 @@ def test_mask_planes_are_signed_and_padded_like_the_pixels() -> None:
     colour[4, 5, 1] = 0.0
     out = np.empty((3, 8, 8), np.float32)
     tile = Tile(0, 5, 0, 6, 0, 8, 0, 8)
-    mask_planes(colour, np.zeros(3), np.ones(3), 0.0, None, tile, out)
+    mask_planes(clip_codes(colour, 0.0, 1.0, 0.0), 3, tile, out)
     assert out[:, 0, 0].tolist() == [1.0, 1.0, 1.0]
     assert out[0, 1, 1] == -1.0  # zero is clipped low
     assert np.array_equal(out[:, 5:, :], out[:, 4::-1, :][:, :3])  # numpy's "symmetric" padding
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_mask_planes_equal_the_masks_padded_by_numpy(channels: int) -> None:
+    rng = np.random.default_rng(3)
+    h, w = 37, 53
+    codes = rng.integers(0, 64, (h, w)).astype(np.uint8)
+    if channels == 1:
+        codes &= 0b1001  # a grey image's codes: bit 0 high, bit 3 low
+    low, high = codes_to_masks(codes, channels)
+    planes = (high.astype(np.float32) - low.astype(np.float32))
+    # the image padded past its bottom/right edge, as the native gather pads the pixels
+    padded = np.pad(planes, ((0, 2 * h), (0, 2 * w), (0, 0)), mode="symmetric")
+    for wy0, wy1, wx0, wx1 in [(0, h, 0, w), (5, 48, 17, 64), (30, 40, 50, 60), (36, 48, 0, 16)]:
+        expected = padded[wy0:wy1, wx0:wx1].transpose(2, 0, 1)
+        expected = np.broadcast_to(expected, (3, *expected.shape[1:]))  # grey: one plane to all three
+        out = np.full((3, wy1 - wy0, wx1 - wx0), np.nan, np.float32)
+        mask_planes(codes, channels, Tile(wy0, min(wy1, h), wx0, min(wx1, w), wy0, wy1, wx0, wx1), out)
+        np.testing.assert_array_equal(out, expected)
 
 
 def test_clip_mask_reports_the_shares() -> None:
