@@ -91,6 +91,7 @@ def test_shipped_int8_models_carry_the_rewrite(name: str) -> None:
     proto = onnx.load(str(MODELS_DIR / f"{name}.onnx"))
     meta = {m.key: m.value for m in proto.metadata_props}
     assert meta["precision"] == "int8" and "SpaceToDepth" in meta["int8_layout"]
+    assert "1 convolution(s) padded" in meta["int8_layout"]  # the head: v2's 12 filters, v3's 3
     assert "SpaceToDepth" in _ops(proto) and _unshuffle_transposes(proto) == 0
 
 
