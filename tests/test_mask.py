@@ -8,6 +8,7 @@ import pytest
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.mask import (
     DEFAULT_TOLERANCE,
+    channel_maxima,
     clip_codes,
     clip_mask,
     clip_masks,
@@ -49,6 +50,17 @@ def test_specks_are_small_components_only() -> None:
     cleared, n = without_specks(codes, 4)
     assert n == 5 and cleared[20:30, 20:30].all() and not cleared[:15].any()
     assert without_specks(codes, 0)[0] is codes
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_channel_maxima_of_contiguous_and_strided_pictures(dtype: type) -> None:
+    rng = np.random.default_rng(4)
+    picture = (rng.random((31, 17, 3)) * 200).astype(dtype)
+    picture[5, 9, 1] = 250  # one channel's top in one pixel
+    expected = [picture[..., c].max() for c in range(3)]
+    assert channel_maxima(picture).tolist() == expected
+    assert channel_maxima(picture[:, ::2]).tolist() == [picture[:, ::2, c].max() for c in range(3)]
+    assert channel_maxima(picture[:1]).tolist() == [picture[:1, :, c].max() for c in range(3)]
 
 
 def test_specks_equal_labelling_the_whole_image() -> None:
