@@ -350,6 +350,60 @@ std::tuple<py::array_t<bool>, py::array_t<bool>> clip_masks(const py::array& ima
     return {hi, lo};
 }
 
+// The classical methods' new values (libdeclip.classic) at the clipped pixels (flat indices, ascending):
+// each channel its code marks clipped takes the estimate `rec` (n x 3, clip-normalised, in the picture's
+// encoding; a grey picture takes their mean), with the consistency constraint never below the recorded
+// value where clipped high and never above where clipped low; the other channels keep the recorded
+// value, clip-normalised. Returns (n x C float64 values, n x C bool: which the codes mark clipped).
+std::tuple<py::array_t<double>, py::array_t<bool>> clipped_values(
+        const py::array& image, const std::vector<double>& low, const std::vector<double>& high,
+        const py::array& codes, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& pixels,
+        const py::array_t<double, py::array::c_style | py::array::forcecast>& rec, bool consistency) {
+    const View v = view_of(image, false, "image");
+    const Levels lv(low, high, 0.0, v.c);
+    const uint8_t* code = codes_of(codes, v);
+    const long n = static_cast<long>(pixels.size());
+    if (rec.ndim() != 2 || rec.shape(0) != n || rec.shape(1) != 3)
+        throw py::value_error("rec must be n x 3, one row per clipped pixel");
+    const int64_t* at = pixels.data();
+    const double* r = rec.data();
+    const long c = v.c, size = v.h * v.w;
+    py::array_t<double> values({n, c});
+    py::array_t<bool> changing({n, c});
+    double* dst = values.mutable_data();
+    bool* mark = changing.mutable_data();
+    for (long i = 0; i < n; ++i)
+        if (at[i] < 0 || at[i] >= size) throw py::value_error("pixel index outside the image");
+    const Dtype dt = dtype_of(image);
+    py::gil_scoped_release release;
+    dispatch(dt, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        for (long i = 0; i < n; ++i) {
+            const long p = static_cast<long>(at[i]);
+            double px[3];
+            load_pixel<T>(v, p / v.w, p % v.w, px);
+            const uint8_t bits = code[p];
+            const double* ri = r + 3 * i;
+            for (long k = 0; k < c; ++k) {
+                // as numpy does it: (value - low) / (high - low); a grey pixel's estimate, the mean
+                const double x = (px[k] - lv.low[k]) / (lv.high[k] - lv.low[k]);
+                const double e = c == 1 ? (ri[0] + ri[1] + ri[2]) / 3.0 : ri[k];
+                const bool hi = (bits >> k) & 1, lo = (bits >> (3 + k)) & 1;
+                double out = x;
+                if (consistency) {
+                    if (hi) out = std::max(e, out);
+                    if (lo) out = std::min(e, out);
+                } else if (hi || lo) {
+                    out = e;
+                }
+                dst[i * c + k] = out;
+                mark[i * c + k] = hi || lo;
+            }
+        }
+    });
+    return {values, changing};
+}
+
 // The H x W clip codes of the whole image at once (bit k: channel k clipped high, bit 3 + k: low),
 // which plan the model's windows and pick out the specks: a byte a pixel instead of two masks of
 // C bools.
@@ -976,6 +1030,9 @@ PYBIND11_MODULE(_native, m) {
           "Boolean H x W x C masks of values clipped high and low.");
     m.def("clip_codes", &clip_codes, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"),
           py::arg("threads") = 0);
+    m.def("clipped_values", &clipped_values, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("codes"),
+          py::arg("pixels"), py::arg("rec"), py::arg("consistency"),
+          "The classical methods' new clip-normalised values at the clipped pixels, and which the codes mark.");
     m.def("any_clipped", &any_clipped, py::arg("image"), py::arg("low"), py::arg("high"), py::arg("tolerance"));
     m.def("feather_weights", &feather_weights, py::arg("clipped"), py::arg("radius"));
     m.def("convert", &convert, py::arg("rgb"), py::arg("space"), py::arg("into_model"));

@@ -48,6 +48,10 @@ def opposed_photosites(
 def clip_codes(
     image: np.ndarray, low: list[float], high: list[float], tolerance: float, threads: int = 0
 ) -> np.ndarray: ...
+def clipped_values(
+    image: np.ndarray, low: list[float], high: list[float], codes: np.ndarray, pixels: np.ndarray,
+    rec: np.ndarray, consistency: bool,
+) -> tuple[np.ndarray, np.ndarray]: ...
 def mask_planes(
     codes: np.ndarray, channels: int, wy0: int, wy1: int, wx0: int, wx1: int, out: np.ndarray
 ) -> None: ...

@@ -39,12 +39,13 @@ from typing import Any
 
 import numpy as np
 
+from libdeclip import _native
 from libdeclip.color import from_model
 from libdeclip.composite import band_parts, composite, output_top
 from libdeclip.errors import UnsupportedInputError
 from libdeclip.estimates import clipped_estimates, reconstruct
 from libdeclip.inputs import prepare
-from libdeclip.mask import codes_to_masks, run_codes
+from libdeclip.mask import run_codes
 from libdeclip.options import CLASSICAL_METHODS, METHODS, RepairOptions, options_from
 
 __all__ = ["METHODS", "CLASSICAL_METHODS", "declip_classic", "reconstruct"]
@@ -67,23 +68,15 @@ def declip_classic(
     opts = options_from(options, fields)
     tolerance, consistency = opts.tolerance, opts.consistency
     image, colour, low, high, fit, space = prepare(image, opts.clip_levels, opts.colorspace, opts.fit, 0)
-    channels = colour.shape[2]
     low, high, codes = run_codes(colour, low, high, tolerance, mask, threads, opts.clip_levels is not None)
     h, w = colour.shape[:2]
     pixels, estimates = clipped_estimates(method, colour, low, high, space, codes, consistency, threads)
-    x = (colour.reshape(-1, channels)[pixels].astype(np.float64) - low) / (high - low)
     rec = from_model(estimates[:, None, :], space)[:, 0, :]
-    if channels == 1:
-        rec = rec.mean(axis=1, keepdims=True)
-    lo, hi = codes_to_masks(codes.ravel()[pixels][:, None], channels)
-    hi, lo = hi[:, 0], lo[:, 0]
-    new = x
-    if consistency:
-        new[hi] = np.maximum(rec[hi], x[hi])
-        new[lo] = np.minimum(rec[lo], x[lo])
-    else:
-        new[hi | lo] = rec[hi | lo]
-    bands, recovered = band_parts(h, w, pixels, new, hi | lo)
+    # native: each clipped channel's estimate (a grey picture's: the mean), with the consistency
+    # constraint, the rest as recorded, clip-normalised; and which channels the codes mark
+    new, changing = _native.clipped_values(colour, low.tolist(), high.tolist(), codes, pixels,
+                                           np.ascontiguousarray(rec, dtype=np.float64), consistency)
+    bands, recovered = band_parts(h, w, pixels, new, changing)
     # the bands cover the image: the fit curve's pass over the unclipped values goes band by band
     top = output_top(image.dtype, low, high, opts.clip_levels is not None)
     return composite(image, colour, low, high, tolerance, 0, fit, bands, recovered, codes, threads, top=top)

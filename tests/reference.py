@@ -234,6 +234,26 @@ OPPOSED_RING = 6  # chessboard distance to a clipped photosite of the same colou
 OPPOSED_FLOOR = 0.2  # ring photosites read above this fraction of their clip level
 
 
+def clipped_values(colour: np.ndarray, low, high, codes: np.ndarray, pixels: np.ndarray, rec: np.ndarray,
+                   consistency: bool) -> tuple[np.ndarray, np.ndarray]:
+    """_native.clipped_values: the classical methods' new clip-normalised values at the clipped
+    pixels (``rec``: n x 3 estimates; a grey picture takes their mean), and which the codes mark."""
+    channels = colour.shape[2]
+    low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    x = (colour.reshape(-1, channels)[pixels].astype(np.float64) - low) / (high - low)
+    if channels == 1:
+        rec = rec.mean(axis=1, keepdims=True)
+    bits = codes.ravel()[pixels][:, None] >> np.arange(channels, dtype=np.uint8)
+    hi, lo = (bits & 1).astype(bool), ((bits >> 3) & 1).astype(bool)
+    new = x
+    if consistency:
+        new[hi] = np.maximum(rec[hi], x[hi])
+        new[lo] = np.minimum(rec[lo], x[lo])
+    else:
+        new[hi | lo] = rec[hi | lo]
+    return new, hi | lo
+
+
 def _window_sums(values: np.ndarray, colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per colour, the sum and count of values over each photosite's 3 x 3 window cut to the image,
     added in row-major window order like the native loop (adding 0.0 for other colours is exact)."""

@@ -401,6 +401,27 @@ def test_native_estimates_reject_bad_arguments(demo_rgb: np.ndarray) -> None:
         assert pixels.shape == (0,) and values.shape == (0, 3)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float16, np.float32])
+@pytest.mark.parametrize("consistency", [True, False])
+def test_classical_values_match_reference(demo_rgb: np.ndarray, dtype: type, consistency: bool) -> None:
+    rng = np.random.default_rng(5)
+    for name, image in views(as_dtype(demo_rgb, dtype)).items():
+        for colour in (image, np.ascontiguousarray(image[..., 1:2])):  # RGB and grey
+            top = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
+            c = colour.shape[2]
+            low, high = [0.0] * c, [top] * c
+            codes = _native.clip_codes(colour, low, high, 1 / 255)
+            pixels = np.flatnonzero(codes)
+            rec = rng.uniform(-0.2, 1.6, (pixels.size, 3))  # estimates below, within and above the range
+            got, changing = _native.clipped_values(colour, low, high, codes, pixels, rec, consistency)
+            want, want_changing = reference.clipped_values(colour, low, high, codes, pixels, rec, consistency)
+            np.testing.assert_array_equal(got, want, err_msg=name)
+            np.testing.assert_array_equal(changing, want_changing, err_msg=name)
+    with pytest.raises(ValueError, match="outside the image"):
+        _native.clipped_values(demo_rgb, [0.0] * 3, [255.0] * 3, np.zeros(demo_rgb.shape[:2], np.uint8),
+                               np.array([demo_rgb.shape[0] * demo_rgb.shape[1]]), np.zeros((1, 3)), True)
+
+
 def test_the_stub_matches_the_compiled_module() -> None:
     """``_native.pyi`` (what mypy checks the callers against) against the compiled module, by
     mypy's stubtest: every function, argument name and default."""
