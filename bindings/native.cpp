@@ -386,7 +386,7 @@ std::tuple<py::array_t<double>, py::array_t<bool>> clipped_values(
             const double* ri = r + 3 * i;
             for (long k = 0; k < c; ++k) {
                 // as numpy does it: (value - low) / (high - low); a grey pixel's estimate, the mean
-                const double x = (px[k] - lv.low[k]) / (lv.high[k] - lv.low[k]);
+                const double x = (px[k] - lv.low[k]) / lv.range[k];
                 const double e = c == 1 ? (ri[0] + ri[1] + ri[2]) / 3.0 : ri[k];
                 const bool hi = (bits >> k) & 1, lo = (bits >> (3 + k)) & 1;
                 double out = x;
