@@ -2,10 +2,10 @@
 repaired photo is written back at the source's quality; 8-bit greyscale or RGB, no alpha.
 
 The pixels are decoded by imagecodecs' libjpeg-turbo straight into one writable array: the same
-values as Pillow's decoder (both libjpeg-turbo's accurate integer DCT and smooth chroma upsampling;
-a test compares them on real photos), in less than half the time and without Pillow's two
-intermediate copies of the picture (on a 24 MP photo 0.10 s against 0.24 s here, 3 MB of new pages
-against 230 MB). Pillow still reads the header, the metadata and the tables, and decodes a file
+values as Pillow's decoder (both are libjpeg-turbo with its default settings; a test compares them
+on real photos), in less than half the time and without Pillow's intermediate copies of the
+picture (a 24 MP photo on our 2-core machine: 0.10 s against 0.24 s, 724 page faults against
+56,000). Pillow still reads the header, the metadata and the tables, and decodes a file
 imagecodecs refuses, so a damaged file gets Pillow's error as before."""
 
 from __future__ import annotations
@@ -89,8 +89,9 @@ def _decoded(data: bytes, shape: tuple[int, ...]) -> np.ndarray | None:
 
     Only a stream that ends with its end-of-image marker: libjpeg-turbo fills a truncated one in
     where Pillow refuses it, and otherwise the two agree, damaged data included (both decode a
-    stream with a bad byte to the same values, or both refuse it: measured on 600 damaged copies
-    of training photos). Data after the marker also goes to Pillow, as before."""
+    stream with bad bytes, or one cut short and given its marker back, to the same values, or both
+    refuse it: checked on 300 such damaged copies of training photos). Data after the marker also
+    goes to Pillow, as before."""
     if not data.endswith(b"\xff\xd9"):
         return None
     import imagecodecs
