@@ -26,7 +26,7 @@ every set and protocol; v3 best of all rows in each split on PSNR and on CIEDE20
 stage's checkpoint, or of an ablation's), labelled "candidate <file name>", and a table of each one's
 gain over v3 in each split: the evidence for releasing it, or an ablation's result on the same
 photos; ``--rows`` runs only some rows (labels as in the tables; "v3" and the candidates are always
-run with it).
+run with it). The speed section times each candidate file beside v2-int8, v3-int8 and v3.
 
 Real: crops of real clipped photos (``../shared/data/clipped``, no truth) for inpaint opposed, v2
 and v3, chosen by a rule fixed before v3's output was seen: hdrcnn's ``img_007`` and the four
@@ -235,15 +235,17 @@ def speed_photo() -> np.ndarray:
     return np.clip(np.asarray(rgb, dtype=np.float32) * 1.25, 0, 255).astype(np.uint8)
 
 
-def speed() -> str:
+def speed(candidates: list[Path] | None = None) -> str:
+    """Seconds per megapixel of v2-int8, v3-int8, v3 and each ``candidates`` file, in one run."""
     photo = speed_photo()
     mp = photo.shape[0] * photo.shape[1] / 1e6
     clipped = float((photo >= 254).any(axis=2).mean())
     lines = [f"{mp:.1f} MP photo, {clipped:.1%} of its pixels clipped; `libdeclip.declip`, CPU (every core), "
              "best of 3 after a warm-up.\n", "| model | s / MP | vs v2 int8 |", "|---|---|---|"]
     times: dict[str, float] = {}
-    for label in ("v2 int8 (default)", "v3 int8", "v3"):
-        model = ROWS[label][1]
+    models = {label: ROWS[label][1] for label in ("v2 int8 (default)", "v3 int8", "v3")}
+    models |= {candidate_label(path): path for path in candidates or []}
+    for label, model in models.items():
         libdeclip.declip(photo[:256, :256], model=model, device="cpu")
         best = min(_timed(lambda m=model: libdeclip.declip(photo, model=m, device="cpu"))
                    for _ in range(3))
@@ -316,13 +318,13 @@ def main(argv: list[str] | None = None) -> int:
         elif section == "real":
             text = real(args.out_dir)
         else:
-            text = speed()
+            text = speed(args.candidate)
         limit = f", first {args.limit} photos of each set" if args.limit else ""
         if section == "quality" and args.sets != ["kodak24", "cbsd68"]:
             limit += f", sets {' '.join(args.sets)}"
         if section == "quality" and args.rows:
             limit += f", rows {' '.join(args.rows)}"
-        if section == "quality" and args.candidate:
+        if section in ("quality", "speed") and args.candidate:
             limit += f", candidate {' '.join(path.name for path in args.candidate)}"
         header = (f"<!-- python -m benchmarks.model_v3 --sections {section}{limit}; "
                   f"{time.perf_counter() - started:.0f} s so far -->\n\n")

@@ -21,7 +21,7 @@ from training.config import load_config
 from training.data import ClipSpec, PriorSampler
 from training.export import export
 from training.models import PriorGenerator, receptive_field_radius
-from training.train import Trainer, load_checkpoint
+from training.train import Trainer, generator_from_checkpoint, load_checkpoint, phase_head_from_smooth
 
 PRIOR_RUN = {"layout": "prior", "mask_input": True, "pixel_loss": "encoded-l1", "clipped_weight": 6.0,
              "w_chroma": 1.0, "w_mse": 1.0, "w_perceptual": 0.0, "w_adversarial": 0.0, "prior_pool": 2,
@@ -106,10 +106,15 @@ def test_estimates_in_any_tile_equal_the_whole_image_window(demo_clipped: np.nda
     np.testing.assert_array_equal(whole[:3, :h, :w][:, free], picture[:, :h, :w][:, free])
 
 
-@pytest.mark.parametrize("detail", [0, 4], ids=["prior", "prior-detail"])
-def test_the_output_is_outward_only_for_any_weights(detail: int) -> None:
+# (detail width, phase head) of the layouts "prior", "prior-detail", "prior-phase"
+V3_FORMS = pytest.mark.parametrize(("detail", "phase"), [(0, False), (4, False), (0, True)],
+                                   ids=["prior", "prior-detail", "prior-phase"])
+
+
+@V3_FORMS
+def test_the_output_is_outward_only_for_any_weights(detail: int, phase: bool) -> None:
     torch.manual_seed(0)
-    model = PriorGenerator(width=8, detail=detail).eval()
+    model = PriorGenerator(width=8, detail=detail, phase_head=phase).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.5)  # the last layer too: far from the identity start
@@ -124,9 +129,10 @@ def test_the_output_is_outward_only_for_any_weights(detail: int) -> None:
     assert (out[mask > 0] > picture[mask > 0]).any()  # and it does move the clipped ones
 
 
-@pytest.mark.parametrize("detail", [0, 4], ids=["prior", "prior-detail"])
-def test_with_its_last_layer_at_zero_it_returns_the_classical_answer(detail: int) -> None:
-    model = PriorGenerator(width=8, detail=detail).eval()  # a new model: the heads start at zero
+@V3_FORMS
+def test_with_its_last_layer_at_zero_it_returns_the_classical_answer(detail: int, phase: bool) -> None:
+    # a new model: the heads start at zero
+    model = PriorGenerator(width=8, detail=detail, phase_head=phase).eval()
     x = torch.rand(2, 12, 32, 32)
     mask = torch.zeros(2, 3, 32, 32)
     mask[:, :, 4:12, 4:12] = 1.0  # all three clipped high: the base is inpaint opposed's
@@ -251,6 +257,44 @@ def test_a_detail_run_starts_from_a_v3_checkpoint(tmp_path: Path, photo_folder: 
         **PRIOR_RUN, "layout": "prior-detail", "init_from": str(tmp_path / "stray.pt")}))
     with pytest.raises(ValueError, match="not a v3 generator state"):
         Trainer(load_config(detail))
+
+
+def test_a_phase_run_starts_from_a_v3_checkpoint_as_its_residual_upsampled(
+    tmp_path: Path, photo_folder: Path
+) -> None:
+    v3 = tmp_path / "v3.toml"
+    v3.write_text(tiny_config_text(photo_folder, tmp_path / "v3", 2, **PRIOR_RUN))
+    Trainer(load_config(v3)).run()
+    start = tmp_path / "v3" / "checkpoint.pt"
+    phase = tmp_path / "phase.toml"
+    phase.write_text(tiny_config_text(photo_folder, tmp_path / "phase", 2, **{
+        **PRIOR_RUN, "layout": "prior-phase", "init_from": str(start)}))
+    trainer = Trainer(load_config(phase))
+    smooth = generator_from_checkpoint(load_checkpoint(start))
+    assert isinstance(trainer.g, PriorGenerator) and isinstance(smooth, PriorGenerator)
+    assert trainer.g.detail is None and not trainer.g.body.smooth_head
+    # with the weights of a trained run the residual is not zero, so this compares something
+    with torch.no_grad():
+        for p in smooth.body.head.parameters():
+            p.normal_(0.0, 0.1)
+        state = smooth.state_dict()
+    phase_head_from_smooth(trainer.g, state)
+    smooth.eval()
+    trainer.g.eval()
+    x, context = torch.rand(2, 12, 32, 32), torch.rand(2, 6)
+    half: list[torch.Tensor] = []
+    hook = smooth.body.head.register_forward_hook(lambda module, args, out: half.append(out))
+    with torch.no_grad():
+        smooth.residual(x, context)
+        hook.remove()
+        nearest = torch.nn.functional.interpolate(half[0], scale_factor=2, mode="nearest")
+        assert nearest.abs().max() > 0
+        torch.testing.assert_close(trainer.g.residual(x, context), nearest, rtol=0, atol=1e-6)
+    trainer.run()
+    assert load_checkpoint(tmp_path / "phase" / "checkpoint.pt")["config"]["layout"] == "prior-phase"
+    # a state whose head is not a smooth one is refused
+    with pytest.raises(ValueError, match="not a 'prior' v3 generator state"):
+        phase_head_from_smooth(trainer.g, trainer.g.state_dict())
 
 
 def test_resume_is_bit_exact(tmp_path: Path, photo_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:

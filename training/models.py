@@ -162,10 +162,16 @@ class PriorGenerator(nn.Module):
     multiple = 16
     channels = 12
 
-    def __init__(self, width: int = 32, context_size: int = 6, detail: int = 0) -> None:
+    def __init__(
+        self, width: int = 32, context_size: int = 6, detail: int = 0, phase_head: bool = False
+    ) -> None:
         super().__init__()
         self.width, self.in_channels, self.context_size = width, self.channels, context_size
-        self.body = LiteGenerator(width, self.channels, context_size, smooth_head=True)
+        # With ``phase_head`` (layout "prior-phase"): the body's head predicts each of the 2 x 2
+        # phases of the residual (v2's head) instead of one smooth residual at 1/2 resolution, a
+        # full-resolution residual with no float layer at full resolution (all int8 but the
+        # output form), where the detail layers cost about half of an int8 window's time.
+        self.body = LiteGenerator(width, self.channels, context_size, smooth_head=not phase_head)
         # With ``detail`` (layout "prior-detail"): two 3x3 convolutions at full resolution over the
         # input and the body's smooth residual add a correction of their own. The body ends at 1/2
         # resolution, so it cannot follow a surviving channel's pixel-scale texture into the
@@ -255,6 +261,7 @@ LAYOUTS: dict[str, tuple[type[nn.Module], int]] = {
     "lite": (LiteGenerator, 48),
     "prior": (PriorGenerator, 32),
     "prior-detail": (PriorGenerator, 32),  # v3 with its full-resolution detail layers
+    "prior-phase": (PriorGenerator, 32),  # v3 with v2's phase head instead (no detail layers)
 }
 
 AnyGenerator = Generator | LiteGenerator | PriorGenerator
@@ -269,13 +276,14 @@ def build_generator(
     layout: str = "paper", width: int | None = None, in_channels: int | None = None
 ) -> AnyGenerator:
     """A generator of a named layout; ``in_channels`` 3 (RGB) or, for "lite", 6 (RGB + mask);
-    "prior" and "prior-detail" (v3) always take their 12 channels and the context."""
+    "prior", "prior-detail" and "prior-phase" (v3) always take their 12 channels and the context."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown generator layout {layout!r}; known: {sorted(LAYOUTS)}")
     cls, default_width = LAYOUTS[layout]
     kwargs: dict[str, int] = {"width": width or default_width}
     if cls is PriorGenerator:
-        return PriorGenerator(**kwargs, detail=DETAIL_WIDTH if layout == "prior-detail" else 0)
+        detail = DETAIL_WIDTH if layout == "prior-detail" else 0
+        return PriorGenerator(**kwargs, detail=detail, phase_head=layout == "prior-phase")
     if in_channels is not None:
         kwargs["in_channels"] = in_channels
     return cls(**kwargs)  # type: ignore[return-value]

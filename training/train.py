@@ -107,6 +107,21 @@ def transplant_lite(prior: PriorGenerator, lite_state: dict[str, torch.Tensor]) 
     prior.body.load_state_dict(body)
 
 
+def phase_head_from_smooth(phase: PriorGenerator, smooth_state: dict[str, torch.Tensor]) -> None:
+    """Start a "prior-phase" v3 generator from a "prior" one: every layer copied, and each of the
+    four phases of a channel in the phase head given the smooth head's weights for that channel,
+    so the residual starts as the smooth one upsampled by nearest neighbour (bilinear before)."""
+    state = {key: value.clone() for key, value in smooth_state.items()}
+    for name in ("body.head.weight", "body.head.bias"):
+        smooth = state.get(name)
+        if smooth is None or smooth.shape[0] != 3:
+            shape = None if smooth is None else tuple(smooth.shape)
+            raise ValueError(f"not a 'prior' v3 generator state: {name} is {shape}")
+        # PixelShuffle(2) takes channel 4 * c + phase to output channel c
+        state[name] = smooth.repeat_interleave(4, dim=0)
+    phase.load_state_dict(state)
+
+
 def generator_from_checkpoint(ckpt: dict[str, Any]) -> AnyGenerator:
     cfg = ckpt["config"]
     channels = input_channels(cfg) if cfg["layout"] == "lite" else None
@@ -275,6 +290,9 @@ class Trainer:
                 missing, unexpected = g.load_state_dict(ck["generator"], strict=False)
                 if unexpected or any(not key.startswith("detail.") for key in missing):
                     raise ValueError(f"{cfg.init_from}: not a v3 generator state ({unexpected or missing})")
+            elif ck["config"]["layout"] == "prior" and cfg.layout == "prior-phase":
+                assert isinstance(g, PriorGenerator)
+                phase_head_from_smooth(g, ck["generator"])
             else:
                 g.load_state_dict(ck["generator"])
             if d is not None and ck.get("discriminator") is not None:  # a GAN stage going on
