@@ -7,6 +7,8 @@ unclamped ones) and return plain floats.
 - :func:`ssim_map`: SSIM of Wang et al. (2004) per pixel and channel (Gaussian window, sigma 1.5),
   to be averaged over any set of pixels;
 - :func:`ciede2000`: CIEDE2000 colour difference per pixel of sRGB values;
+- :func:`grid_pattern`: the amplitude of a 2 px pattern locked to the image's even grid (the
+  checkerboard a network's 2 x 2 phase head can print on a flat blown sky), for photos with no truth;
 - :func:`haarpsi`: the Haar wavelet-based perceptual similarity index of Reisenhofer, Bosse,
   Kutyniok and Wiegand, "A Haar wavelet-based perceptual similarity index for image quality
   assessment", Signal Processing: Image Communication 61 (2018), written from the paper.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import convolve2d
 
-__all__ = ["ciede2000", "haarpsi", "mae", "psnr", "ssim_map", "PEAK"]
+__all__ = ["ciede2000", "grid_pattern", "haarpsi", "mae", "psnr", "ssim_map", "GRID_CELL", "PEAK"]
 
 #: Peak value of the photo scale (PSNR's signal level).
 PEAK = 255.0
@@ -109,6 +111,35 @@ def chroma_error(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 # -- HaarPSI ---------------------------------------------------------------------------------------
+
+
+#: Side (pixels) of the cells over which :func:`grid_pattern` averages its 2 x 2 blocks.
+GRID_CELL = 16
+
+
+def grid_pattern(image: np.ndarray, region: np.ndarray, cell: int = GRID_CELL) -> np.ndarray:
+    """Per ``cell`` x ``cell`` cell lying wholly in ``region`` (H x W bool), the amplitude of the
+    2 px periodic pattern of ``image`` (H x W x 3) locked to the image's grid: each pixel's second
+    difference across a row (its value less the mean of its two neighbours; zero on any straight
+    ramp) and down a column, signed by the pixel's column, row, or both parities (a pattern of
+    alternating columns, rows, or a checkerboard), averaged over the cell; half the largest
+    magnitude of any pattern and channel is the cell's value (``A`` for ``A * (-1) ** x``). A pattern
+    a network's 2 x 2 phases print is the same in every cell's blocks and survives the average;
+    texture and noise, whose signs vary, average towards zero. Returns the cells' values (1-D,
+    maybe empty)."""
+    h, w = (image.shape[0] // cell) * cell, (image.shape[1] // cell) * cell
+    x = np.asarray(image[:h, :w], dtype=np.float64)
+    across, down = np.zeros_like(x), np.zeros_like(x)
+    across[:, 1:-1] = x[:, 1:-1] - (x[:, :-2] + x[:, 2:]) / 2.0
+    down[1:-1] = x[1:-1] - (x[:-2] + x[2:]) / 2.0
+    column = np.where(np.arange(w) % 2 == 0, 1.0, -1.0)[None, :, None]
+    row = np.where(np.arange(h) % 2 == 0, 1.0, -1.0)[:, None, None]
+    inside = region[:h, :w].reshape(h // cell, cell, w // cell, cell).all(axis=(1, 3))
+    amplitude = np.zeros(inside.shape)
+    for signed in (across * column, down * row, across * column * row, down * column * row):
+        per_cell = signed.reshape(h // cell, cell, w // cell, cell, -1).mean(axis=(1, 3)) / 2.0
+        amplitude = np.maximum(amplitude, np.abs(per_cell).max(axis=-1))
+    return amplitude[inside]
 
 
 def _conv(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:

@@ -30,7 +30,10 @@ run with it). The speed section times each candidate file beside v2-int8, v3-int
 
 Real: crops of real clipped photos (``../shared/data/clipped``, no truth) for inpaint opposed, v2
 and v3, chosen by a rule fixed before v3's output was seen: hdrcnn's ``img_007`` and the four
-photos of each subfolder with the largest clipped share under 30% (:func:`benchmarks.quality.pick_real`).
+photos of each subfolder with the largest clipped share under 30% (:func:`benchmarks.quality.pick_real`),
+each ``--candidate`` a column too; and a table of the 2 px grid-locked pattern each column leaves
+where every channel is clipped (:func:`benchmarks._metrics.grid_pattern`: a phase head's
+checkerboard on a flat blown sky).
 
 Speed: seconds per megapixel of ``libdeclip.declip`` on a 4-megapixel real photo over-exposed so
 that ~6% of its pixels clip, CPU (every core), the best of 3 after a warm-up, v2 int8 and v3 int8 in
@@ -53,6 +56,7 @@ from tqdm import tqdm
 
 import libdeclip
 from benchmarks import quality as q
+from benchmarks._metrics import GRID_CELL
 from libdeclip.engine import MODELS_DIR
 
 REPO = Path(__file__).resolve().parent.parent
@@ -210,7 +214,7 @@ def tables(results: list[dict[str, object]]) -> str:
     return "\n".join(out)
 
 
-def real(out_dir: Path) -> str:
+def real(out_dir: Path, candidates: list[Path] | None = None) -> str:
     folder = q.DEFAULT_REAL
     if not folder.is_dir():
         return "(no real clipped photos: ../shared/data/clipped is missing)\n"
@@ -219,10 +223,21 @@ def real(out_dir: Path) -> str:
     if must.is_file() and must not in paths:
         paths.insert(0, must)
     columns = [(label, *ROWS[label]) for label in REAL_COLUMNS]
+    columns += [(candidate_label(path), "declipnet", path) for path in candidates or []]
     target = out_dir / "model_v3_grid_real.png"
-    q.real_grid(paths, columns, 0, target)
+    patterns = q.real_grid(paths, columns, 0, target)
     names = ", ".join(f"{p.parent.name}/{p.name}" for p in paths)
-    return f"{len(paths)} real clipped photos ({names}): `{target.name}`.\n"
+    cells = max(len(v) for v in patterns.values())
+    lines = [f"{len(paths)} real clipped photos ({names}): `{target.name}`.\n",
+             f"A 2 px pattern locked to the pixel grid where every channel is clipped (a phase head's "
+             f"checkerboard; `benchmarks._metrics.grid_pattern`: its amplitude in 8-bit codes of the shown "
+             f"picture, per {GRID_CELL} px cell, {cells} cells of these photos):\n",
+             "| column | mean | 99th percentile | largest | cells over 1 code |", "|---|---|---|---|---|"]
+    for label, values in patterns.items():
+        if values.size:
+            lines.append(f"| {label} | {values.mean():.2f} | {np.percentile(values, 99):.2f} | "
+                         f"{values.max():.2f} | {(values > 1.0).mean():.1%} |")
+    return "\n".join(lines) + "\n"
 
 
 def speed_photo() -> np.ndarray:
@@ -316,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             text, results = quality(args.data, args.sets, args.limit, args.grid, args.out_dir, rows)
             write_csv(results, args.csv or args.out_dir / "model_v3.csv")
         elif section == "real":
-            text = real(args.out_dir)
+            text = real(args.out_dir, args.candidate)
         else:
             text = speed(args.candidate)
         limit = f", first {args.limit} photos of each set" if args.limit else ""
@@ -324,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             limit += f", sets {' '.join(args.sets)}"
         if section == "quality" and args.rows:
             limit += f", rows {' '.join(args.rows)}"
-        if section in ("quality", "speed") and args.candidate:
+        if args.candidate:
             limit += f", candidate {' '.join(path.name for path in args.candidate)}"
         header = (f"<!-- python -m benchmarks.model_v3 --sections {section}{limit}; "
                   f"{time.perf_counter() - started:.0f} s so far -->\n\n")

@@ -99,7 +99,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 import libdeclip
-from benchmarks._metrics import PEAK, chroma_error, ciede2000, haarpsi, mae, psnr, ssim_map
+from benchmarks._metrics import PEAK, chroma_error, ciede2000, grid_pattern, haarpsi, mae, psnr, ssim_map
 from libdeclip.io import IMAGE_SUFFIXES
 from libdeclip.mask import DEFAULT_TOLERANCE, clip_masks
 
@@ -699,15 +699,18 @@ def pick_real(folder: Path, n: int) -> list[Path]:
 
 def real_grid(
     paths: Sequence[Path], columns: Sequence[tuple[str, str, Path | None]], feather: int, path: Path
-) -> None:
+) -> dict[str, np.ndarray]:
     """Input | each method on real clipped photos (library defaults: clip levels 0 and 1, both ends,
     tolerance REAL_TOLERANCE), all columns of a row through one highlight shoulder (libdeclip's
     ``compress`` fit with the row's brightest value: 99.9th percentile), so recovered highlights show
     brighter than the clipped input instead of clamped. ``columns``: (label, row of
-    :data:`METHOD_ROWS`, model file or None for the shipped one)."""
+    :data:`METHOD_ROWS`, model file or None for the shipped one). Returns, for each column, the
+    :func:`~benchmarks._metrics.grid_pattern` values (8-bit codes of the shown picture) of the
+    cells where every channel was clipped, all photos together."""
     from libdeclip.fit import apply_fit
 
     rows = []
+    patterns: dict[str, list[np.ndarray]] = {label: [] for label, _, _ in columns}
     for p in tqdm(paths, desc="real photos", unit="photo", file=sys.stderr):
         image = _load_real(p)
         case = Case(
@@ -720,12 +723,16 @@ def real_grid(
         shoulder = [apply_fit(np.ascontiguousarray(o, np.float64), "compress", vmin, vmax) for o in outs]
         shown = [_to_uint8(np.clip(o, 0.0, 1.0) * 255.0) for o in shoulder]
         detected = np.asarray(case.detected().any(axis=2))
+        blown = np.asarray(case.detected().all(axis=2))
+        for (column, _, _), picture in zip(columns, shoulder[1:], strict=True):
+            patterns[column].append(grid_pattern(picture * 255.0, blown))
         label = f"{p.parent.name}/{p.name}: {detected.mean():.1%} clipped (detected)"
         rows.append(render_row(label, shown, detected))
     save_grid(
         rows, ["input", *(label for label, _, _ in columns)], path,
         "Real clipped photos (no truth); one highlight shoulder per row for every column",
     )
+    return {label: np.concatenate(values) for label, values in patterns.items()}
 
 
 # -- main -------------------------------------------------------------------------------------------

@@ -119,7 +119,7 @@ def test_build_md_fills_every_section_from_the_results(tmp_path: Path) -> None:
                        ("model_v2_candidates.md", MODEL_V2_MD.format(section="candidates")),
                        ("model_v2_speed.md", MODEL_V2_MD.format(section="speed")),
                        *((f"model_v3_{section}.md", MODEL_V2_MD.format(section=section))
-                         for section in ("quality", "real", "speed", "ablation", "detail")),
+                         for section in ("quality", "real", "speed", "ablation", "detail", "phase")),
                        ("batch.md", BATCH_MD),
                        ("specks.md", SPECKS_MD)]:
         (results / name).write_text(text)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks._metrics import haarpsi, psnr
+from benchmarks._metrics import grid_pattern, haarpsi, psnr
 from benchmarks.quality import (
     CAMERA_TOLERANCE,
     main,
@@ -204,3 +204,21 @@ def test_harness_options_skip_the_heavy_work(tmp_path: Path) -> None:
     assert main([*argv, "--out-dir", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["quality.csv", "quality.md"]
     assert main(["--sets", "no-such-set", "--out-dir", str(tmp_path)]) == 2
+
+
+def test_grid_pattern_finds_a_phase_pattern_and_not_ramps_or_noise() -> None:
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:64, :64]
+    flat = np.full((64, 64, 3), 200.0)
+    region = np.ones((64, 64), bool)
+    # a smooth sky: ramps and curvature leave no pattern
+    sky = flat + x[..., None] * 0.5 + y[..., None] * 0.3 + (x[..., None] - 32.0) ** 2 * 0.01
+    assert grid_pattern(sky, region).max() < 0.01
+    # a checkerboard, alternating columns or rows of amplitude 1 in one channel: found as 1
+    for pattern in ((-1.0) ** (x + y), (-1.0) ** x, (-1.0) ** y):
+        values = grid_pattern(sky + pattern[..., None] * np.array([0.0, 1.0, 0.0]), region)
+        assert values.min() > 0.9 and values.max() <= 1.0 + 1e-9
+    # noise of sigma 2 averages down (64 blocks a cell), and only cells wholly in the region count
+    assert grid_pattern(sky + rng.normal(0.0, 2.0, sky.shape), region).mean() < 0.35
+    region[:20] = False
+    assert grid_pattern(sky, region).size == 2 * 4

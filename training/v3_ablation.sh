@@ -4,6 +4,7 @@
 #
 #     bash training/v3_ablation.sh [CONFIG ...]   # default: the four below; two run at a time
 #     RESULT=model_v3_detail bash training/v3_ablation.sh v3-ft-scale-l2 v3-detail
+#     RESULT=model_v3_phase bash training/v3_ablation.sh v3-detail v3-phase
 #
 #   v3-ft-l1       the first stage's loss, trained on (the control: what 3,000 more steps give)
 #   v3-ft-l2       the same batches, the encoded distances squared (the loss, point 4)
