@@ -110,10 +110,7 @@ def chroma_error(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.sqrt(((ab(pred) - ab(truth)) ** 2).sum(axis=1)).reshape(pred.shape[:-1])
 
 
-# -- HaarPSI ---------------------------------------------------------------------------------------
-
-
-#: Side (pixels) of the cells over which :func:`grid_pattern` averages its 2 x 2 blocks.
+#: Side (pixels) of the cells over which :func:`grid_pattern` averages its signed second differences.
 GRID_CELL = 16
 
 
@@ -140,6 +137,9 @@ def grid_pattern(image: np.ndarray, region: np.ndarray, cell: int = GRID_CELL) -
         per_cell = signed.reshape(h // cell, cell, w // cell, cell, -1).mean(axis=(1, 3)) / 2.0
         amplitude = np.maximum(amplitude, np.abs(per_cell).max(axis=-1))
     return amplitude[inside]
+
+
+# -- HaarPSI ---------------------------------------------------------------------------------------
 
 
 def _conv(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:

@@ -218,7 +218,7 @@ def test_grid_pattern_finds_a_phase_pattern_and_not_ramps_or_noise() -> None:
     for pattern in ((-1.0) ** (x + y), (-1.0) ** x, (-1.0) ** y):
         values = grid_pattern(sky + pattern[..., None] * np.array([0.0, 1.0, 0.0]), region)
         assert values.min() > 0.9 and values.max() <= 1.0 + 1e-9
-    # noise of sigma 2 averages down (64 blocks a cell), and only cells wholly in the region count
+    # noise of sigma 2 averages down (256 pixels a cell), and only cells wholly in the region count
     assert grid_pattern(sky + rng.normal(0.0, 2.0, sky.shape), region).mean() < 0.35
     region[:20] = False
     assert grid_pattern(sky, region).size == 2 * 4

@@ -235,14 +235,22 @@ def v3_model(tmp_path_factory: pytest.TempPathFactory, photo_folder: Path) -> Pa
     return out
 
 
-def test_a_detail_run_starts_from_a_v3_checkpoint(tmp_path: Path, photo_folder: Path) -> None:
+def _fine_tune_of_a_v3_run(tmp_path: Path, photo_folder: Path, layout: str) -> tuple[Path, Path]:
+    """A two-step first-stage v3 run trained, and the config of a run of ``layout`` starting from
+    it: (the first run's checkpoint, the second run's config)."""
     v3 = tmp_path / "v3.toml"
     v3.write_text(tiny_config_text(photo_folder, tmp_path / "v3", 2, **PRIOR_RUN))
     Trainer(load_config(v3)).run()
     start = tmp_path / "v3" / "checkpoint.pt"
-    detail = tmp_path / "detail.toml"
-    detail.write_text(tiny_config_text(photo_folder, tmp_path / "detail", 2, **{
-        **PRIOR_RUN, "layout": "prior-detail", "init_from": str(start)}))
+    name = layout.removeprefix("prior-")
+    config = tmp_path / f"{name}.toml"
+    config.write_text(tiny_config_text(photo_folder, tmp_path / name, 2, **{
+        **PRIOR_RUN, "layout": layout, "init_from": str(start)}))
+    return start, config
+
+
+def test_a_detail_run_starts_from_a_v3_checkpoint(tmp_path: Path, photo_folder: Path) -> None:
+    start, detail = _fine_tune_of_a_v3_run(tmp_path, photo_folder, "prior-detail")
     trainer = Trainer(load_config(detail))
     assert isinstance(trainer.g, PriorGenerator) and trainer.g.detail is not None
     for name, tensor in load_checkpoint(start)["generator"].items():
@@ -262,18 +270,13 @@ def test_a_detail_run_starts_from_a_v3_checkpoint(tmp_path: Path, photo_folder: 
 def test_a_phase_run_starts_from_a_v3_checkpoint_as_its_residual_upsampled(
     tmp_path: Path, photo_folder: Path
 ) -> None:
-    v3 = tmp_path / "v3.toml"
-    v3.write_text(tiny_config_text(photo_folder, tmp_path / "v3", 2, **PRIOR_RUN))
-    Trainer(load_config(v3)).run()
-    start = tmp_path / "v3" / "checkpoint.pt"
-    phase = tmp_path / "phase.toml"
-    phase.write_text(tiny_config_text(photo_folder, tmp_path / "phase", 2, **{
-        **PRIOR_RUN, "layout": "prior-phase", "init_from": str(start)}))
+    start, phase = _fine_tune_of_a_v3_run(tmp_path, photo_folder, "prior-phase")
     trainer = Trainer(load_config(phase))
     smooth = generator_from_checkpoint(load_checkpoint(start))
     assert isinstance(trainer.g, PriorGenerator) and isinstance(smooth, PriorGenerator)
     assert trainer.g.detail is None and not trainer.g.body.smooth_head
-    # with the weights of a trained run the residual is not zero, so this compares something
+    # the smooth head given random weights: a two-step run's head is nearly zero, and a zero
+    # residual would make the comparison below vacuous
     with torch.no_grad():
         for p in smooth.body.head.parameters():
             p.normal_(0.0, 0.1)

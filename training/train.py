@@ -111,7 +111,7 @@ def phase_head_from_smooth(phase: PriorGenerator, smooth_state: dict[str, torch.
     """Start a "prior-phase" v3 generator from a "prior" one: every layer copied, and each of the
     four phases of a channel in the phase head given the smooth head's weights for that channel,
     so the residual starts as the smooth one upsampled by nearest neighbour (bilinear before)."""
-    state = {key: value.clone() for key, value in smooth_state.items()}
+    state = dict(smooth_state)  # the head's two entries replaced, the caller's state untouched
     for name in ("body.head.weight", "body.head.bias"):
         smooth = state.get(name)
         if smooth is None or smooth.shape[0] != 3:
